@@ -1,0 +1,118 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises ``ValueError`` or ``TypeError`` whose message names the argument, what was
+expected and what was received, e.g. ``dropout must be a float in [0, 1), got 1.5``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def check_nonnegative_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value}")
+    return int(value)
+
+
+def check_probability(name: str, value: object) -> float:
+    """A dropout-like rate: a real number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a float in [0, 1), got {value}")
+    return float(value)
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    if value not in choices:
+        expected = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {expected}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_tensor(name: str, value: object) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_floating(name: str, value: Tensor) -> Tensor:
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    return value
+
+
+def check_matches(name: str, value: Tensor, *, dtype: torch.dtype, device: torch.device) -> None:
+    """``value`` must live where the module's parameters live and share their dtype."""
+    if value.dtype != dtype:
+        raise TypeError(
+            f"{name} must have the parameters' dtype: expected {dtype}, got {value.dtype}"
+        )
+    if value.device != device:
+        raise ValueError(
+            f"{name} must be on the parameters' device: expected {device}, got {value.device}"
+        )
+
+
+def check_shape(name: str, value: Tensor, expected: tuple[int, ...]) -> None:
+    if tuple(value.shape) != tuple(expected):
+        raise ValueError(
+            f"{name} must have shape {tuple(expected)}, got {tuple(value.shape)}"
+        )
+
+
+def check_lengths(lengths: object, batch_size: int, max_length: int, device: torch.device) -> Tensor:
+    """Per-sequence lengths of a padded batch, as an int64 tensor on ``device``.
+
+    Every length must lie in [1, max_length]; there must be one per sequence.
+    """
+    if isinstance(lengths, Tensor):
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
+        if lengths.dim() != 1:
+            raise ValueError(
+                f"lengths must be 1-D with one entry per sequence, got shape {tuple(lengths.shape)}"
+            )
+        values = lengths.detach().to(device=device, dtype=torch.long)
+    elif isinstance(lengths, Sequence) and not isinstance(lengths, (str, bytes)):
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in lengths):
+            raise TypeError(f"lengths must be a sequence of integers, got {list(lengths)!r}")
+        values = torch.tensor(list(lengths), dtype=torch.long, device=device)
+    else:
+        raise TypeError(
+            f"lengths must be a 1-D integer tensor or a list of integers, got {type(lengths).__name__}"
+        )
+    if values.numel() != batch_size:
+        raise ValueError(
+            f"lengths must have one entry per sequence: expected {batch_size}, got {values.numel()}"
+        )
+    if batch_size:
+        low, high = int(values.min()), int(values.max())
+        if low < 1:
+            raise ValueError(f"lengths must be >= 1, got a length of {low}")
+        if high > max_length:
+            raise ValueError(
+                f"lengths must be <= the time dimension ({max_length}), got a length of {high}"
+            )
+    return values

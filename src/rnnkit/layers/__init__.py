@@ -1,0 +1,11 @@
+"""Layers: the time loop, stacking, directions, variable lengths and streaming over cells."""
+
+from ._base import RecurrentLayer as RecurrentLayer
+from ._generic import MinGRU as MinGRU
+from ._generic import MinLSTM as MinLSTM
+from ._generic import Recurrent as Recurrent
+from ._torch_compatible import GRU as GRU
+from ._torch_compatible import LSTM as LSTM
+from ._torch_compatible import RNN as RNN
+
+__all__ = ["RecurrentLayer", "Recurrent", "RNN", "LSTM", "GRU", "MinGRU", "MinLSTM"]

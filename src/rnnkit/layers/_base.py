@@ -1,0 +1,285 @@
+"""The time loop over cells: stacking, directions, variable lengths, streaming.
+
+:class:`RecurrentLayer` holds no math of its own: each (layer, direction) position asks the
+subclass for a cell and the parameters to run it with (:meth:`RecurrentLayer._slot`), and the
+cell's :meth:`~rnnkit.cells.RecurrentCell.scan` runs the sequence.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from .._validation import (
+    check_bool,
+    check_floating,
+    check_lengths,
+    check_matches,
+    check_positive_int,
+    check_probability,
+    check_shape,
+    check_tensor,
+)
+from ..cells import RecurrentCell
+from ..cells._base import Params, State
+from ._sequence import pack_like, reverse_padded, unpack, valid_mask
+
+
+class RecurrentLayer(nn.Module):
+    """Base of every rnnkit layer.
+
+    ``forward(input, hx=None, lengths=None)`` follows torch.nn.RNN: ``input`` is ``(T, B, I)``
+    (``(B, T, I)`` with ``batch_first``), unbatched ``(T, I)``, or a ``PackedSequence``; ``hx``
+    holds each state component as ``(num_layers * num_directions, B, size)``. It returns
+    ``(output, h_n)`` -- ``h_n`` a tuple such as ``(h_n, c_n)`` when the cell's state has several
+    components -- and with ``return_states=True`` a third element: every state component at every
+    step, ``(num_layers * num_directions, T, B, size)`` (``B, T`` with ``batch_first``), zero past
+    each sequence's end.
+
+    ``lengths`` (``B`` integers in ``[1, T]``) runs a padded batch as if each sequence were alone:
+    outputs past a sequence's end are zero, the final state is the one at its last valid step, and
+    the reverse direction starts from its last valid step.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        *,
+        return_states: bool = False,
+        learn_initial_state: bool = False,
+    ) -> None:
+        super().__init__()
+        self.input_size = check_positive_int("input_size", input_size)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.dropout = check_probability("dropout", dropout)
+        self.return_states = check_bool("return_states", return_states)
+        self.learn_initial_state = check_bool("learn_initial_state", learn_initial_state)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(
+                "dropout applies between stacked layers, so non-zero dropout expects"
+                f" num_layers > 1, got dropout={self.dropout} and num_layers=1",
+                stacklevel=3,
+            )
+
+    # --- what subclasses provide -------------------------------------------------------
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _slot(self, layer: int, direction: int) -> tuple[RecurrentCell, Params]:
+        """The cell at (layer, direction) and the parameters to run it with."""
+        raise NotImplementedError
+
+    def _fused_forward(
+        self, x: Tensor, state: State, lengths: Tensor | None
+    ) -> tuple[Tensor, State] | None:
+        """A faster route for the whole stack, or None to run the cells' scans."""
+        return None
+
+    @property
+    def _cell(self) -> RecurrentCell:
+        return self._slot(0, 0)[0]
+
+    def _create_initial_state(self, device=None, dtype=None) -> None:
+        """Subclasses call this once their cells exist: ``h0`` (and ``c0``...) parameters."""
+        if not self.learn_initial_state:
+            return
+        slots = self.num_layers * self.num_directions
+        for name, size in zip(self._cell.state_names, self._cell.state_sizes):
+            value = torch.zeros(slots, size, device=device, dtype=dtype)
+            self.register_parameter(f"{name}0", nn.Parameter(value))
+
+    # --- forward -----------------------------------------------------------------------
+    def forward(self, input: Tensor | PackedSequence, hx: Any = None, lengths: Any = None):
+        packed = input if isinstance(input, PackedSequence) else None
+        if packed is not None:
+            if lengths is not None:
+                raise ValueError("lengths must be None when input is a PackedSequence, which carries its own")
+            x, lengths = unpack(packed)  # (T, B, I), caller's batch order
+            batched = True
+        else:
+            check_floating("input", check_tensor("input", input))
+            if input.dim() not in (2, 3):
+                raise ValueError(
+                    "input must be 3-D (seq_len, batch, input_size), or 2-D (seq_len, input_size)"
+                    f" when unbatched, got {input.dim()}-D of shape {tuple(input.shape)}"
+                )
+            batched = input.dim() == 3
+            if not batched:
+                if lengths is not None:
+                    raise ValueError("lengths needs a batch: got unbatched 2-D input with lengths")
+                x = input.unsqueeze(1)
+            else:
+                x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
+        steps, batch, features = x.shape
+        self._check_input(x, features, steps)
+        if lengths is not None and packed is None:
+            lengths = check_lengths(lengths, batch, steps, x.device)
+        state = self._prepare_state(hx, "hx", batch, batched, x)
+
+        output, final, history = self._run(x, state, lengths)
+
+        if packed is not None:
+            output = pack_like(output, lengths, packed)
+        elif not batched:
+            output = output.squeeze(1)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        result = (output, self._format_state(final, batched))
+        if not self.return_states:
+            return result
+        if not batched:
+            history = tuple(h.squeeze(2) for h in history)
+        elif self.batch_first and packed is None:
+            history = tuple(h.transpose(1, 2) for h in history)
+        return result + (history[0] if len(history) == 1 else history,)
+
+    def _run(
+        self, x: Tensor, state: State, lengths: Tensor | None
+    ) -> tuple[Tensor, State, tuple[Tensor, ...] | None]:
+        """The stack on time-major ``x`` ``(T, B, I)``; ``state`` components ``(L*D, B, size)``."""
+        if not self.return_states:
+            fused = self._fused_forward(x, state, lengths)
+            if fused is not None:
+                return fused[0], fused[1], None
+        steps, batch = x.shape[:2]
+        mask = valid_mask(lengths, steps)
+        layer_input = x
+        finals, histories = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                cell, params = self._slot(layer, direction)
+                slot = layer * self.num_directions + direction
+                start = tuple(s[slot] for s in state)
+                # the reverse direction reads each sequence backwards from its last valid step
+                seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
+                ctx = cell.begin_sequence(batch, params, training=self.training)
+                ys, last, history = cell.scan(
+                    cell.project_input(seq, params), start, params, ctx, mask, self.return_states
+                )
+                if direction == 1:
+                    ys = reverse_padded(ys, lengths)
+                    if history is not None:
+                        history = tuple(reverse_padded(h, lengths) for h in history)
+                outputs.append(ys)
+                finals.append(last)
+                if history is not None:
+                    if mask is not None:
+                        history = tuple(h * mask.unsqueeze(-1) for h in history)
+                    histories.append(history)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        final = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, size)
+        stacked = tuple(torch.stack(parts) for parts in zip(*histories)) if histories else None
+        return layer_input, final, stacked
+
+    # --- streaming ---------------------------------------------------------------------
+    def step(self, input: Tensor, state: Any = None):
+        """Advance one time step: ``input`` ``(B, input_size)`` (or unbatched ``(input_size,)``).
+
+        ``state`` has ``forward``'s ``hx`` form (None for the initial state); returns
+        ``(output, state)`` with ``output`` ``(B, output_size)``. Stepping through a sequence
+        equals ``forward`` on it. In training mode, per-sequence masks (recurrent dropout,
+        dropconnect) are drawn anew at every call.
+        """
+        if self.bidirectional:
+            raise ValueError(
+                "step needs a unidirectional layer: the reverse direction of bidirectional=True reads the future"
+            )
+        check_floating("input", check_tensor("input", input))
+        if input.dim() not in (1, 2):
+            raise ValueError(
+                "input to step must be 2-D (batch, input_size) or 1-D (input_size,),"
+                f" got {input.dim()}-D of shape {tuple(input.shape)}"
+            )
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)  # (B, I)
+        self._check_input(x, x.shape[-1], 1)
+        state = self._prepare_state(state, "state", x.shape[0], batched, x)
+        layer_input, finals = x, []
+        for layer in range(self.num_layers):
+            cell, params = self._slot(layer, 0)
+            ctx = cell.begin_sequence(x.shape[0], params, training=self.training)
+            start = tuple(s[layer] for s in state)
+            y, last = cell.step(cell.project_input(layer_input, params), start, params, ctx)
+            finals.append(last)
+            layer_input = y
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        final = tuple(torch.stack(parts) for parts in zip(*finals))
+        return (layer_input if batched else layer_input.squeeze(0)), self._format_state(final, batched)
+
+    # --- checks and state plumbing -----------------------------------------------------
+    def _reference(self) -> Tensor | None:
+        return next(self.parameters(), None)
+
+    def _check_input(self, x: Tensor, features: int, steps: int) -> None:
+        if features != self.input_size:
+            raise ValueError(
+                f"input.size(-1) must be equal to input_size: expected {self.input_size}, got {features}"
+            )
+        if steps < 1:
+            raise ValueError("input must have at least one time step, got 0")
+        reference = self._reference()
+        if reference is not None:
+            check_matches("input", x, dtype=reference.dtype, device=reference.device)
+
+    def _prepare_state(self, hx: Any, name: str, batch: int, batched: bool, x: Tensor) -> State:
+        """``hx`` as a tuple of ``(L*D, B, size)`` tensors, checked; the initial state if None."""
+        cell = self._cell
+        slots = self.num_layers * self.num_directions
+        if hx is None:
+            if self.learn_initial_state:
+                return tuple(
+                    getattr(self, f"{n}0").unsqueeze(1).expand(slots, batch, size)
+                    for n, size in zip(cell.state_names, cell.state_sizes)
+                )
+            return tuple(
+                torch.zeros(slots, batch, size, dtype=x.dtype, device=x.device) for size in cell.state_sizes
+            )
+        count = len(cell.state_sizes)
+        if count == 1 and isinstance(hx, Tensor):
+            parts: tuple = (hx,)
+        elif count > 1 and isinstance(hx, (tuple, list)) and len(hx) == count:
+            parts = tuple(hx)
+        else:
+            expected = "a tensor" if count == 1 else f"a tuple of {count} tensors {cell.state_names}"
+            got = type(hx).__name__ + (f" of {len(hx)}" if isinstance(hx, (tuple, list)) else "")
+            raise TypeError(f"{name} must be {expected}, got {got}")
+        state = []
+        for part_name, part, size in zip(cell.state_names, parts, cell.state_sizes):
+            label = f"{name} ({part_name})" if count > 1 else name
+            check_tensor(label, part)
+            check_shape(label, part, (slots, batch, size) if batched else (slots, size))
+            check_matches(label, part, dtype=x.dtype, device=x.device)
+            state.append(part if batched else part.unsqueeze(1))
+        return tuple(state)
+
+    def _format_state(self, state: State, batched: bool):
+        if not batched:
+            state = tuple(s.squeeze(1) for s in state)
+        return state[0] if len(state) == 1 else state
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        for name in ("batch_first", "bidirectional", "return_states", "learn_initial_state"):
+            if getattr(self, name):
+                parts.append(f"{name}=True")
+        if self.dropout:
+            parts.append(f"dropout={self.dropout}")
+        return ", ".join(parts)

@@ -1,0 +1,326 @@
+"""``RNN``, ``LSTM``, ``GRU``: drop-in, weight-compatible replacements for torch.nn's layers.
+
+They take torch.nn's constructor arguments in torch.nn's order and hold torch.nn's parameters
+under torch.nn's names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``...), so
+``layer.load_state_dict(torch_layer.state_dict())`` works both ways. What torch.nn lacks comes as
+keyword-only options, each adding its own parameters under the same naming scheme.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._validation import check_choice, check_positive_int
+from ..cells import GatedCell, GRUCell, LSTMCell, RNNCell
+from ..cells._base import Params, State
+from ._base import RecurrentLayer
+from ._fused import fused_forward
+
+BACKENDS = ("auto", "torch", "loop")
+
+
+class _TorchCompatible(RecurrentLayer):
+    """Shared body of RNN, LSTM and GRU: flat torch.nn parameters, one template cell per slot.
+
+    ``backend``: ``"auto"`` (default) runs torch.nn's fused kernel when the options allow it and
+    the cells' step loop otherwise; ``"torch"`` insists on the fused kernel; ``"loop"`` always
+    runs the step loop (the reference the tests hold the fused kernel to).
+    """
+
+    cell_class: type[GatedCell]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bias: bool,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+        device,
+        dtype,
+        *,
+        cell_options: dict[str, Any],
+        return_states: bool,
+        learn_initial_state: bool,
+        backend: str,
+    ) -> None:
+        super().__init__(
+            input_size,
+            num_layers,
+            bidirectional,
+            batch_first,
+            dropout,
+            return_states=return_states,
+            learn_initial_state=learn_initial_state,
+        )
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.backend = check_choice("backend", backend, BACKENDS)
+        self._cells: list[GatedCell] = []
+        self._names: list[dict[str, str]] = []  # per slot: cell parameter name -> layer name
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                size = self.input_size if layer == 0 else self.num_directions * self._cells[0].output_size
+                cell = self.cell_class(size, hidden_size, bias, owns_parameters=False, **cell_options)
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                names = {}
+                for name, shape in cell.parameter_shapes().items():
+                    names[name] = name + suffix
+                    value = torch.empty(shape, device=device, dtype=dtype)
+                    self.register_parameter(name + suffix, nn.Parameter(value))
+                self._cells.append(cell)
+                self._names.append(names)
+        self.bias = self._cells[0].bias
+        if self.backend == "torch":
+            if self._cells[0].has_options:
+                raise ValueError(
+                    f"backend='torch' runs torch.nn's fused kernel, which cannot compute {self._cells[0].extra_repr()};"
+                    " use backend='auto' or 'loop'"
+                )
+            if self.return_states:
+                raise ValueError("backend='torch' cannot return every step's state; use backend='auto' or 'loop'")
+        self.reset_parameters()
+        self._create_initial_state(device, dtype)
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every weight by the cells' ``init`` scheme (torch.nn's by default)."""
+        for slot, cell in enumerate(self._cells):
+            cell.init_parameters(self._params(slot))
+
+    def _params(self, slot: int) -> dict[str, Tensor]:
+        return {name: getattr(self, flat) for name, flat in self._names[slot].items()}
+
+    def _slot(self, layer: int, direction: int) -> tuple[GatedCell, Params]:
+        slot = layer * self.num_directions + direction
+        return self._cells[slot], self._params(slot)
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        """torch.nn's weight order: per layer and direction w_ih, w_hh, b_ih, b_hh, w_hr."""
+        order = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        return [getattr(self, names[n]) for names in self._names for n in order if n in names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """Parameters grouped per layer and direction, as ``torch.nn.RNNBase.all_weights``."""
+        return [list(self._params(slot).values()) for slot in range(len(self._cells))]
+
+    @property
+    def uses_fused_kernel(self) -> bool:
+        """Whether ``forward`` runs torch.nn's fused kernel (without ``return_states``)."""
+        return self.backend != "loop" and not self._cells[0].has_options and not self.return_states
+
+    def flatten_parameters(self) -> None:
+        """Accepted for drop-in compatibility with torch.nn; a no-op here."""
+
+    def _fused_forward(self, x: Tensor, state: State, lengths: Tensor | None):
+        if not self.uses_fused_kernel:
+            return None
+        return fused_forward(
+            self.mode,
+            x,
+            state,
+            self._flat_weights,
+            lengths,
+            bias=self.bias,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+            training=self.training,
+            bidirectional=self.bidirectional,
+        )
+
+    def extra_repr(self) -> str:
+        cell = self._cells[0].extra_repr().split(", ", 2)
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        parts.extend(cell[2:])
+        for name in ("batch_first", "bidirectional", "return_states", "learn_initial_state"):
+            if getattr(self, name):
+                parts.append(f"{name}=True")
+        if self.dropout:
+            parts.append(f"dropout={self.dropout}")
+        if self.backend != "auto":
+            parts.append(f"backend={self.backend!r}")
+        return ", ".join(parts)
+
+
+class RNN(_TorchCompatible):
+    r"""Elman RNN layer, a drop-in for ``torch.nn.RNN`` (same arguments, parameters, outputs).
+
+    Each step: :math:`h_t = \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})` with
+    :math:`\phi` = ``nonlinearity`` (``"tanh"`` or ``"relu"``); see :class:`rnnkit.RNNCell`.
+
+    Keyword-only options beyond torch.nn: ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
+    ``dropconnect``, ``init``, ``return_states``, ``learn_initial_state``, ``backend`` (see
+    :class:`rnnkit.cells.GatedCell` and :class:`rnnkit.layers.RecurrentLayer`).
+
+    >>> import torch
+    >>> rnn = RNN(10, 20, num_layers=2, batch_first=True)
+    >>> output, h_n = rnn(torch.randn(3, 5, 10))
+    >>> output.shape, h_n.shape
+    (torch.Size([3, 5, 20]), torch.Size([2, 3, 20]))
+    """
+
+    cell_class = RNNCell
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        dropconnect: float = 0.0,
+        init: str = "torch",
+        return_states: bool = False,
+        learn_initial_state: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        options = dict(
+            nonlinearity=nonlinearity,
+            layer_norm=layer_norm,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            dropconnect=dropconnect,
+            init=init,
+        )
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
+            cell_options=options, return_states=return_states,
+            learn_initial_state=learn_initial_state, backend=backend,
+        )  # fmt: skip
+        self.nonlinearity = nonlinearity
+        self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+
+
+class LSTM(_TorchCompatible):
+    r"""LSTM layer, a drop-in for ``torch.nn.LSTM`` (same arguments, parameters, outputs).
+
+    Gate order ``i, f, g, o``; ``proj_size > 0`` adds ``weight_hr_l{k}`` as torch.nn does. The
+    equations and the options' parameters are in :class:`rnnkit.LSTMCell`.
+
+    Keyword-only options beyond torch.nn: ``layer_norm``, ``peepholes``, ``forget_bias``,
+    ``recurrent_dropout``, ``zoneout``, ``dropconnect``, ``init``, ``return_states``,
+    ``learn_initial_state``, ``backend``.
+
+    >>> import torch
+    >>> lstm = LSTM(10, 20, num_layers=2, layer_norm=True, zoneout=0.1)
+    >>> output, (h_n, c_n) = lstm(torch.randn(5, 3, 10), lengths=[5, 4, 2])
+    >>> output.shape, h_n.shape, c_n.shape
+    (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]), torch.Size([2, 3, 20]))
+    """
+
+    cell_class = LSTMCell
+    mode = "LSTM"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        layer_norm: bool = False,
+        peepholes: bool = False,
+        forget_bias: float | None = None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        dropconnect: float = 0.0,
+        init: str = "torch",
+        return_states: bool = False,
+        learn_initial_state: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        options = dict(
+            proj_size=proj_size,
+            layer_norm=layer_norm,
+            peepholes=peepholes,
+            forget_bias=forget_bias,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            dropconnect=dropconnect,
+            init=init,
+        )
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
+            cell_options=options, return_states=return_states,
+            learn_initial_state=learn_initial_state, backend=backend,
+        )  # fmt: skip
+        self.proj_size = self._cells[0].proj_size
+
+
+class GRU(_TorchCompatible):
+    r"""GRU layer, a drop-in for ``torch.nn.GRU`` (same arguments, parameters, outputs).
+
+    Gate order ``r, z, n``; ``reset_after=False`` gives the reset-before form (Cho et al. 2014,
+    Keras ``reset_after=False``) on the same parameter shapes. Equations in :class:`rnnkit.GRUCell`.
+
+    Keyword-only options beyond torch.nn: ``reset_after``, ``layer_norm``, ``recurrent_dropout``,
+    ``zoneout``, ``dropconnect``, ``init``, ``return_states``, ``learn_initial_state``, ``backend``.
+
+    >>> import torch
+    >>> gru = GRU(10, 20, bidirectional=True, reset_after=False)
+    >>> output, h_n = gru(torch.randn(5, 3, 10))
+    >>> output.shape, h_n.shape
+    (torch.Size([5, 3, 40]), torch.Size([2, 3, 20]))
+    """
+
+    cell_class = GRUCell
+    mode = "GRU"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        reset_after: bool = True,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        dropconnect: float = 0.0,
+        init: str = "torch",
+        return_states: bool = False,
+        learn_initial_state: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        options = dict(
+            reset_after=reset_after,
+            layer_norm=layer_norm,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            dropconnect=dropconnect,
+            init=init,
+        )
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
+            cell_options=options, return_states=return_states,
+            learn_initial_state=learn_initial_state, backend=backend,
+        )  # fmt: skip
+        self.reset_after = reset_after
