@@ -110,7 +110,7 @@ class _MinimalLayer(Recurrent):
         device=None,
         dtype=None,
         *,
-        scan_chunk: int = 64,
+        scan_chunk: int = 32,
         return_states: bool = False,
         learn_initial_state: bool = False,
     ) -> None:
