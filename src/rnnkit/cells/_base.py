@@ -43,7 +43,7 @@ Example, a cell with a single state tensor::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -110,22 +110,7 @@ class RecurrentCell(nn.Module):
         Returns the outputs ``(T, B, output_size)``, the final state, and -- when
         ``return_states`` -- every state component at every step, each ``(T, B, size)``.
         """
-        outputs: list[Tensor] = []
-        history: list[State] = []
-        # unbind, not xp[t]: indexing makes autograd build a full-size zero gradient per step
-        steps = xp.unbind(0)
-        valid = mask.unsqueeze(-1).unbind(0) if mask is not None else (None,) * len(steps)
-        for xp_t, m_t in zip(steps, valid):
-            y_t, new_state = self.step(xp_t, state, params, ctx)
-            if m_t is not None:  # (B, 1): hold the state and zero the output past the end
-                new_state = tuple(torch.where(m_t, n, s) for n, s in zip(new_state, state))
-                y_t = y_t * m_t
-            state = new_state
-            outputs.append(y_t)
-            if return_states:
-                history.append(state)
-        states = tuple(torch.stack(s) for s in zip(*history)) if return_states else None
-        return torch.stack(outputs), state, states
+        return step_loop(self, xp, state, params, ctx, mask, return_states)
 
     # --- conveniences ------------------------------------------------------------------
     def parameters_dict(self) -> dict[str, Tensor]:
@@ -186,3 +171,41 @@ class RecurrentCell(nn.Module):
             check_matches(label, part, dtype=input.dtype, device=input.device)
             state.append(part if batched else part.unsqueeze(0))
         return tuple(state), batched
+
+
+StateHook = Callable[[int, State], "State | None"]
+
+
+def step_loop(
+    cell: RecurrentCell,
+    xp: Tensor,
+    state: State,
+    params: Params,
+    ctx: Any = None,
+    mask: Tensor | None = None,
+    return_states: bool = False,
+    hook: StateHook | None = None,
+) -> tuple[Tensor, State, tuple[Tensor, ...] | None]:
+    """:meth:`RecurrentCell.scan` by stepping; ``hook(t, state)`` sees (and may replace) each new state."""
+    outputs: list[Tensor] = []
+    history: list[State] = []
+    # unbind, not xp[t]: indexing makes autograd build a full-size zero gradient per step
+    steps = xp.unbind(0)
+    valid = mask.unsqueeze(-1).unbind(0) if mask is not None else (None,) * len(steps)
+    for t, (xp_t, m_t) in enumerate(zip(steps, valid)):
+        y_t, new_state = cell.step(xp_t, state, params, ctx)
+        if hook is not None:
+            replaced = hook(t, new_state)
+            if replaced is not None:
+                # the output follows a replaced state only where it is that state (every built-in cell)
+                y_t = replaced[0] if y_t is new_state[0] else y_t
+                new_state = tuple(replaced)
+        if m_t is not None:  # (B, 1): hold the state and zero the output past the end
+            new_state = tuple(torch.where(m_t, n, s) for n, s in zip(new_state, state))
+            y_t = y_t * m_t
+        state = new_state
+        outputs.append(y_t)
+        if return_states:
+            history.append(state)
+    states = tuple(torch.stack(s) for s in zip(*history)) if return_states else None
+    return torch.stack(outputs), state, states

@@ -8,12 +8,15 @@ cell's :meth:`~rnnkit.cells.RecurrentCell.scan` runs the sequence.
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
+from torch.utils.hooks import RemovableHandle
 
 from .._validation import (
     check_bool,
@@ -26,7 +29,7 @@ from .._validation import (
     check_tensor,
 )
 from ..cells import RecurrentCell
-from ..cells._base import Params, State
+from ..cells._base import Params, State, step_loop
 from ._sequence import pack_like, reverse_padded, unpack, valid_mask
 
 
@@ -71,6 +74,22 @@ class RecurrentLayer(nn.Module):
                 f" num_layers > 1, got dropout={self.dropout} and num_layers=1",
                 stacklevel=3,
             )
+        self._state_hooks: OrderedDict[int, Callable] = OrderedDict()
+
+    def register_state_hook(self, hook: Callable[[RecurrentLayer, int, int, State], State | None]) -> RemovableHandle:
+        """Call ``hook(layer, slot, t, state)`` after every step of every (layer, direction).
+
+        ``slot`` is ``layer_index * num_directions + direction``; ``t`` counts the steps as that
+        direction runs them (the reverse direction counts from each sequence's last valid step);
+        ``state`` is the new state tuple. Returning a tuple replaces the state -- and the output,
+        for cells whose output is their first state component -- which is how
+        :mod:`rnnkit.training.diagnostics` measures d(loss)/d(h_t). While any hook is registered
+        the layer runs its cells step by step (no fused kernel, no parallel scan).
+        Returns a handle whose ``remove()`` unregisters the hook.
+        """
+        handle = RemovableHandle(self._state_hooks)
+        self._state_hooks[handle.id] = hook
+        return handle
 
     # --- what subclasses provide -------------------------------------------------------
     @property
@@ -149,7 +168,7 @@ class RecurrentLayer(nn.Module):
         self, x: Tensor, state: State, lengths: Tensor | None
     ) -> tuple[Tensor, State, tuple[Tensor, ...] | None]:
         """The stack on time-major ``x`` ``(T, B, I)``; ``state`` components ``(L*D, B, size)``."""
-        if not self.return_states:
+        if not self.return_states and not self._state_hooks:
             fused = self._fused_forward(x, state, lengths)
             if fused is not None:
                 return fused[0], fused[1], None
@@ -166,9 +185,12 @@ class RecurrentLayer(nn.Module):
                 # the reverse direction reads each sequence backwards from its last valid step
                 seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
                 ctx = cell.begin_sequence(batch, params, training=self.training)
-                ys, last, history = cell.scan(
-                    cell.project_input(seq, params), start, params, ctx, mask, self.return_states
-                )
+                xp = cell.project_input(seq, params)
+                if self._state_hooks:
+                    hook = self._slot_hook(slot)
+                    ys, last, history = step_loop(cell, xp, start, params, ctx, mask, self.return_states, hook)
+                else:
+                    ys, last, history = cell.scan(xp, start, params, ctx, mask, self.return_states)
                 if direction == 1:
                     ys = reverse_padded(ys, lengths)
                     if history is not None:
@@ -185,6 +207,17 @@ class RecurrentLayer(nn.Module):
         final = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, size)
         stacked = tuple(torch.stack(parts) for parts in zip(*histories)) if histories else None
         return layer_input, final, stacked
+
+    def _slot_hook(self, slot: int) -> Callable[[int, State], State | None]:
+        def run_hooks(t: int, state: State) -> State | None:
+            replaced = None
+            for hook in list(self._state_hooks.values()):
+                result = hook(self, slot, t, state if replaced is None else replaced)
+                if result is not None:
+                    replaced = tuple(result)
+            return replaced
+
+        return run_hooks
 
     # --- streaming ---------------------------------------------------------------------
     def step(self, input: Tensor, state: Any = None):
