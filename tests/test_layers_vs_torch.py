@@ -267,3 +267,13 @@ def test_cells_match_torch(kind, dtype, batched, with_hx, bias):
         ours, ref, inputs, inputs, weighted_sum(*flat(out_ours)[:1], flat(out_ours)[1:]),
         weighted_sum(*flat(out_ref)[:1], flat(out_ref)[1:]), TOL[dtype],
     )  # fmt: skip
+
+
+def test_registry_builds_every_layer_by_name():
+    for name in rnnkit.layers.LAYERS:
+        layer = rnnkit.create_layer(name, INPUT, HIDDEN, num_layers=2)
+        assert layer(torch.randn(STEPS, 2, INPUT))[0].shape == (STEPS, 2, HIDDEN)
+    assert isinstance(rnnkit.create_layer("rnn_relu", 2, 3), rnnkit.RNN)
+    assert rnnkit.create_layer("rnn_relu", 2, 3).nonlinearity == "relu"
+    with pytest.raises(ValueError, match="cell must be one of .*got 'lstmm'"):
+        rnnkit.create_layer("lstmm", 2, 3)

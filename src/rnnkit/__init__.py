@@ -18,6 +18,7 @@ from .layers import MinGRU as MinGRU
 from .layers import MinLSTM as MinLSTM
 from .layers import Recurrent as Recurrent
 from .layers import RecurrentLayer as RecurrentLayer
+from .layers import create_layer as create_layer
 
 __version__ = "0.1.0"
 
@@ -35,5 +36,6 @@ __all__ = [
     "MinGRUCell",
     "MinLSTMCell",
     "RecurrentCell",
+    "create_layer",
     "__version__",
 ]
