@@ -266,12 +266,6 @@ def test_lengths_with_packed_sequence_is_rejected(kind):
         LAYERS[kind]()(packed, lengths=[3, 2])
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="src bug: layers/_base.py:108 says lengths must be None with a PackedSequence but not"
-    " what it received",
-)
 def test_lengths_with_packed_sequence_message_shows_the_value():
     packed = pack_padded_sequence(x_layer(T, B, I), [3, 2], enforce_sorted=False)
     with pytest.raises(ValueError, match=pattern("lengths", "PackedSequence", "got", "[3, 2]")):
@@ -433,11 +427,6 @@ def test_torch_backend_rejects_return_states(kind):
         LAYERS[kind](backend="torch", return_states=True)
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="src bug: layers/_torch_compatible.py:85 does not name return_states=True, the other argument",
-)
 def test_torch_backend_return_states_message_names_return_states():
     with pytest.raises(ValueError, match=pattern("backend='torch'", "return_states=True")):
         rnnkit.GRU(I, H, backend="torch", return_states=True)
@@ -508,17 +497,10 @@ def test_dropout_with_one_layer_warns(kind):
         LAYERS[kind](dropout=0.5)
 
 
-WARNING_STACKLEVEL_BUG = pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="src bug: layers/_base.py:72 stacklevel=3 points at rnnkit's own constructor for every"
-    " layer but Recurrent (one more frame sits between the user and the warning)",
-)
-
 
 @pytest.mark.parametrize(
     "kind",
-    [pytest.param(k, marks=WARNING_STACKLEVEL_BUG) for k in ("RNN", "LSTM", "GRU", "MinGRU", "MinLSTM")]
+    [k for k in ("RNN", "LSTM", "GRU", "MinGRU", "MinLSTM")]
     + ["Recurrent"],
 )
 def test_dropout_warning_points_at_the_caller(kind):
@@ -628,12 +610,6 @@ def test_lstm_cell_hx_component_wrong_shape_and_type():
         cell(x_layer(B, I), (torch.zeros(B, H), "c"))
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="src bug: cells/_base.py:174 calls tuple(hx) on a non-tensor hx unchecked: an int raises"
-    " \"'int' object is not iterable\", a str is split into characters",
-)
 @pytest.mark.parametrize("hx, error, got", [(5, TypeError, "got int"), ("ab", TypeError, "got str")])
 def test_cell_hx_neither_tensor_nor_tuple(hx, error, got):
     with pytest.raises(Exception, match=pattern("hx", got)) as info:

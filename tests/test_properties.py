@@ -170,14 +170,6 @@ def test_padding_does_not_change_results(cfg, data):
             torch.testing.assert_close(s_p, s, **TOL)
 
 
-NON_FINITE_PADDING_BUG = pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="src bug: padding is computed on and masked afterwards (cells/_base.py:122 y_t * m_t;"
-    " cells/_minimal.py:99-101 torch.where on the log-coefficients), so NaN/inf padding gives NaN"
-    " outputs past the end (step loop) and NaN weight gradients (step loop and min cells)",
-)
-
 
 @pytest.mark.parametrize(
     "build",
@@ -185,12 +177,12 @@ NON_FINITE_PADDING_BUG = pytest.mark.xfail(
         pytest.param(lambda: rnnkit.GRU(3, 4, dtype=DTYPE), id="GRU-fused"),
         pytest.param(lambda: rnnkit.LSTM(3, 4, dtype=DTYPE, bidirectional=True), id="LSTM-fused-bidirectional"),
         pytest.param(
-            lambda: rnnkit.RNN(3, 4, dtype=DTYPE, backend="loop"), id="RNN-loop", marks=NON_FINITE_PADDING_BUG
+            lambda: rnnkit.RNN(3, 4, dtype=DTYPE, backend="loop"), id="RNN-loop"
         ),
         pytest.param(
-            lambda: rnnkit.GRU(3, 4, dtype=DTYPE, backend="loop"), id="GRU-loop", marks=NON_FINITE_PADDING_BUG
+            lambda: rnnkit.GRU(3, 4, dtype=DTYPE, backend="loop"), id="GRU-loop"
         ),
-        pytest.param(lambda: rnnkit.MinGRU(3, 4, dtype=DTYPE), id="MinGRU", marks=NON_FINITE_PADDING_BUG),
+        pytest.param(lambda: rnnkit.MinGRU(3, 4, dtype=DTYPE), id="MinGRU"),
     ],
 )
 @pytest.mark.parametrize("fill", [float("nan"), float("inf")])

@@ -7,7 +7,9 @@ expected and what was received, e.g. ``dropout must be a float in [0, 1), got 1.
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -116,3 +118,14 @@ def check_lengths(lengths: object, batch_size: int, max_length: int, device: tor
                 f"lengths must be <= the time dimension ({max_length}), got a length of {high}"
             )
     return values
+
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first frame outside rnnkit."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -156,7 +156,15 @@ class RecurrentCell(nn.Module):
         batch = input.shape[0] if batched else 1
         if hx is None:
             return self.initial_state(batch, dtype=input.dtype, device=input.device), batched
-        parts = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        if isinstance(hx, Tensor):
+            parts: tuple = (hx,)
+        elif isinstance(hx, (tuple, list)):
+            parts = tuple(hx)
+        else:
+            raise TypeError(
+                f"hx must be a tensor or a tuple of {len(self.state_sizes)} tensors {self.state_names},"
+                f" got {type(hx).__name__}"
+            )
         if len(parts) != len(self.state_sizes):
             raise ValueError(
                 f"hx must have {len(self.state_sizes)} state tensor(s) {self.state_names},"
@@ -202,7 +210,7 @@ def step_loop(
                 new_state = tuple(replaced)
         if m_t is not None:  # (B, 1): hold the state and zero the output past the end
             new_state = tuple(torch.where(m_t, n, s) for n, s in zip(new_state, state))
-            y_t = y_t * m_t
+            y_t = torch.where(m_t, y_t, 0.0)
         state = new_state
         outputs.append(y_t)
         if return_states:

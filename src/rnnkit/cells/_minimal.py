@@ -93,7 +93,7 @@ class _MinimalCell(RecurrentCell):
             log_a = torch.where(m, log_a, torch.zeros_like(log_a))
             log_b = torch.where(m, log_b, torch.full_like(log_b, -math.inf))
         hs = log_space_scan(log_a, log_b, state[0], self.scan_chunk)  # (T, B, H)
-        outputs = hs * mask.unsqueeze(-1) if mask is not None else hs
+        outputs = torch.where(mask.unsqueeze(-1), hs, 0.0) if mask is not None else hs
         return outputs, (hs[-1],), ((hs,) if return_states else None)
 
     def extra_repr(self) -> str:

@@ -19,6 +19,7 @@ from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
 from .._validation import (
+    caller_stacklevel,
     check_bool,
     check_floating,
     check_lengths,
@@ -42,7 +43,7 @@ class RecurrentLayer(nn.Module):
     ``(output, h_n)`` -- ``h_n`` a tuple such as ``(h_n, c_n)`` when the cell's state has several
     components -- and with ``return_states=True`` a third element: every state component at every
     step, ``(num_layers * num_directions, T, B, size)`` (``B, T`` with ``batch_first``), zero past
-    each sequence's end.
+    each sequence's end (time-major for PackedSequence input).
 
     ``lengths`` (``B`` integers in ``[1, T]``) runs a padded batch as if each sequence were alone:
     outputs past a sequence's end are zero, the final state is the one at its last valid step, and
@@ -72,7 +73,7 @@ class RecurrentLayer(nn.Module):
             warnings.warn(
                 "dropout applies between stacked layers, so non-zero dropout expects"
                 f" num_layers > 1, got dropout={self.dropout} and num_layers=1",
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
         self._state_hooks: OrderedDict[int, Callable] = OrderedDict()
 
@@ -124,7 +125,10 @@ class RecurrentLayer(nn.Module):
         packed = input if isinstance(input, PackedSequence) else None
         if packed is not None:
             if lengths is not None:
-                raise ValueError("lengths must be None when input is a PackedSequence, which carries its own")
+                raise ValueError(
+                    "lengths must be None when input is a PackedSequence, which carries its own,"
+                    f" got lengths={lengths!r}"
+                )
             x, lengths = unpack(packed)  # (T, B, I), caller's batch order
             batched = True
         else:
@@ -174,6 +178,8 @@ class RecurrentLayer(nn.Module):
                 return fused[0], fused[1], None
         steps, batch = x.shape[:2]
         mask = valid_mask(lengths, steps)
+        if mask is not None:  # padding never reaches the math: NaN there must not poison gradients
+            x = torch.where(mask.unsqueeze(-1), x, 0.0)
         layer_input = x
         finals, histories = [], []
         for layer in range(self.num_layers):
@@ -199,7 +205,7 @@ class RecurrentLayer(nn.Module):
                 finals.append(last)
                 if history is not None:
                     if mask is not None:
-                        history = tuple(h * mask.unsqueeze(-1) for h in history)
+                        history = tuple(torch.where(mask.unsqueeze(-1), h, 0.0) for h in history)
                     histories.append(history)
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:

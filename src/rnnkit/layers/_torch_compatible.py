@@ -82,7 +82,10 @@ class _TorchCompatible(RecurrentLayer):
                     " use backend='auto' or 'loop'"
                 )
             if self.return_states:
-                raise ValueError("backend='torch' cannot return every step's state; use backend='auto' or 'loop'")
+                raise ValueError(
+                    "backend='torch' runs torch.nn's fused kernel, which cannot give every step's state (return_states=True);"
+                    " use backend='auto' or 'loop'"
+                )
         self.reset_parameters()
         self._create_initial_state(device, dtype)
 
