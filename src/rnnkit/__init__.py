@@ -19,6 +19,7 @@ from .layers import MinLSTM as MinLSTM
 from .layers import Recurrent as Recurrent
 from .layers import RecurrentLayer as RecurrentLayer
 from .layers import create_layer as create_layer
+from .training.run import load as load
 
 __version__ = "0.1.0"
 
@@ -37,5 +38,6 @@ __all__ = [
     "MinLSTMCell",
     "RecurrentCell",
     "create_layer",
+    "load",
     "__version__",
 ]

@@ -1,0 +1,181 @@
+"""Configuration: frozen dataclasses, read from JSON or YAML, with dotted command-line overrides.
+
+The same dataclasses serve the Python API and the command line (nanoGPT's ``GPTConfig``)::
+
+    config = load_config(RunConfig, "run.yaml", ["train.lr=3e-3", "model.hidden_size=256"])
+
+Unknown keys and values of the wrong type are rejected with the dotted path of the offending
+key; the final configuration is saved in the run directory (:func:`save_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass as plain JSON-able data (nested dataclasses become dicts, tuples lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, checking every key and type."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{where or cls.__name__} must be a mapping of settings, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ValueError(
+            f"unknown setting {prefix}{unknown[0]}: expected one of {', '.join(prefix + n for n in fields)}"
+        )
+    values = {}
+    for name, value in data.items():
+        path = f"{where}.{name}" if where else name
+        values[name] = _coerce(hints[name], value, path)
+    return cls(**values)
+
+
+def _coerce(annotation: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, where=path)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(option, value, path)
+            except (TypeError, ValueError) as error:
+                errors.append(str(error))
+        raise TypeError(errors[0] if len(errors) == 1 else f"{path} has the wrong type: {'; '.join(errors)}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ValueError(f"{path} must be one of {', '.join(repr(a) for a in args)}, got {value!r}")
+        return value
+    if origin in (tuple, list, Sequence):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{path} must be a list, got {type(value).__name__} {value!r}")
+        item = args[0] if args else Any
+        items = [_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{path} must be a mapping, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{path} must be true or false, got {type(value).__name__} {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{path} must be an integer, got {type(value).__name__} {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{path} must be a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{path} must be a string, got {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"{path}: unsupported setting type {annotation!r}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-3"`` -> (["train", "lr"], 0.003): the value is read as a YAML scalar."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"an override must look like section.name=value, got {text!r}")
+    return key.strip().split("."), _parse_scalar(raw.strip())
+
+
+def _parse_scalar(raw: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set dotted keys in nested ``data`` (a copy); the dataclass check catches unknown keys."""
+    result = json.loads(json.dumps(data))
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = result
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"cannot set {'.'.join(keys)}: {key} is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON or YAML file (by extension) as a dict; clear errors for missing or malformed files."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ValueError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def load_config(
+    cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = (), base: T | None = None
+) -> T:
+    """``base`` (or ``cls()``'s defaults), updated by the file at ``path``, then by ``overrides``."""
+    data = to_dict(base if base is not None else cls())
+    if path is not None:
+        data = _merge(data, read_config_file(path))
+    return from_dict(cls, apply_overrides(data, overrides))
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    """Write a dataclass (or dict) as JSON or YAML by extension, atomically."""
+    from ._io import atomic_write_text
+
+    data = config if isinstance(config, dict) else to_dict(config)
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        text = yaml.safe_dump(data, sort_keys=False)
+    else:
+        text = json.dumps(data, indent=2) + "\n"
+    atomic_write_text(path, text)

@@ -1,0 +1,25 @@
+"""Models: the sequence shapes built on rnnkit layers, registered by name for configs and loading."""
+
+from ._parts import EncoderConfig as EncoderConfig
+from ._parts import InputConfig as InputConfig
+from ._registry import MODELS as MODELS
+from ._registry import create_model as create_model
+from ._registry import model_spec as model_spec
+from ._registry import register_model as register_model
+from ._shapes import ManyToMany as ManyToMany
+from ._shapes import ManyToManyConfig as ManyToManyConfig
+from ._shapes import ManyToOne as ManyToOne
+from ._shapes import ManyToOneConfig as ManyToOneConfig
+
+__all__ = [
+    "MODELS",
+    "create_model",
+    "model_spec",
+    "register_model",
+    "InputConfig",
+    "EncoderConfig",
+    "ManyToOne",
+    "ManyToOneConfig",
+    "ManyToMany",
+    "ManyToManyConfig",
+]

@@ -1,0 +1,33 @@
+"""Training: backpropagation through time with its remedies, checkpoints and exact resume, logs."""
+
+from .checkpoint import CheckpointError as CheckpointError
+from .checkpoint import CheckpointManager as CheckpointManager
+from .config import TrainConfig as TrainConfig
+from .data import StreamBatches as StreamBatches
+from .data import TensorBatches as TensorBatches
+from .data import Window as Window
+from .objectives import StepOutput as StepOutput
+from .objectives import StreamObjective as StreamObjective
+from .objectives import SupervisedObjective as SupervisedObjective
+from .run import load as load
+from .trainer import Trainer as Trainer
+from .trainer import TrainingError as TrainingError
+from .trainer import TrainingInterrupted as TrainingInterrupted
+from .trainer import TrainResult as TrainResult
+
+__all__ = [
+    "Trainer",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+    "TrainingInterrupted",
+    "TensorBatches",
+    "StreamBatches",
+    "Window",
+    "StepOutput",
+    "SupervisedObjective",
+    "StreamObjective",
+    "CheckpointManager",
+    "CheckpointError",
+    "load",
+]

@@ -1,0 +1,154 @@
+"""The run directory: what a training run leaves behind, and :func:`load` to use it.
+
+::
+
+    run_dir/
+      config.json          model spec, training settings, task settings
+      model.safetensors    final weights (the best evaluated checkpoint's, if any)
+      metrics.jsonl        one JSON object per line: train windows and evaluations
+      checkpoints/         step-XXXXXXXX/ directories, best.json
+      plots/loss.png       loss curves
+      summary.md           a short human-readable account
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .._io import atomic_write_text, load_tensors, read_json
+
+PLOT_FILE = Path("plots") / "loss.png"
+
+
+class MetricsLog:
+    """Append-only JSON lines; :meth:`truncate_after` drops what a resumed run will redo."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        return read_metrics(self.path)
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        kept = [r for r in self.read() if r.get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics log; a torn last line (a crash mid-write) is skipped."""
+    records = []
+    if not path.exists():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def write_plots(run_dir: Path) -> Path | None:
+    """``plots/loss.png``: training and validation loss against steps (needs matplotlib)."""
+    records = read_metrics(run_dir / "metrics.jsonl")
+    train = [(r["step"], r["loss"]) for r in records if r.get("split") == "train"]
+    val = [(r["step"], r["val_loss"]) for r in records if r.get("split") == "val" and "val_loss" in r]
+    if not train and not val:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for points, label in ((train, "train"), (val, "validation")):
+        if points:
+            axes.plot(*zip(*points), label=label, marker="o" if label == "validation" else None, markersize=3)
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.set_title(run_dir.name)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    path = run_dir / PLOT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    temporary.replace(path)
+    return path
+
+
+def write_summary(
+    run_dir: Path,
+    *,
+    state: dict[str, Any],
+    last_eval: dict[str, float],
+    parameters: int,
+    monitor: str,
+    best_from_checkpoint: bool,
+) -> Path:
+    lines = [
+        f"# Run {run_dir.name}",
+        "",
+        f"- parameters: {parameters:,}",
+        f"- steps: {state['step']:,} in {state['epoch']} epoch(s), {state['seconds'] / 60:.1f} min",
+        f"- stopped by: {state['stopped_by'] or 'completion'}",
+    ]
+    if state.get("last_train_loss") is not None:
+        lines.append(f"- last training loss: {state['last_train_loss']:.4f}")
+    for name, value in last_eval.items():
+        lines.append(f"- last {name}: {value:.4f}")
+    if state.get("best") is not None:
+        lines.append(f"- best {monitor}: {state['best']:.4f}")
+    source = "the best evaluated checkpoint" if best_from_checkpoint else "the last step"
+    lines += [
+        f"- model.safetensors holds the weights of {source}",
+        "",
+        "Files: config.json, model.safetensors, metrics.jsonl, checkpoints/, plots/loss.png.",
+        "Load in Python with `rnnkit.load(path)`.",
+        "",
+    ]
+    path = run_dir / "summary.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def load(run_dir: str | Path, *, weights: str = "model.safetensors") -> nn.Module:
+    """The model of a finished run, rebuilt from ``config.json``, weights loaded, in eval mode.
+
+    Only JSON and safetensors are read: nothing in a run directory is unpickled.
+    """
+    from ..models import create_model
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    config = read_json(run_dir / "config.json")
+    spec = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(f"{run_dir / 'config.json'} has no model spec: was the run trained with a registered model?")
+    model = create_model(spec["name"], spec.get("config"))
+    state = load_tensors(run_dir / weights)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{run_dir / weights} does not fit the model in config.json: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    return model.eval()
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

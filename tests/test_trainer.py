@@ -1,0 +1,340 @@
+"""The trainer: exact resume after an interrupt, truncated BPTT, the NaN guard, clipping,
+schedules, early stopping, progress output, run directories and loading."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import warnings
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.models import create_model, model_spec
+from rnnkit.training import (
+    StepOutput,
+    StreamBatches,
+    StreamObjective,
+    SupervisedObjective,
+    TensorBatches,
+    TrainConfig,
+    Trainer,
+    TrainingError,
+    TrainingInterrupted,
+)
+from rnnkit.training.optim import LearningRateSchedule
+from rnnkit.training.progress import Progress
+from rnnkit.training.run import read_metrics
+
+
+def adding_data(n, length=12, seed=0):
+    from rnnkit.tasks.synthetic import adding_problem
+
+    return adding_problem(n, length, generator=torch.Generator().manual_seed(seed))
+
+
+def small_regressor(cell="lstm", dropout=0.0):
+    return create_model(
+        "many_to_one",
+        {"input": {"features": 2}, "encoder": {"cell": cell, "hidden_size": 16, "num_layers": 2, "dropout": dropout},
+         "head_dropout": 0.2},
+    )  # fmt: skip
+
+
+def train_losses(run_dir):
+    return [(r["step"], r["loss"]) for r in read_metrics(run_dir / "metrics.jsonl") if r["split"] == "train"]
+
+
+# --- exact resume -----------------------------------------------------------------------
+def run_adding(run_dir, *, callbacks=(), resume=False, **overrides):
+    torch.manual_seed(123)
+    model = small_regressor(dropout=0.3)
+    x, y = adding_data(96)
+    xv, yv = adding_data(32, seed=1)
+    settings = dict(max_epochs=3, lr=5e-3, log_every=3, checkpoint_every=5, schedule="cosine", warmup_steps=3)
+    config = TrainConfig(**{**settings, **overrides})
+    trainer = Trainer(model, SupervisedObjective("mse"), config, run_dir, model_spec=model_spec(model),
+                      quiet=True, callbacks=callbacks)  # fmt: skip
+    result = trainer.fit(TensorBatches(x, y, batch_size=16, seed=4), TensorBatches(xv, yv, batch_size=16), resume=resume)
+    return trainer, result
+
+
+def interrupt_at(step):
+    def callback(trainer, current):
+        if current == step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return callback
+
+
+@pytest.mark.parametrize("stop_at", [7, 12])  # mid-epoch between checkpoints; the last step of an epoch
+def test_interrupted_run_resumes_exactly(tmp_path, stop_at):
+    """SIGINT saves a checkpoint; the resumed run's losses and weights equal an uninterrupted run's."""
+    full, _ = run_adding(tmp_path / "full")
+    with pytest.raises(TrainingInterrupted, match=f"SIGINT at step {stop_at}: checkpoint saved"):
+        run_adding(tmp_path / "cut", callbacks=[interrupt_at(stop_at)])
+    assert max(s for s, _ in train_losses(tmp_path / "cut")) <= stop_at
+    resumed, result = run_adding(tmp_path / "cut", resume=True)
+    assert result.steps == 18
+    assert train_losses(tmp_path / "cut") == train_losses(tmp_path / "full")
+    val = lambda d: [r for r in read_metrics(d / "metrics.jsonl") if r["split"] == "val"]  # noqa: E731
+    assert val(tmp_path / "cut") == val(tmp_path / "full")
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_signal_handlers_are_restored_after_training(tmp_path):
+    before = signal.getsignal(signal.SIGINT)
+    run_adding(tmp_path / "run", max_epochs=1)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_fresh_run_refuses_a_directory_with_checkpoints(tmp_path):
+    run_adding(tmp_path / "run", max_epochs=1)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        run_adding(tmp_path / "run", max_epochs=1)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="nothing to resume"):
+        run_adding(tmp_path / "empty", resume=True)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
+    run_adding(tmp_path / "run")  # checkpoints at steps 15 and 18 (last 3 kept, plus the best)
+    latest = sorted((tmp_path / "run" / "checkpoints").glob("step-*"))[-1]
+    weights = latest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=latest.name):
+        _, result = run_adding(tmp_path / "run", resume=True, max_epochs=4)
+    assert result.steps == 24
+
+
+# --- the run directory and loading -------------------------------------------------------
+def test_run_directory_holds_everything_and_load_rebuilds_the_model(tmp_path):
+    trainer, result = run_adding(tmp_path / "run", max_epochs=2)
+    run = tmp_path / "run"
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["name"] == "many_to_one" and config["train"]["lr"] == 5e-3
+    assert (run / "plots" / "loss.png").stat().st_size > 1000
+    assert "best val_loss" in (run / "summary.md").read_text()
+    model = rnnkit.load(run)
+    assert not model.training
+    xv, yv = adding_data(32, seed=1)
+    loss = torch.nn.functional.mse_loss(model(xv).squeeze(-1), yv).item()
+    assert loss == pytest.approx(result.best["val_loss"], rel=1e-5)  # the best checkpoint's weights
+    assert not any(run.rglob("*.pt")) and not any(run.rglob("*.pkl"))
+
+
+def test_load_rejects_a_directory_without_a_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        rnnkit.load(tmp_path / "missing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="no model spec"):
+        rnnkit.load(tmp_path / "bad")
+
+
+# --- truncated BPTT -----------------------------------------------------------------------
+def char_lm(vocab=5, hidden=8):
+    return create_model(
+        "many_to_many",
+        {"input": {"vocab_size": vocab, "embedding_dim": 4}, "encoder": {"cell": "gru", "hidden_size": hidden},
+         "outputs": vocab},
+    )  # fmt: skip
+
+
+def test_stream_windows_carry_the_state_of_one_long_run():
+    """k1 = k2: the windows' outputs, state carried, equal one pass over each whole stream."""
+    torch.manual_seed(0)
+    model = char_lm().eval()
+    stream = torch.randint(0, 5, (101,))
+    batches = StreamBatches(stream, batch_size=4, k1=5)
+    state, pieces = None, []
+    for window in batches.epoch(0):
+        out, state = model(window.inputs, state)
+        pieces.append(out)
+    whole, _ = model(batches.inputs[:, : 5 * len(batches)])
+    torch.testing.assert_close(torch.cat(pieces, dim=1), whole)
+    # stream b is the b-th contiguous slice; targets are the next element
+    assert torch.equal(batches.inputs[1, :3], stream[25:28]) and torch.equal(batches.targets[1, :3], stream[26:29])
+
+
+def test_tbptt_k2_window_carries_after_k1_and_backpropagates_k2_steps():
+    torch.manual_seed(0)
+    model = char_lm().eval()
+    stream = torch.randint(0, 5, (200,))
+    batches = StreamBatches(stream, batch_size=2, k1=3, k2=7)
+    objective = StreamObjective("cross_entropy")
+    full, _ = model(batches.inputs)
+    state = None
+    for b, window in enumerate(batches.epoch(0)):
+        out = objective(model, window, state)
+        state = out.state
+        # the carried state is the one-pass state after the window's first k1 steps
+        _, expected = model(batches.inputs[:, : (b + 1) * 3])
+        torch.testing.assert_close(state, expected)
+        assert out.count == 2 * 3
+    # the gradient of a window's loss reaches all k2 of its input steps and nothing before
+    embedded = []
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        embedded.append(output)
+
+    window = next(batches.epoch(0, start=2))
+    _, carried = model(batches.inputs[:, :6])
+    model.input.embedding.register_forward_hook(keep)
+    objective(model, window, carried.detach()).loss.backward()
+    grads = torch.cat([e.grad.abs().sum(-1) for e in embedded], dim=1)  # (B, 3 + 4) steps of the window
+    assert grads.shape[1] == 7 and (grads > 0).all()
+
+
+def test_stateful_training_learns_a_periodic_stream(tmp_path):
+    torch.manual_seed(0)
+    model = char_lm()
+    stream = torch.arange(600) % 5  # next symbol is predictable from the current one and the state
+    config = TrainConfig(max_epochs=3, lr=2e-2, log_every=10)
+    trainer = Trainer(model, StreamObjective(), config, tmp_path / "lm", model_spec=model_spec(model), quiet=True)
+    result = trainer.fit(StreamBatches(stream, batch_size=4, k1=10, k2=15),
+                         StreamBatches(stream, batch_size=4, k1=10))  # fmt: skip
+    assert result.last_eval["val_loss"] < 0.2 * math.log(5)
+    assert result.last_eval["val_accuracy"] > 0.95
+
+
+# --- the NaN guard, clipping, schedules, early stopping ------------------------------------
+class FlakyObjective:
+    """Mean-squared error, except a NaN loss at the listed calls."""
+
+    def __init__(self, bad_calls):
+        self.bad_calls, self.calls = set(bad_calls), 0
+
+    def __call__(self, model, batch, state=None):
+        self.calls += 1
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(model(x).squeeze(-1), y)
+        if self.calls in self.bad_calls:
+            loss = loss * float("nan")
+        return StepOutput(loss, len(y))
+
+
+def test_nan_guard_skips_bad_steps_and_stops_after_too_many(tmp_path):
+    x, y = adding_data(64)
+    model = small_regressor()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = Trainer(model, FlakyObjective({1}), TrainConfig(max_epochs=1, max_steps=1, lr=1e-2), quiet=True)
+    with pytest.warns(UserWarning, match="skipped step 1: loss is nan"):
+        trainer.fit(TensorBatches(x, y, batch_size=16))
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]), f"{n} changed on a skipped step"
+
+    trainer = Trainer(small_regressor(), FlakyObjective({2, 3, 4}), TrainConfig(max_epochs=1, max_bad_steps=3), quiet=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TrainingError, match="loss is nan for 3 steps in a row"):
+            trainer.fit(TensorBatches(x, y, batch_size=16))
+
+
+def test_gradient_clipping_by_norm_bounds_the_update():
+    x, y = adding_data(16)
+    for clip in (1e-3, None):
+        torch.manual_seed(0)
+        model = small_regressor()
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        config = TrainConfig(max_epochs=1, optimizer="sgd", momentum=0.0, lr=1.0, clip_norm=clip)
+        Trainer(model, SupervisedObjective("mse"), config, quiet=True).fit(TensorBatches(x, y * 100, batch_size=16))
+        step = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm().item()
+        if clip is not None:
+            assert step == pytest.approx(clip, rel=1e-4)
+        else:
+            assert step > 10 * 1e-3
+
+
+def test_schedules_follow_their_curves():
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    cosine = LearningRateSchedule(optimizer, TrainConfig(lr=1.0, schedule="cosine", warmup_steps=4, min_lr=0.1), 104)
+    lrs = []
+    for _ in range(104):
+        lrs.append(cosine.lr)
+        cosine.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[54] == pytest.approx(0.55)  # half-way through the cosine
+    assert cosine.lr == pytest.approx(0.1)
+    step = LearningRateSchedule(optimizer, TrainConfig(lr=1.0, schedule="step", step_size=10, gamma=0.5), 100)
+    for _ in range(25):
+        step.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
+    plateau = LearningRateSchedule(optimizer, TrainConfig(lr=1.0, schedule="plateau", plateau_patience=2, gamma=0.1), 1)
+    for metric in (1.0, 0.9, 0.95, 0.93):
+        plateau.observe(metric)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
+    restored = LearningRateSchedule(optimizer, TrainConfig(lr=1.0, schedule="plateau"), 1)
+    restored.load_state_dict(json.loads(json.dumps(plateau.state_dict())))
+    assert restored.lr == pytest.approx(0.1)
+
+
+def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp_path):
+    x, y = adding_data(32)
+    noise = torch.rand(32)  # unlearnable validation targets: no lasting improvement
+    config = TrainConfig(max_epochs=50, lr=1e-2, patience=2)
+    trainer = Trainer(small_regressor(), SupervisedObjective("mse"), config, tmp_path / "run", quiet=True)
+    result = trainer.fit(TensorBatches(x, y, batch_size=16), TensorBatches(x, noise * 100, batch_size=32))
+    assert result.stopped_by == "early_stopping" and result.epochs < 50
+
+
+def test_max_steps_and_bad_config():
+    x, y = adding_data(64)
+    result = Trainer(small_regressor(), SupervisedObjective("mse"), TrainConfig(max_steps=3), quiet=True).fit(
+        TensorBatches(x, y, batch_size=16)
+    )
+    assert result.steps == 3 and result.stopped_by == "max_steps"
+    with pytest.raises(ValueError, match="lr must be a positive number, got -1"):
+        TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match="tbptt_k2 must be >= tbptt_k1"):
+        StreamBatches(torch.arange(100), batch_size=2, k1=5, k2=3)
+    with pytest.raises(ValueError, match="data too short for one batch"):
+        StreamBatches(torch.arange(10), batch_size=4, k1=5)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        SupervisedObjective("hinge")
+
+
+def test_bf16_autocast_trains_where_supported():
+    x, y = adding_data(32)
+    config = TrainConfig(max_steps=2, precision="bf16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "not supported" on CPUs without bf16: fp32 then
+        result = Trainer(small_regressor(), SupervisedObjective("mse"), config, quiet=True).fit(
+            TensorBatches(x, y, batch_size=16)
+        )
+    assert math.isfinite(result.train_loss)
+
+
+# --- progress output ---------------------------------------------------------------------
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_plain_lines_when_not_a_terminal_and_silence_when_quiet():
+    stream = io.StringIO()
+    progress = Progress(10, log_every=5, unit="samples", stream=stream)
+    for step in range(1, 11):
+        progress.update(step, loss=0.5, items=8, lr=1e-3, epoch=0)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1 step 5/10  loss 0.5000") and "samples/s" in lines[0]
+    assert "eta" in lines[0]
+    quiet = io.StringIO()
+    progress = Progress(10, quiet=True, stream=quiet)
+    progress.update(5, loss=0.5, items=8, lr=1e-3, epoch=0)
+    progress.message("hello")
+    assert quiet.getvalue() == ""
+    terminal = FakeTerminal()
+    progress = Progress(10, stream=terminal)
+    progress.update(3, loss=0.25, items=8, lr=1e-3, epoch=0)
+    progress.close()
+    assert "loss 0.2500" in terminal.getvalue() and "3/10" in terminal.getvalue()
