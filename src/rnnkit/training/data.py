@@ -4,7 +4,8 @@ A batcher has ``len()`` (batches per epoch), ``stateful`` (whether the model's s
 from one batch to the next within an epoch) and ``epoch(index, start=0)``, which yields the
 epoch's batches from batch ``start`` on. The order depends only on ``seed`` and the epoch index,
 never on the global RNG, so a resumed run sees the batches the uninterrupted run would have seen.
-Under distributed training each process takes its share of every global batch.
+Under distributed training the trainer calls ``shard(rank, world_size)``, and each process
+takes its share of every global batch.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ class TensorBatches:
             raise ValueError(f"data too short for one batch: {rows} rows, batch_size {self.batch_size}")
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
 
+    def shard(self, rank: int, world_size: int) -> TensorBatches:
+        """The same batches, of which this process takes its share (rank of world_size)."""
+        return TensorBatches(
+            *self.tensors, batch_size=self.batch_size, shuffle=self.shuffle, drop_last=self.drop_last,
+            seed=self.seed, rank=rank, world_size=world_size,
+        )  # fmt: skip
+
     @property
     def rows(self) -> int:
         return self.tensors[0].shape[0]
@@ -106,20 +114,13 @@ class StreamBatches:
         k1: int,
         k2: int | None = None,
         targets: Tensor | None = None,
-        rank: int = 0,
-        world_size: int = 1,
     ) -> None:
         self.batch_size = check_positive_int("batch_size", batch_size)
+        self.rank, self.world_size = 0, 1
         self.k1 = check_positive_int("tbptt_k1", k1)
         self.k2 = check_positive_int("tbptt_k2", k2 if k2 is not None else k1)
         if self.k2 < self.k1:
             raise ValueError(f"tbptt_k2 must be >= tbptt_k1 ({self.k1}), got {self.k2}")
-        self.world_size = check_positive_int("world_size", world_size)
-        self.rank = check_nonnegative_int("rank", rank)
-        if self.batch_size % self.world_size:
-            raise ValueError(
-                f"batch_size must be divisible by the number of processes ({self.world_size}), got {self.batch_size}"
-            )
         if targets is None:
             inputs, targets = stream[:-1], stream[1:]
         else:
@@ -135,14 +136,25 @@ class StreamBatches:
         # (N, ...) -> (B, N // B, ...): stream b is the b-th contiguous slice
         self.inputs = inputs[: length * self.batch_size].reshape(self.batch_size, length, *inputs.shape[1:])
         self.targets = targets[: length * self.batch_size].reshape(self.batch_size, length, *targets.shape[1:])
-        share = self.batch_size // self.world_size
-        self.inputs = self.inputs[self.rank * share : (self.rank + 1) * share]
-        self.targets = self.targets[self.rank * share : (self.rank + 1) * share]
+
+    def shard(self, rank: int, world_size: int) -> StreamBatches:
+        """The same windows, of which this process reads its share of the streams."""
+        shard = object.__new__(StreamBatches)
+        shard.__dict__.update(self.__dict__)
+        shard.world_size = check_positive_int("world_size", world_size)
+        shard.rank = check_nonnegative_int("rank", rank)
+        if self.batch_size % world_size:
+            raise ValueError(
+                f"batch_size must be divisible by the number of processes ({world_size}), got {self.batch_size}"
+            )
+        return shard
 
     def __len__(self) -> int:
         return (self.inputs.shape[1] - self.k2) // self.k1 + 1
 
     def epoch(self, index: int, start: int = 0) -> Iterator[Window]:
+        share = self.batch_size // self.world_size
+        streams = slice(self.rank * share, (self.rank + 1) * share)
         for b in range(start, len(self)):
             s = b * self.k1
-            yield Window(self.inputs[:, s : s + self.k2], self.targets[:, s : s + self.k2], self.k1)
+            yield Window(self.inputs[streams, s : s + self.k2], self.targets[streams, s : s + self.k2], self.k1)

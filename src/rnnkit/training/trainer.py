@@ -146,6 +146,9 @@ class Trainer:
         config = self.config
         # --- set-up: processes, seeds, device, optimizer, schedule ---
         self.distributed = init_distributed(self.device)
+        if self.distributed.enabled:  # each process reads its share of every global batch
+            train = train.shard(self.distributed.rank, self.distributed.world_size)
+            val = val.shard(self.distributed.rank, self.distributed.world_size) if val is not None else None
         torch.manual_seed(config.seed)
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
