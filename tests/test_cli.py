@@ -64,6 +64,8 @@ def test_registered_command_is_dispatched(monkeypatch, capsys):
     [
         (["demo", "--length", "1"], "length must be an integer >= 2, got 1"),
         (["demo", "--steps", "0"], "steps must be an integer >= 1, got 0"),
+        (["demo", "--hidden-size", "0"], "hidden_size must be an integer >= 1, got 0"),
+        (["demo", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
         (["demo", "--length", "ten"], "invalid int value"),
         (["no-such-command"], "invalid choice"),
         ([], "required"),
@@ -122,3 +124,13 @@ def test_demo_is_deterministic(capsys):
         out = capsys.readouterr().out
         tables.append([line.rsplit("  ", 1)[0] for line in out.splitlines()])  # minus time
     assert tables[0] == tables[1]
+
+
+def test_demo_restores_thread_count():
+    import torch
+
+    from rnnkit.tasks.demo import DemoConfig, run_demo
+
+    before = torch.get_num_threads()
+    run_demo(DemoConfig(length=4, steps=1, hidden_size=2, test_size=8, threads=2), progress="none")
+    assert torch.get_num_threads() == before
