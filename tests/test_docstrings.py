@@ -13,6 +13,9 @@ MODULES = [
     "rnnkit.cells._minimal",
     "rnnkit.layers._generic",
     "rnnkit.layers._torch_compatible",
+    "rnnkit.models._shapes",
+    "rnnkit.training.data",
+    "rnnkit.training.diagnostics",
 ]
 
 

@@ -28,6 +28,7 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     example: str  # shown under the subcommand's --help
+    overrides: bool = False  # accepts --section.name=value settings, passed as args.overrides
 
 
 COMMANDS: dict[str, Command] = {}
@@ -39,13 +40,15 @@ def command(
     help: str,
     example: str,
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None,
+    overrides: bool = False,
 ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
     """Register ``run`` as the subcommand ``name``."""
 
     def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
         if name in COMMANDS:
             raise ValueError(f"subcommand {name!r} is already registered")
-        COMMANDS[name] = Command(help=help, add_arguments=add_arguments, run=run, example=example)
+        COMMANDS[name] = Command(help=help, add_arguments=add_arguments, run=run, example=example,
+                                 overrides=overrides)
         return run
 
     return register
@@ -91,8 +94,64 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from rnnkit.tasks import TASKS
+
+    tasks = "\n".join(f"  {name:<10} {task.help}" for name, task in TASKS.items())
+    parser.description += f"\n\ntasks:\n{tasks}"
+    parser.add_argument("task", nargs="?", choices=list(TASKS), metavar="TASK",
+                        help="what to train (omit with --resume)")
+    parser.add_argument("--config", metavar="FILE", help="settings file (YAML or JSON) with task/model/train sections")
+    parser.add_argument("--run-dir", metavar="DIR",
+                        help="where the run is written (default: runs/TASK-TIMESTAMP)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --run-dir")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.epilog += ("\n\nAny setting can be changed as --SECTION.NAME=VALUE, e.g. --train.lr=3e-3,"
+                      " --model.encoder.hidden_size=256, --task.length=200.")
+
+
+@command(
+    "train",
+    help="train a model on a task; settings from a file and --section.name=value overrides",
+    example="rnnkit train adding --task.length=100 --model.encoder.cell=gru --train.max_minutes=5",
+    add_arguments=_train_arguments,
+    overrides=True,
+)
+def _train(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.runner import train_task
+
+    outcome = train_task(args.task, config_file=args.config, overrides=args.overrides,
+                         run_dir=args.run_dir, resume=args.resume, quiet=args.quiet)
+    result = outcome.result
+    if outcome.report:
+        print(outcome.report)
+    print(f"{result.steps} steps in {result.seconds / 60:.1f} min, stopped by {result.stopped_by};"
+          f" run directory: {outcome.run_dir} (summary.md, metrics.jsonl, plots/loss.png)")
+    return 0
+
+
 # -----------------------------------------------------------------------------
 # parser and entry point
+
+
+def _split_overrides(extras: list[str]) -> tuple[list[str], list[str]]:
+    """``--a.b=c`` and ``--a.b c`` tokens as ``a.b=c`` overrides; everything else is left over."""
+    overrides, rest, i = [], [], 0
+    while i < len(extras):
+        token = extras[i]
+        key = token[2:].split("=", 1)[0]
+        if token.startswith("--") and "." in key:
+            if "=" in token:
+                overrides.append(token[2:])
+            elif i + 1 < len(extras):
+                overrides.append(f"{key}={extras[i + 1]}")
+                i += 1
+            else:
+                rest.append(token)
+        else:
+            rest.append(token)
+        i += 1
+    return overrides, rest
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,18 +198,41 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     try:
+        parser = build_parser()
         try:
-            args = build_parser().parse_args(argv)
+            args, extras = parser.parse_known_args(argv)
+            overrides, rest = _split_overrides(extras)
+            if rest or (overrides and not COMMANDS[args.command].overrides):
+                parser.error(f"unrecognized arguments: {' '.join(rest or ['--' + o for o in overrides])}")
         except SystemExit as exit_:  # --help, --version and usage errors
             return exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 2
+        args.overrides = overrides
         return args._run(args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         message = " ".join(str(error).splitlines()) or type(error).__name__
         print(f"rnnkit: error: {message}", file=sys.stderr)
         return 2
+    except _interrupted() as interrupted:
+        print(f"rnnkit: {interrupted}", file=sys.stderr)
+        return 130
+    except _training_error() as error:
+        print(f"rnnkit: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupted() -> type[BaseException]:
+    from rnnkit.training import TrainingInterrupted
+
+    return TrainingInterrupted
+
+
+def _training_error() -> type[BaseException]:
+    from rnnkit.training import TrainingError
+
+    return TrainingError
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@
 RNN side by side on one of them (``rnnkit demo``).
 """
 
+from rnnkit.tasks import longrange as _longrange  # noqa: F401  (registers adding, copy)
+from rnnkit.tasks._registry import TASKS as TASKS
+from rnnkit.tasks._registry import Task as Task
+from rnnkit.tasks._registry import register_task as register_task
 from rnnkit.tasks.synthetic import (
     ADDING_BASELINE_MSE as ADDING_BASELINE_MSE,
     adding_problem as adding_problem,
@@ -11,4 +15,4 @@ from rnnkit.tasks.synthetic import (
     copy_memory_baseline as copy_memory_baseline,
 )
 
-__all__ = ["ADDING_BASELINE_MSE", "adding_problem", "copy_memory", "copy_memory_baseline"]
+__all__ = ["TASKS", "Task", "register_task", "ADDING_BASELINE_MSE", "adding_problem", "copy_memory", "copy_memory_baseline"]

@@ -166,6 +166,7 @@ class Trainer:
         )
         self.log = MetricsLog(self.run_dir / "metrics.jsonl") if main else None
         self._saved_step: int | None = None
+        self._evaluated_step: int | None = None
         state, self._carried = _Progress(), None
 
         # --- resume, or start a fresh run directory ---
@@ -217,8 +218,10 @@ class Trainer:
                     break
             else:
                 state.stopped_by = state.stopped_by or "max_epochs"
-            # --- closing files ---
+            # --- closing files: the final weights are evaluated, wherever training stopped ---
             self._log_window(state, force=True)
+            if val is not None and self._evaluated_step != state.step:
+                last_eval = self._evaluate_and_track(val, state, progress)
             self._checkpoint(state, metric=None)
             self._finish(state, last_eval)
         finally:
@@ -311,6 +314,7 @@ class Trainer:
     def _evaluate_and_track(self, val, state: _Progress, progress: Progress) -> dict[str, float]:
         config = self.config
         metrics = self.evaluate(val)
+        self._evaluated_step = state.step
         if config.monitor not in metrics:
             raise ValueError(f"monitor must be one of {', '.join(sorted(metrics))}, got {config.monitor!r}")
         value = metrics[config.monitor]

@@ -1,0 +1,115 @@
+"""``rnnkit train``: settings from defaults, a config file and dotted overrides; then the trainer.
+
+Settings have three sections -- ``task`` (the task's dataclass), ``model`` (the model shape's
+dataclass, minus what the task fixes, such as input and output sizes) and ``train``
+(:class:`~rnnkit.training.TrainConfig`). Everything lands in the run directory's
+``config.json``, from which ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._io import read_json
+from ..config import apply_overrides, from_dict, read_config_file, to_dict
+from ..models import model_spec
+from ..training import Trainer, TrainConfig, TrainResult
+from ._registry import get_task
+
+RESUMABLE_CHANGES = ("train.max_epochs", "train.max_steps", "train.max_minutes")
+
+
+@dataclass
+class Outcome:
+    result: TrainResult
+    run_dir: Path
+    report: str
+
+
+def compose_settings(task_name: str, config_file: str | Path | None, overrides: list[str]) -> dict[str, Any]:
+    task = get_task(task_name)
+    settings = {
+        "task": to_dict(task.config_class()),
+        "model": dict(task.default_model),
+        "train": {**to_dict(TrainConfig()), **task.default_train},
+    }
+    if config_file is not None:
+        for section, values in read_config_file(config_file).items():
+            if section not in settings:
+                raise ValueError(f"unknown section {section!r} in {config_file}: expected task, model or train")
+            settings[section] = _deep_update(settings[section], values, section)
+    for text in overrides:
+        section = text.split(".", 1)[0]
+        if section not in settings or "." not in text.split("=", 1)[0]:
+            raise ValueError(f"an override must look like task.NAME=VALUE, model.NAME=VALUE or train.NAME=VALUE, got {text!r}")
+    return apply_overrides(settings, overrides)
+
+
+def _deep_update(base: dict, update: Any, where: str) -> dict:
+    if not isinstance(update, dict):
+        raise TypeError(f"{where} must be a mapping of settings, got {type(update).__name__}")
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _deep_update(merged[key], value, f"{where}.{key}") if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def train_task(
+    task_name: str | None,
+    *,
+    config_file: str | Path | None = None,
+    overrides: list[str] = (),
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> Outcome:
+    """Train a registered task; with ``resume``, continue the interrupted run in ``run_dir``."""
+    overrides = list(overrides)
+    if resume:
+        if run_dir is None:
+            raise ValueError("--resume needs --run-dir: the run directory to continue")
+        if not (Path(run_dir) / "config.json").is_file():
+            raise ValueError(f"nothing to resume in {run_dir}: it has no config.json from an earlier run")
+        saved = read_json(Path(run_dir) / "config.json")
+        if task_name is not None and task_name != saved.get("task_name"):
+            raise ValueError(f"{run_dir} holds a {saved.get('task_name')!r} run, got task {task_name!r}")
+        task_name = saved["task_name"]
+        changed = [o for o in overrides if o.split("=", 1)[0] not in RESUMABLE_CHANGES]
+        if config_file is not None or changed:
+            raise ValueError(
+                f"a resumed run keeps its settings; only {', '.join(RESUMABLE_CHANGES)} may change, got {changed or config_file}"
+            )
+        settings = apply_overrides(
+            {"task": saved["task"], "model": saved["model_settings"], "train": saved["train"]}, overrides
+        )
+    else:
+        if task_name is None:
+            raise ValueError("a task name is needed unless --resume continues a run")
+        settings = compose_settings(task_name, config_file, overrides)
+    task = get_task(task_name)
+    task_config = from_dict(task.config_class, settings["task"], where="task")
+    train_config = from_dict(TrainConfig, settings["train"], where="train")
+    if run_dir is None:
+        run_dir = Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(run_dir)
+
+    torch.manual_seed(train_config.seed)  # the model's initial weights
+    prepared = task.prepare(task_config, settings["model"], train_config.seed)
+    trainer = Trainer(
+        prepared.model,
+        prepared.objective,
+        train_config,
+        run_dir,
+        model_spec=model_spec(prepared.model),
+        extra_config={"task_name": task_name, "task": to_dict(task_config), "model_settings": settings["model"]},
+        quiet=quiet,
+        unit=prepared.unit,
+        resume_hint=f"rnnkit train --run-dir {run_dir} --resume",
+    )
+    result = trainer.fit(prepared.train, prepared.val, resume=resume)
+    return Outcome(result, run_dir, prepared.report(result))

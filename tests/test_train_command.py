@@ -1,0 +1,91 @@
+"""``rnnkit train``: settings, one-line errors, an interrupted run and its resumption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rnnkit.cli import main
+
+TINY = ["--task.length=8", "--task.train_size=64", "--task.val_size=32", "--task.batch_size=16",
+        "--model.encoder.hidden_size=8", "--train.max_epochs=2"]  # fmt: skip
+
+
+def test_train_writes_a_run_and_reports(tmp_path, capsys):
+    code = main(["train", "adding", *TINY, "--model.encoder.cell", "gru", "--run-dir", str(tmp_path / "run"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "adding problem T=8: validation MSE" in out and "run directory" in out
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["task_name"] == "adding" and config["model"]["config"]["encoder"]["cell"] == "gru"
+    assert config["task"]["length"] == 8 and config["train"]["max_epochs"] == 2
+    for name in ("model.safetensors", "metrics.jsonl", "summary.md", "plots/loss.png"):
+        assert (tmp_path / "run" / name).exists(), name
+
+
+def test_copy_task_and_a_yaml_settings_file(tmp_path, capsys):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("task:\n  lag: 5\n  train_size: 64\n  val_size: 32\nmodel:\n  encoder:\n    hidden_size: 8\n"
+                        "train:\n  max_epochs: 1\n")  # fmt: skip
+    code = main(["train", "copy", "--config", str(settings), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert code == 0 and "copy memory lag=5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--train.lrr=1"], "unknown setting train.lrr"),
+        (["--train.lr=fast"], "train.lr must be a number, got str 'fast'"),
+        (["--model.encoder.cell=lstmm"], "cell must be one of"),
+        (["--task.length=1"], "length must be an integer >= 2"),
+        (["--optimizer.lr=1"], "an override must look like task.NAME=VALUE"),
+        (["--resume"], "nothing to resume in"),
+        (["--config", "missing.yaml"], "config file missing.yaml does not exist"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_settings_give_one_line_and_exit_2(tmp_path, capsys, args, message):
+    code = main(["train", "adding", *TINY, "--run-dir", str(tmp_path / "run"), "--quiet", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_resume_needs_a_run_directory(capsys):
+    assert main(["train", "--resume"]) == 2
+    assert "--resume needs --run-dir" in capsys.readouterr().err
+
+
+def test_overrides_rejected_where_a_command_takes_none(capsys):
+    assert main(["demo", "--train.lr=1"]) == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_from_the_command_line(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "rnnkit.cli", "train", "adding", "--task.length=10", "--task.train_size=20000",
+               "--task.batch_size=16", "--model.encoder.hidden_size=8", "--train.max_epochs=1",
+               "--train.log_every=5", "--run-dir", str(run)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not ((run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 2):
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted by SIGINT" in err and "resume with: rnnkit train --run-dir" in err
+    assert "Traceback" not in err
+    resumed = subprocess.run(command[:4] + ["--run-dir", str(run), "--resume", "--quiet", "--train.max_steps=60"],
+                             capture_output=True, text=True, env=env, timeout=180)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "60 steps" in resumed.stdout
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 60  # no step logged twice after the resume
