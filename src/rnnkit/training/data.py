@@ -24,8 +24,10 @@ class TensorBatches:
 
     >>> import torch
     >>> batches = TensorBatches(torch.arange(10), torch.arange(10) * 2, batch_size=4, seed=1)
-    >>> len(batches), [x.tolist() for x, _ in batches.epoch(0)][:1]
-    (3, [[2, 6, 1, 8]])
+    >>> [x.tolist() for x, _ in batches.epoch(0)]
+    [[4, 1, 8, 6], [3, 7, 2, 5], [9, 0]]
+    >>> [y.tolist() for _, y in batches.epoch(0, start=2)]  # the same order again, from batch 2
+    [[18, 0]]
     """
 
     stateful = False
