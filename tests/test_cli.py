@@ -21,8 +21,8 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_commands_and_example(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "demo" in out
-    assert "example:" in out
+    assert "compare" in out
+    assert "examples:" in out
 
 
 @pytest.mark.parametrize("name", sorted(cli.COMMANDS))
@@ -40,7 +40,7 @@ def test_version(capsys):
 
 def test_registry_rejects_duplicates():
     with pytest.raises(ValueError, match="already registered"):
-        cli.command("demo", help="x", example="rnnkit demo")(lambda args: 0)
+        cli.command("compare", help="x", example="rnnkit demo")(lambda args: 0)
 
 
 def test_registered_command_is_dispatched(monkeypatch, capsys):
@@ -62,11 +62,11 @@ def test_registered_command_is_dispatched(monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["demo", "--length", "1"], "length must be an integer >= 2, got 1"),
-        (["demo", "--steps", "0"], "steps must be an integer >= 1, got 0"),
-        (["demo", "--hidden-size", "0"], "hidden_size must be an integer >= 1, got 0"),
-        (["demo", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
-        (["demo", "--length", "ten"], "invalid int value"),
+        (["compare", "--length", "1"], "length must be an integer >= 2, got 1"),
+        (["compare", "--steps", "0"], "steps must be an integer >= 1, got 0"),
+        (["compare", "--hidden-size", "0"], "hidden_size must be an integer >= 1, got 0"),
+        (["compare", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
+        (["compare", "--length", "ten"], "invalid int value"),
         (["no-such-command"], "invalid choice"),
         ([], "required"),
     ],
@@ -84,21 +84,21 @@ def test_keyboard_interrupt_exits_130(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(cli.COMMANDS, "demo", cli.Command(
+    monkeypatch.setitem(cli.COMMANDS, "compare", cli.Command(
         help="h", add_arguments=lambda parser: None, run=interrupted, example="rnnkit demo"))
-    assert cli.main(["demo"]) == 130
+    assert cli.main(["compare"]) == 130
     assert capsys.readouterr().err.splitlines() == ["rnnkit: interrupted"]
 
 
 def test_subprocess_bad_argument_has_no_traceback():
-    result = _run_cli("demo", "--length", "1")
+    result = _run_cli("compare", "--length", "1")
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["rnnkit: error: length must be an integer >= 2, got 1"]
     assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_subprocess_tiny_demo_prints_table():
-    result = _run_cli("demo", "--steps", "3", "--length", "10", "--quiet")
+    result = _run_cli("compare", "--steps", "3", "--length", "10", "--quiet")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     lines = result.stdout.splitlines()
@@ -109,7 +109,7 @@ def test_subprocess_tiny_demo_prints_table():
 
 def test_demo_progress_log_lines(capsys):
     # stderr is not a terminal under pytest: plain log lines, then the table on stdout.
-    assert cli.main(["demo", "--steps", "4", "--length", "6", "--hidden-size", "4"]) == 0
+    assert cli.main(["compare", "--steps", "4", "--length", "6", "--hidden-size", "4"]) == 0
     captured = capsys.readouterr()
     assert "step      4/4" in captured.err
     assert "steps/s" in captured.err
@@ -119,7 +119,7 @@ def test_demo_progress_log_lines(capsys):
 def test_demo_is_deterministic(capsys):
     tables = []
     for _ in range(2):
-        assert cli.main(["demo", "--steps", "5", "--length", "8", "--hidden-size", "4",
+        assert cli.main(["compare", "--steps", "5", "--length", "8", "--hidden-size", "4",
                          "--seed", "7", "--quiet"]) == 0
         out = capsys.readouterr().out
         tables.append([line.rsplit("  ", 1)[0] for line in out.splitlines()])  # minus time

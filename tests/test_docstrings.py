@@ -14,6 +14,8 @@ MODULES = [
     "rnnkit.layers._generic",
     "rnnkit.layers._torch_compatible",
     "rnnkit.models._shapes",
+    "rnnkit.models.sampling",
+    "rnnkit.tasks.tokenizers",
     "rnnkit.training.data",
     "rnnkit.training.diagnostics",
 ]

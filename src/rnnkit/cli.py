@@ -74,13 +74,55 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no progress output; print only the results table")
 
 
+def _text_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=3.0, help="training time (default: %(default)s)")
+    parser.add_argument("--run-dir", metavar="DIR", default=None,
+                        help="where the run is written (default: runs/demo-TIMESTAMP)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 @command(
     "demo",
+    help="the main job: train a character language model on text shipped with Python, then write a sample",
+    example="rnnkit demo --minutes 3",
+    add_arguments=_text_demo_arguments,
+)
+def _text_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from rnnkit.tasks.runner import train_task
+
+    if not args.minutes > 0:
+        raise ValueError(f"minutes must be a positive number, got {args.minutes}")
+    run_dir = args.run_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not args.quiet:
+        print(f"rnnkit demo: a 2-layer LSTM character model on Python's own documentation text,"
+              f" {args.minutes:g} min of training on {_threads()} CPU thread(s); then a sample.",
+              file=sys.stderr, flush=True)
+    overrides = [f"train.max_minutes={args.minutes}", f"train.seed={args.seed}", "train.lr=3e-3",
+                 "train.schedule=constant", "train.warmup_steps=50", "train.eval_every=200",
+                 "model.encoder.hidden_size=256", "task.bptt=64", "task.batch_size=32"]  # fmt: skip
+    outcome = train_task("text", overrides=overrides, run_dir=run_dir, quiet=args.quiet)
+    print(outcome.report)
+    print(f"\nrun directory: {outcome.run_dir}\n  summary.md, metrics.jsonl, plots/loss.png, model.safetensors\n"
+          f"more text: rnnkit generate {outcome.run_dir} --prime 'The ' --length 300")
+    return 0
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+@command(
+    "compare",
     help="train an LSTM and a tanh RNN side by side on the adding problem",
-    example="rnnkit demo --length 50 --steps 500 --seed 1",
+    example="rnnkit compare --length 50 --steps 500 --seed 1",
     add_arguments=_demo_arguments,
 )
-def _demo(args: argparse.Namespace) -> int:
+def _compare(args: argparse.Namespace) -> int:
     from rnnkit.tasks.demo import DemoConfig, format_table, run_demo
 
     config = DemoConfig(length=args.length, steps=args.steps,
@@ -106,6 +148,13 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the run is written (default: runs/TASK-TIMESTAMP)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --run-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    flags = {}
+    for name, task in TASKS.items():
+        for flag, setting in task.arguments.items():
+            flags.setdefault(flag, []).append(f"{name}: {setting}")
+    for flag, uses in flags.items():
+        parser.add_argument(flag, dest="task_" + flag.lstrip("-").replace("-", "_"), metavar="VALUE",
+                            help="sets " + "; ".join(uses))
     parser.epilog += ("\n\nAny setting can be changed as --SECTION.NAME=VALUE, e.g. --train.lr=3e-3,"
                       " --model.encoder.hidden_size=256, --task.length=200.")
 
@@ -118,15 +167,106 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     overrides=True,
 )
 def _train(args: argparse.Namespace) -> int:
+    from rnnkit.tasks import TASKS
     from rnnkit.tasks.runner import train_task
 
-    outcome = train_task(args.task, config_file=args.config, overrides=args.overrides,
+    values = {}
+    for key, value in vars(args).items():
+        if key.startswith("task_") and value is not None:
+            flag = "--" + key[len("task_"):].replace("_", "-")
+            arguments = TASKS[args.task].arguments if args.task else {}
+            if flag not in arguments:
+                raise ValueError(f"{flag} is not an option of task {args.task!r}")
+            values[arguments[flag]] = value
+    outcome = train_task(args.task, config_file=args.config, overrides=args.overrides, values=values,
                          run_dir=args.run_dir, resume=args.resume, quiet=args.quiet)
     result = outcome.result
     if outcome.report:
         print(outcome.report)
     print(f"{result.steps} steps in {result.seconds / 60:.1f} min, stopped by {result.stopped_by};"
           f" run directory: {outcome.run_dir} (summary.md, metrics.jsonl, plots/loss.png)")
+    return 0
+
+
+def _generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of 'rnnkit train text'")
+    parser.add_argument("--prime", default="\n", help="text the model reads before it writes (default: a newline)")
+    parser.add_argument("--length", type=int, default=500, help="tokens to generate (default: %(default)s)")
+    parser.add_argument("--temperature", type=float, default=0.8,
+                        help="sampling temperature; 0 is greedy (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    parser.add_argument("--top-p", type=float, default=None, help="sample within the smallest set of mass p")
+    parser.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+
+
+@command(
+    "generate",
+    help="write text with a trained text model",
+    example="rnnkit generate runs/text-20261122-101500 --prime 'ROMEO:' --length 300 --temperature 0.7",
+    add_arguments=_generate_arguments,
+)
+def _generate(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.text import generate_text
+
+    started = False
+
+    def show(piece: str) -> None:
+        nonlocal started
+        if not started:  # the prime appears once the model has loaded and begun to write
+            sys.stdout.write(args.prime)
+            started = True
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    generate_text(args.run_dir, prime=args.prime, length=args.length, temperature=args.temperature,
+                  top_k=args.top_k, top_p=args.top_p, seed=args.seed, on_text=show)  # fmt: skip
+    sys.stdout.write("\n")
+    return 0
+
+
+def _gradients_arguments(parser: argparse.ArgumentParser) -> None:
+    from rnnkit.tasks.gradients import GradientsConfig
+
+    default = GradientsConfig()
+    parser.add_argument("--task", choices=["adding", "copy"], default=default.task,
+                        help="the long-range task (default: %(default)s)")
+    parser.add_argument("--length", type=int, default=default.length,
+                        help="adding: steps per sequence T; copy: the lag (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=default.steps,
+                        help="training steps per cell between the two measurements (default: %(default)s)")
+    parser.add_argument("--hidden-size", type=int, default=default.hidden_size,
+                        help="hidden units of every cell (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=default.seed,
+                        help="seed of model init, training and data (default: %(default)s)")
+    parser.add_argument("--cells", default=",".join(default.cells),
+                        help="comma-separated registered cells (default: %(default)s)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="where gradient_flow.png and gradient_flow.json go (default: runs/gradients-TIMESTAMP)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines; print only the table")
+
+
+@command(
+    "gradients",
+    help="train a tanh RNN, an LSTM and a GRU on a long-range task; plot and tabulate how their gradients decay",
+    example="rnnkit gradients --length 100 --steps 1000 --cells rnn_tanh,lstm,gru --out runs/gradients",
+    add_arguments=_gradients_arguments,
+)
+def _gradients(args: argparse.Namespace) -> int:
+    import time
+
+    from rnnkit.tasks.gradients import GradientsConfig, format_table, run_gradients, write_report
+
+    cells = tuple(c.strip() for c in args.cells.split(",") if c.strip())
+    config = GradientsConfig(task=args.task, length=args.length, steps=args.steps,
+                             hidden_size=args.hidden_size, seed=args.seed, cells=cells)
+    out = args.out or f"runs/gradients-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not args.quiet:
+        print(f"{config.task}, length {config.length}: {', '.join(cells)}, hidden {config.hidden_size},"
+              f" {config.steps} steps each; measuring dL/dh before and after", file=sys.stderr, flush=True)
+    report = run_gradients(config, stream=None if args.quiet else sys.stderr)
+    paths = write_report(report, out)
+    print(format_table(report))
+    print(f"figure: {paths['png']}; all numbers: {paths['json']}")
     return 0
 
 
@@ -176,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rnnkit",
         description="Recurrent neural networks on PyTorch.",
-        epilog="example:\n  rnnkit demo\n\n"
+        epilog="examples:\n  rnnkit demo\n  rnnkit train text --data input.txt\n  rnnkit generate RUN_DIR --prime 'The '\n\n"
                "Run 'rnnkit COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

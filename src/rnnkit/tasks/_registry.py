@@ -25,6 +25,7 @@ class Prepared:
     val: Any = None
     unit: str = "samples"
     report: Callable[[Any], str] = lambda result: ""  # a few lines printed after training
+    artifacts: dict[str, str] = field(default_factory=dict)  # files for the run directory (tokenizer.json)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Task:
     model_name: str
     default_model: dict[str, Any] = field(default_factory=dict)
     default_train: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, str] = field(default_factory=dict)  # command-line flag -> setting, e.g. --data -> task.data
 
 
 def register_task(task: Task) -> Task:

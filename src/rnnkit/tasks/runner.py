@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .._io import read_json
+from .._io import atomic_write_text, read_json
 from ..config import apply_overrides, from_dict, read_config_file, to_dict
 from ..models import model_spec
 from ..training import Trainer, TrainConfig, TrainResult
@@ -64,12 +64,18 @@ def train_task(
     *,
     config_file: str | Path | None = None,
     overrides: list[str] = (),
+    values: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     quiet: bool = False,
 ) -> Outcome:
-    """Train a registered task; with ``resume``, continue the interrupted run in ``run_dir``."""
+    """Train a registered task; with ``resume``, continue the interrupted run in ``run_dir``.
+
+    ``overrides`` are ``section.name=value`` strings (values read as YAML scalars); ``values``
+    maps dotted settings to values taken as they are (file names from ``--data``).
+    """
     overrides = list(overrides)
+    values = dict(values or {})
     if resume:
         if run_dir is None:
             raise ValueError("--resume needs --run-dir: the run directory to continue")
@@ -79,7 +85,7 @@ def train_task(
         if task_name is not None and task_name != saved.get("task_name"):
             raise ValueError(f"{run_dir} holds a {saved.get('task_name')!r} run, got task {task_name!r}")
         task_name = saved["task_name"]
-        changed = [o for o in overrides if o.split("=", 1)[0] not in RESUMABLE_CHANGES]
+        changed = [o for o in overrides if o.split("=", 1)[0] not in RESUMABLE_CHANGES] + list(values)
         if config_file is not None or changed:
             raise ValueError(
                 f"a resumed run keeps its settings; only {', '.join(RESUMABLE_CHANGES)} may change, got {changed or config_file}"
@@ -91,6 +97,12 @@ def train_task(
         if task_name is None:
             raise ValueError("a task name is needed unless --resume continues a run")
         settings = compose_settings(task_name, config_file, overrides)
+        for key, value in values.items():
+            section, *path = key.split(".")
+            node = settings[section]
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = value
     task = get_task(task_name)
     task_config = from_dict(task.config_class, settings["task"], where="task")
     train_config = from_dict(TrainConfig, settings["train"], where="train")
@@ -100,6 +112,10 @@ def train_task(
 
     torch.manual_seed(train_config.seed)  # the model's initial weights
     prepared = task.prepare(task_config, settings["model"], train_config.seed)
+    for name, content in prepared.artifacts.items():
+        if not (resume and (run_dir / name).exists()):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / name, content)
     trainer = Trainer(
         prepared.model,
         prepared.objective,
