@@ -270,6 +270,24 @@ def _gradients(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from rnnkit.bench import add_arguments
+
+    add_arguments(parser)
+
+
+@command(
+    "bench",
+    help="time rnnkit's layers against torch.nn and a plain autograd loop, side by side",
+    example="rnnkit bench --quick --json bench.json",
+    add_arguments=_bench_arguments,
+)
+def _bench(args: argparse.Namespace) -> int:
+    from rnnkit.bench import main as bench_main
+
+    return bench_main(args)
+
+
 # -----------------------------------------------------------------------------
 # parser and entry point
 

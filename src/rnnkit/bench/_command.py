@@ -1,0 +1,83 @@
+"""``rnnkit bench``: the arguments and the body behind the command line's thin registration."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from ._configs import CONFIGS, select_cases
+import torch
+
+from ._measure import measure_machine, settle_machine
+from ._report import Row, format_table, rescale, write_json
+from ._run import resolve_device, run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``rnnkit bench`` options; the configurations are listed in the description."""
+    listing = "\n".join(
+        f"  {c.id:>2}{'*' if c.quick else ' '} {c.title}" for c in CONFIGS.values()
+    )
+    parser.description += (
+        f"\n\nconfigurations (* has a --quick variant):\n{listing}\n\n"
+        "Each row times rnnkit, the torch.nn module with the same weights, and rnnkit's plain\n"
+        "autograd step loop, interleaved; speed = reference ms / rnnkit ms (> 1: rnnkit faster)."
+    )
+    parser.add_argument("--configs", metavar="IDS", default=None,
+                        help="comma-separated configuration ids (default: all, or all with a --quick variant)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the reduced subset, under two minutes on a 2-core CPU")
+    parser.add_argument("--dtype", choices=["fp32", "bf16", "all"], default="all",
+                        help="fp32, bf16 (autocast) or both where the hardware has bf16 (default: all)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's own default, printed in the header)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="timed repetitions per contender (default: what fits about 1 s, 3 to 15)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls per contender first (default: 2)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--json", metavar="FILE", help="also write the machine, conventions and rows as JSON")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _progress(done: int, total: int, row: Row) -> None:
+    print(f"[{done}/{total}] {row.config:>2} {row.case} {row.mode} {row.dtype} ({row.path}): {row.ms:.3g} ms,"
+          f" {row.vs_torch:.2f}x torch.nn, {row.vs_loop:.2f}x loop", file=sys.stderr, flush=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark the parsed ``args`` ask for, print the table, write ``--json``."""
+    select_cases(args.configs, quick=args.quick)  # a bad id fails before the matmul peak is timed
+    if args.reps is not None and args.reps < 1:
+        raise ValueError(f"--reps must be a positive integer, got {args.reps}")
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must be a non-negative integer, got {args.warmup}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if not args.quiet:
+        print(f"timing the {device} matmul peak ...", file=sys.stderr, flush=True)
+    machine = measure_machine(device)
+    rows = run(
+        args.configs,
+        quick=args.quick,
+        dtypes=args.dtype,
+        device=device,
+        reps=args.reps,
+        warmup=args.warmup,
+        budget_s=0.5 if args.quick else 1.0,
+        memory=not args.no_memory,
+        machine=machine,
+        progress=None if args.quiet else _progress,
+    )
+    # the peak again at the end: on a shared machine the first measurement may have been unlucky
+    machine = settle_machine(machine, measure_machine(device))
+    rows = rescale(rows, machine)
+    print(format_table(rows, machine, markdown=args.markdown))
+    if args.json:
+        write_json(args.json, rows, machine, command=shlex.join(["rnnkit", *sys.argv[1:]]))
+    return 0

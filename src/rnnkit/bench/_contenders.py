@@ -1,0 +1,151 @@
+"""The three contenders of every case, as zero-argument calls: rnnkit, torch.nn, and a plain loop.
+
+Every row compares rnnkit with two references built from the same weights where the math is
+the same:
+
+=============  ===================================  ====================================  =========================================
+case           rnnkit ("ours")                      torch.nn reference                    loop reference
+=============  ===================================  ====================================  =========================================
+train/infer    rnnkit.LSTM/GRU/RNN, backend="auto"  torch.nn.LSTM/GRU/RNN, weights         the rnnkit layer, backend="loop", no
+               (options as given)                   loaded into rnnkit's layer             options: the cells' autograd step loop
+minGRU         rnnkit.MinGRU (log-space scan)       torch.nn.GRU of the same size          the same MinGRU stepped one step at a
+                                                    (a different model, same I/H/B/T)      time (a no-op state hook forces it)
+step           layer.step(x, state), B=1            a bare torch.nn.LSTMCell call          a bare rnnkit.LSTMCell call
+=============  ===================================  ====================================  =========================================
+
+For a case with options (layer norm, zoneout) the torch.nn reference computes less than rnnkit
+does -- it is what a user gives up the option for -- and the loop reference shows what the option
+itself costs over the plain step loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .. import cells
+from ..layers import MinGRU, create_layer
+from ._configs import Case
+
+TORCH_LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
+TORCH_CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn_tanh": nn.RNNCell, "rnn_relu": nn.RNNCell}
+RNNKIT_CELLS = {"lstm": cells.LSTMCell, "gru": cells.GRUCell, "rnn_tanh": cells.RNNCell, "rnn_relu": cells.RNNCell}
+_CLASS_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+
+
+@dataclass
+class Contender:
+    """A named zero-argument call that runs one timed unit of work, and the module behind it."""
+
+    name: str
+    path: str  # "fused" (torch._VF kernel), "loop" (cells' step loop), "scan", "step", "torch"
+    call: Callable[[], object]
+    module: nn.Module
+
+
+def autocast(device: torch.device, dtype: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """A context-manager factory: bf16 autocast, or nothing for fp32."""
+    if dtype == "fp32":
+        return contextlib.nullcontext
+    if dtype == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
+
+
+def _nonlinearity(kind: str) -> dict:
+    return {"nonlinearity": kind[4:]} if kind.startswith("rnn_") else {}
+
+
+def _sequence_call(module: nn.Module, x: torch.Tensor, mode: str, amp) -> Callable[[], object]:
+    if mode == "train":
+        module.train()
+        params = list(module.parameters())
+
+        def train() -> None:
+            for p in params:
+                p.grad = None
+            with amp():
+                output = module(x)[0]  # (T, B, H)
+            output.sum().backward()
+
+        return train
+    module.eval()
+
+    def infer() -> None:
+        with torch.no_grad(), amp():
+            module(x)
+
+    return infer
+
+
+def _step_call(step: Callable, x: torch.Tensor, amp) -> Callable[[], object]:
+    """Call ``step(x, state) -> state`` with the state carried from call to call."""
+    state = [None]
+
+    def advance() -> None:
+        with torch.no_grad(), amp():
+            state[0] = step(x, state[0])
+
+    return advance
+
+
+def build_contenders(case: Case, device: torch.device, dtype: str = "fp32") -> tuple[Contender, Contender, Contender]:
+    """(rnnkit, torch.nn reference, loop reference) for ``case``; see the module docstring."""
+    amp = autocast(device, dtype)
+    torch.manual_seed(0)
+    I, H, L = case.input_size, case.hidden_size, case.layers
+    if case.mode == "step":
+        return _step_contenders(case, device, amp)
+    x = torch.randn(case.steps, case.batch, I, device=device)  # (T, B, I), time-major
+    on_cuda = device.type == "cuda"
+    if case.kind == "mingru":
+        ours = MinGRU(I, H, num_layers=L).to(device)
+        reference = nn.GRU(I, H, num_layers=L).to(device)
+        stepped = MinGRU(I, H, num_layers=L).to(device)
+        stepped.load_state_dict(ours.state_dict())
+        stepped.register_state_hook(lambda *args: None)  # any hook makes the layer step
+        return (
+            Contender("rnnkit.MinGRU", "scan", _sequence_call(ours, x, case.mode, amp), ours),
+            Contender("torch.nn.GRU" + (" (cuDNN)" if on_cuda else ""), "torch",
+                      _sequence_call(reference, x, case.mode, amp), reference),
+            Contender("rnnkit.MinGRU stepped", "loop", _sequence_call(stepped, x, case.mode, amp), stepped),
+        )  # fmt: skip
+
+    reference = TORCH_LAYERS[case.kind](I, H, num_layers=L, **_nonlinearity(case.kind)).to(device)
+    ours = create_layer(case.kind, I, H, num_layers=L, **dict(case.options)).to(device)
+    loaded = ours.load_state_dict(reference.state_dict(), strict=False)
+    if loaded.unexpected_keys:  # missing keys are the options' own parameters
+        raise RuntimeError(f"torch.nn weights do not fit the rnnkit layer: {loaded.unexpected_keys}")
+    loop = create_layer(case.kind, I, H, num_layers=L, backend="loop").to(device)
+    loop.load_state_dict(reference.state_dict())
+    name = f"rnnkit.{_CLASS_NAMES[case.kind]}"
+    options = ", ".join(f"{k}={v}" for k, v in case.options)
+    return (
+        Contender(name + (f"({options})" if options else ""), "fused" if ours.uses_fused_kernel else "loop",
+                  _sequence_call(ours, x, case.mode, amp), ours),
+        Contender(f"torch.nn.{_CLASS_NAMES[case.kind]}" + (" (cuDNN)" if on_cuda else ""), "torch",
+                  _sequence_call(reference, x, case.mode, amp), reference),
+        Contender(f"{name} backend='loop'", "loop", _sequence_call(loop, x, case.mode, amp), loop),
+    )  # fmt: skip
+
+
+def _step_contenders(case: Case, device: torch.device, amp) -> tuple[Contender, Contender, Contender]:
+    I, H = case.input_size, case.hidden_size
+    layer = create_layer(case.kind, I, H).to(device).eval()
+    weights = {n: getattr(layer, f"{n}_l0") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    torch_cell = TORCH_CELLS[case.kind](I, H, **_nonlinearity(case.kind)).to(device).eval()
+    torch_cell.load_state_dict(weights)
+    our_cell = RNNKIT_CELLS[case.kind](I, H, **_nonlinearity(case.kind)).to(device).eval()
+    our_cell.load_state_dict(weights)
+    x = torch.randn(case.batch, I, device=device)  # (B, I)
+    kind = _CLASS_NAMES[case.kind]
+    return (
+        Contender(f"rnnkit.{kind}.step", "step", _step_call(lambda x, s: layer.step(x, s)[1], x, amp), layer),
+        Contender(f"torch.nn.{kind}Cell", "torch", _step_call(torch_cell, x, amp), torch_cell),
+        Contender(f"rnnkit.{kind}Cell", "step", _step_call(our_cell, x, amp), our_cell),
+    )
+

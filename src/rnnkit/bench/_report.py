@@ -1,0 +1,166 @@
+"""Rows of results, the terminal table and the JSON file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._measure import Machine
+
+FLOP_CONVENTION = (
+    "forward = 2*G*H*(I+H)*B*T per layer (G = 1 Elman, 3 GRU, 4 LSTM; minGRU: 2*2*H*I*B*T, no"
+    " recurrent matmul); training = 3 x forward. 'GF/s' counts the input projection, 'GF/s rec'"
+    " leaves it out (DeepBench's convention); '%peak' is GF/s over the fp32 matmul peak"
+)
+SPEED_CONVENTION = (
+    "speed = reference ms / rnnkit ms (> 1: rnnkit is faster); ms = median over repetitions"
+    " after warm-up, the three contenders interleaved"
+)
+MEMORY_CONVENTION = (
+    "MB = peak MiB torch allocates during one call above what was live before it (CPU: profiler"
+    " allocation events; CUDA: max_memory_allocated)"
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One case in one dtype: rnnkit's time and rates, and its two references' times.
+
+    ``vs_torch`` and ``vs_loop`` are reference ms / rnnkit ms: above 1 rnnkit is faster.
+    Memory fields are NaN when memory was not measured.
+    """
+
+    config: str
+    case: str
+    kind: str
+    mode: str
+    dtype: str
+    batch: int
+    input_size: int
+    hidden_size: int
+    steps: int
+    layers: int
+    path: str
+    ms: float
+    gflops: float
+    gflops_recurrent: float
+    pct_peak: float
+    mem_mb: float
+    torch_ref: str
+    torch_ms: float
+    torch_mem_mb: float
+    vs_torch: float
+    loop_ref: str
+    loop_ms: float
+    loop_mem_mb: float
+    vs_loop: float
+    reps: int
+    ours: str
+
+
+def rescale(rows: Sequence[Row], machine: Machine) -> list[Row]:
+    """The rows with ``pct_peak`` recomputed against ``machine``'s peak."""
+    return [dataclasses.replace(r, pct_peak=100.0 * r.gflops / machine.peak_fp32) for r in rows]
+
+
+def _num(value: float) -> str:
+    """Three significant digits, no exponent for the ranges a benchmark sees."""
+    if not math.isfinite(value):
+        return "-"
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    digits = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:.{digits}f}"
+
+
+def header(machine: Machine) -> list[str]:
+    peaks = ", ".join(f"{k} {v:.0f}" for k, v in machine.peak_fp32_all.items())
+    bf16 = f"; bf16 {machine.peak_bf16:.0f} GFLOP/s" if machine.bf16 else "; no native bf16"
+    load = f"load average {machine.load_average[0]:.2f} at start"
+    if machine.load_average_end is not None:
+        load += f", {machine.load_average_end[0]:.2f} at end"
+    return [
+        f"rnnkit bench, {machine.date}: torch {machine.torch_version}, {machine.device}"
+        f" ({machine.name}), {machine.threads} threads, {load}",
+        f"fp32 matmul peak ({machine.matmul_size}^3{', best of start and end' if machine.load_average_end else ''}):"
+        f" {machine.peak_fp32:.0f} GFLOP/s [{peaks}]{bf16}",
+        "FLOPs: " + FLOP_CONVENTION,
+        SPEED_CONVENTION,
+        MEMORY_CONVENTION,
+    ]
+
+
+COLUMNS = (
+    ("cfg", "config"), ("case", "case"), ("mode", "mode"), ("dtype", "dtype"), ("path", "path"),
+    ("ms", "ms"), ("GF/s", "gflops"), ("GF/s rec", "gflops_recurrent"), ("%peak", "pct_peak"),
+    ("MB", "mem_mb"), ("torch.nn ms", "torch_ms"), ("speed vs torch", "vs_torch"), ("torch MB", "torch_mem_mb"),
+    ("loop ms", "loop_ms"), ("speed vs loop", "vs_loop"), ("loop MB", "loop_mem_mb"),
+)  # fmt: skip
+
+
+def format_table(rows: Sequence[Row], machine: Machine | None = None, *, markdown: bool = False) -> str:
+    """The rows as an aligned text table (or a Markdown one), under the machine's header."""
+    cells = []
+    for row in rows:
+        line = []
+        for _, field in COLUMNS:
+            value = getattr(row, field)
+            if field.startswith("vs_"):
+                line.append(f"{value:.2f}x" if math.isfinite(value) else "-")
+            elif isinstance(value, float):
+                line.append(_num(value))
+            else:
+                line.append(str(value))
+        cells.append(line)
+    titles = [title for title, _ in COLUMNS]
+    lines = [] if machine is None else header(machine)
+    if markdown:
+        lines = [f"{line}  " for line in lines] + [""] if lines else []
+        lines.append("| " + " | ".join(titles) + " |")
+        lines.append("|" + "|".join("---" if i < 5 else "---:" for i in range(len(titles))) + "|")
+        lines += ["| " + " | ".join(line) + " |" for line in cells]
+    else:
+        widths = [max(len(t), *(len(line[i]) for line in cells)) if cells else len(t) for i, t in enumerate(titles)]
+        align = lambda text, i: text.ljust(widths[i]) if i < 5 else text.rjust(widths[i])  # noqa: E731
+        lines.append("  ".join(align(t, i) for i, t in enumerate(titles)))
+        lines += ["  ".join(align(c, i) for i, c in enumerate(line)) for line in cells]
+        refs = sorted({(r.config, r.ours, r.torch_ref, r.loop_ref) for r in rows}, key=lambda r: _config_key(r[0]))
+        lines.append("")
+        lines.append("contenders (rnnkit | torch.nn reference | loop reference):")
+        lines += [f"  {cfg:>3}: {ours} | {torch_ref} | {loop_ref}" for cfg, ours, torch_ref, loop_ref in refs]
+    return "\n".join(lines)
+
+
+def _config_key(config: str) -> tuple:
+    return (0, int(config)) if config.isdigit() else (1, config)
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def to_json(rows: Sequence[Row], machine: Machine, *, command: str | None = None) -> dict:
+    """Everything needed to read the rows later: machine, conventions, command, rows."""
+    return _finite_or_none({
+        "command": command,
+        "machine": dataclasses.asdict(machine),
+        "conventions": {"flops": FLOP_CONVENTION, "speed": SPEED_CONVENTION, "memory": MEMORY_CONVENTION},
+        "rows": [dataclasses.asdict(row) for row in rows],
+    })  # fmt: skip
+
+
+def write_json(path: str | Path, rows: Sequence[Row], machine: Machine, *, command: str | None = None) -> None:
+    text = json.dumps(to_json(rows, machine, command=command), indent=1, allow_nan=False)
+    Path(path).write_text(text + "\n")

@@ -1,0 +1,144 @@
+"""Running cases: build the contenders, time them side by side, turn the times into rows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+
+from .._validation import check_positive_int
+from ._configs import Case, case_flops, select_cases
+from ._contenders import build_contenders
+from ._measure import Machine, measure_machine, median_ms, peak_memory_mb, time_interleaved
+from ._report import Row
+
+DTYPES = ("fp32", "bf16")
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``None``/``"auto"``: CUDA when available, else CPU; a named device must exist."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for, but torch sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {str(device)!r}")
+    return device
+
+
+def resolve_dtypes(dtypes: str | Iterable[str] | None, machine: Machine) -> list[str]:
+    """``None``/``"all"``: fp32, and bf16 where the hardware has it; or a subset of fp32, bf16."""
+    if dtypes is None or dtypes == "all":
+        return ["fp32", "bf16"] if machine.bf16 else ["fp32"]
+    chosen = [dtypes] if isinstance(dtypes, str) else list(dtypes)
+    for dtype in chosen:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of 'fp32', 'bf16', 'all', got {dtype!r}")
+    if "bf16" in chosen and not machine.bf16:
+        raise ValueError(f"dtype 'bf16' was asked for, but {machine.name} has no native bf16")
+    return chosen
+
+
+def bench_case(
+    case: Case,
+    dtype: str,
+    device: torch.device,
+    machine: Machine,
+    *,
+    reps: int | None = None,
+    warmup: int = 2,
+    budget_s: float = 1.0,
+    memory: bool = True,
+) -> Row:
+    """Time ``case`` in ``dtype``: rnnkit against its torch.nn and loop references, interleaved."""
+    contenders = build_contenders(case, device, dtype)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    samples = time_interleaved(
+        [c.call for c in contenders], warmup=warmup, reps=reps, budget_s=budget_s, sync=sync
+    )
+    ms = [median_ms(s) for s in samples]
+    mem = [peak_memory_mb(c.call, device) if memory else math.nan for c in contenders]
+    ours, reference, loop = contenders
+    seconds = ms[0] / 1e3
+    gflops = case_flops(case) / seconds / 1e9
+    return Row(
+        config=case.config or "-",
+        case=case.label,
+        kind=case.kind,
+        mode=case.mode,
+        dtype=dtype,
+        batch=case.batch,
+        input_size=case.input_size,
+        hidden_size=case.hidden_size,
+        steps=case.steps,
+        layers=case.layers,
+        path=ours.path,
+        ms=ms[0],
+        gflops=gflops,
+        gflops_recurrent=case_flops(case, input_projection=False) / seconds / 1e9,
+        pct_peak=100.0 * gflops / machine.peak_fp32,
+        mem_mb=mem[0],
+        torch_ref=reference.name,
+        torch_ms=ms[1],
+        torch_mem_mb=mem[1],
+        vs_torch=ms[1] / ms[0],
+        loop_ref=loop.name,
+        loop_ms=ms[2],
+        loop_mem_mb=mem[2],
+        vs_loop=ms[2] / ms[0],
+        reps=len(samples[0]),
+        ours=ours.name,
+    )
+
+
+def run(
+    configs: str | Iterable | None = None,
+    *,
+    quick: bool = False,
+    dtypes: str | Iterable[str] | None = None,
+    device: torch.device | str | None = None,
+    reps: int | None = None,
+    warmup: int = 2,
+    budget_s: float = 1.0,
+    memory: bool = True,
+    machine: Machine | None = None,
+    progress: Callable[[int, int, Row], None] | None = None,
+) -> list[Row]:
+    """Benchmark ``configs`` and return one :class:`Row` per case and dtype.
+
+    ``configs``: ids (``"1,2,6"``, ``["2", "3"]``; None for all), or Config/Case objects.
+    ``quick``: each configuration's reduced ``--quick`` cases. ``dtypes``: ``"fp32"``,
+    ``"bf16"``, or None for fp32 plus bf16 where the hardware has it (bf16 runs under autocast).
+    ``reps``: timed repetitions per contender (default: as many as fit ``budget_s`` seconds,
+    3 to 15). ``machine``: from :func:`measure_machine`, measured here when None.
+    ``progress(done, total, row)`` is called after each row.
+
+    >>> rows = run([Case("lstm", 8, 2, 3, "train")], reps=1, warmup=0, memory=False,
+    ...            machine=measure_machine("cpu", matmul_size=64), dtypes="fp32")
+    >>> rows[0].path, rows[0].vs_torch > 0
+    ('fused', True)
+    """
+    device = resolve_device(device)
+    cases = select_cases(configs, quick=quick)
+    if reps is not None:
+        check_positive_int("reps", reps)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    if machine is None:
+        machine = measure_machine(device)
+    chosen = resolve_dtypes(dtypes, machine)
+    rows: list[Row] = []
+    total = len(cases) * len(chosen)
+    for case in cases:
+        for dtype in chosen:
+            rows.append(
+                bench_case(case, dtype, device, machine, reps=reps, warmup=warmup, budget_s=budget_s, memory=memory)
+            )
+            if progress is not None:
+                progress(len(rows), total, rows[-1])
+    return rows

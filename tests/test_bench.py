@@ -1,0 +1,262 @@
+"""The benchmark's bookkeeping: configurations, FLOP counts, rows, JSON and the command line.
+
+Timings are never asserted (they belong to the benchmark's output); what can be checked is that
+the numbers are computed from the right counts, every field is filled, and the contenders of a
+row really share their weights.
+"""
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from rnnkit import bench, cli
+from rnnkit.bench import CONFIGS, Case, Config, case_flops, forward_flops, parse_configs, select_cases
+from rnnkit.bench import _measure
+
+TINY_MACHINE_SIZE = 64  # n of the matmul that stands for the peak in these tests
+
+
+@pytest.fixture(scope="module")
+def machine():
+    return bench.measure_machine("cpu", matmul_size=TINY_MACHINE_SIZE)
+
+
+# -----------------------------------------------------------------------------
+# FLOPs, by hand
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        # 2 * G * H * (I + H) * B * T
+        (("lstm", 256, 512, 32, 50), 2 * 4 * 512 * (256 + 512) * 32 * 50),  # config 6
+        (("lstm", 256, 512, 32, 50), 5_033_164_800),
+        (("gru", 1024, 1024, 32, 1500), 603_979_776_000),  # config 4, forward
+        (("rnn_relu", 1760, 1760, 16, 50), 9_912_320_000),  # config 5
+        (("rnn_tanh", 1760, 1760, 16, 50), 9_912_320_000),
+        # two layers: the second reads H inputs: 2*4*200*(250+200)*15 + 2*4*200*(200+200)*15
+        (("lstm", 250, 200, 1, 15, 2), 20_400_000),
+        # minGRU: two input blocks, no recurrent matmul
+        (("mingru", 256, 256, 16, 512), 2 * 2 * 256 * 256 * 16 * 512),
+    ],
+)
+def test_forward_flops_by_hand(args, expected):
+    assert forward_flops(*args) == expected
+
+
+def test_deepbench_convention_leaves_out_the_input_projection():
+    assert forward_flops("lstm", 250, 200, 1, 15, 2, input_projection=False) == 9_600_000  # 2*4*200*200*15*2
+    assert forward_flops("gru", 7, 10, 2, 3, input_projection=False) == 2 * 3 * 10 * 10 * 2 * 3
+    assert forward_flops("mingru", 256, 256, 16, 512, input_projection=False) == 0
+
+
+def test_training_counts_three_forwards_and_a_step_one():
+    train = Case("gru", 1024, 32, 1500, "train")
+    assert case_flops(train) == 1_811_939_328_000
+    assert case_flops(Case("lstm", 512, 1, 1, "step")) == 2 * 4 * 512 * 1024  # one step, B=1
+    assert case_flops(Case("lstm", 512, 16, 25, "infer")) == forward_flops("lstm", 512, 512, 16, 25)
+
+
+# -----------------------------------------------------------------------------
+# configurations
+
+
+def test_configurations_follow_the_reference():
+    assert [c for c in CONFIGS][:9] == [str(i) for i in range(1, 10)]
+    (one,) = CONFIGS["1"].cases
+    assert (one.kind, one.hidden_size, one.batch, one.steps, one.mode) == ("lstm", 1024, 64, 25, "train")
+    six = {c.mode: c for c in CONFIGS["6"].cases}
+    assert set(six) == {"train", "infer"}
+    assert (six["train"].input_size, six["train"].hidden_size) == (256, 512)
+    assert {c.kind for c in CONFIGS["5"].cases} == {"rnn_relu", "rnn_tanh"}
+    assert {c.steps for c in CONFIGS["9"].cases} == {512, 4096}
+    small = CONFIGS["8"].cases[-1]
+    assert (small.input_size, small.hidden_size, small.layers, small.batch, small.steps) == (250, 200, 2, 1, 15)
+    assert all(c.config == cid for cid, cfg in CONFIGS.items() for c in cfg.cases + cfg.quick)
+
+
+def test_quick_subset_is_smaller():
+    quick = select_cases(None, quick=True)
+    assert {c.config for c in quick} == {"2", "3", "6", "7", "8", "9", "10", "11"}
+    assert max(c.steps for c in quick if c.config == "3") < CONFIGS["3"].cases[0].steps
+    assert {c.steps for c in quick if c.config == "9"} == {512}
+    assert [c.label for c in quick if c.config == "8"] == ["LSTM I250 H200 L2 B1 T15"]
+
+
+def test_parse_configs():
+    assert parse_configs("2, 6,2") == ["2", "6"]
+    assert parse_configs([3, "10"]) == ["3", "10"]
+    assert parse_configs(None) == list(CONFIGS)
+    with pytest.raises(ValueError, match=r"configs must be .* got '2,42'"):
+        parse_configs("2,42")
+    with pytest.raises(ValueError, match="configs must be"):
+        parse_configs("")
+    with pytest.raises(ValueError, match="no --quick variant"):
+        select_cases("1", quick=True)
+
+
+def test_case_labels_and_checks():
+    assert Case("lstm", 512, 32, 50, "train", input_size=256).label == "LSTM I256 H512 B32 T50"
+    assert Case("gru", 256, 32, 200, "train", options=(("zoneout", 0.1),)).label == "GRU H256 B32 T200 zoneout=0.1"
+    assert Case("lstm", 256, 1, 1, "step").label == "LSTM H256 B1"
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Case("transformer", 8, 1, 1, "train")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        Case("lstm", 8, 1, 1, "eval")
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+        Case("lstm", 0, 1, 1, "train")
+    with pytest.raises(ValueError, match="mode='step'"):
+        Case("lstm", 8, 1, 1, "step", layers=2)
+
+
+def test_register_config_rejects_duplicates():
+    with pytest.raises(ValueError, match="already registered"):
+        bench.register_config(Config("2", "again", ()))
+
+
+# -----------------------------------------------------------------------------
+# contenders compute the same thing
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_relu"])
+def test_contenders_share_weights(kind):
+    case = Case(kind, 6, 2, 4, "infer", input_size=5, layers=2)
+    ours, reference, loop = bench.build_contenders(case, torch.device("cpu"))
+    x = torch.randn(4, 2, 5)
+    with torch.no_grad():
+        expected = reference.module(x)[0]
+        torch.testing.assert_close(ours.module(x)[0], expected)
+        torch.testing.assert_close(loop.module(x)[0], expected)
+    assert ours.path == "fused" and loop.path == "loop"
+
+
+def test_step_contenders_share_weights():
+    ours, reference, cell = bench.build_contenders(Case("lstm", 6, 1, 1, "step", input_size=5), torch.device("cpu"))
+    x = torch.randn(1, 5)
+    with torch.no_grad():
+        _, (h, c) = ours.module.step(x)
+        torch.testing.assert_close(reference.module(x), (h[0], c[0]))
+        torch.testing.assert_close(cell.module(x), (h[0], c[0]))
+
+
+def test_interleaved_timing_rotates_and_counts():
+    order = []
+    calls = [lambda: order.append("a"), lambda: order.append("b"), lambda: order.append("c")]
+    samples = bench.time_interleaved(calls, warmup=0, reps=2, min_rep_s=0.0)
+    assert order == ["a", "b", "c", "b", "c", "a"]
+    assert [len(s) for s in samples] == [2, 2, 2]
+
+
+# -----------------------------------------------------------------------------
+# a tiny run
+
+
+TINY = [
+    Case("lstm", 8, 2, 3, "train", input_size=5),
+    Case("lstm", 8, 2, 3, "infer", layers=2),
+    Case("gru", 8, 2, 3, "train", options=(("zoneout", 0.1),)),
+    Case("rnn_tanh", 8, 2, 3, "train"),
+    Case("lstm", 8, 2, 3, "train", options=(("layer_norm", True),)),
+    Case("lstm", 8, 1, 1, "step"),
+    Case("mingru", 8, 2, 40, "train"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_rows(machine):
+    return bench.run(TINY, reps=1, warmup=0, dtypes="fp32", machine=machine)
+
+
+def test_tiny_run_fills_every_field(tiny_rows):
+    assert len(tiny_rows) == len(TINY)
+    for row in tiny_rows:
+        for field in dataclasses.fields(row):
+            value = getattr(row, field.name)
+            if isinstance(value, float):
+                assert math.isfinite(value), (row.case, field.name, value)
+        assert row.ms > 0 and row.torch_ms > 0 and row.loop_ms > 0
+        assert row.mem_mb >= 0
+        assert row.vs_torch == pytest.approx(row.torch_ms / row.ms)
+        assert row.vs_loop == pytest.approx(row.loop_ms / row.ms)
+        assert row.gflops == pytest.approx(case_flops(TINY[tiny_rows.index(row)]) / row.ms / 1e6)
+    paths = [r.path for r in tiny_rows]
+    assert paths == ["fused", "fused", "loop", "fused", "loop", "step", "scan"]
+    assert tiny_rows[-1].torch_ref == "torch.nn.GRU" and tiny_rows[-1].loop_ref == "rnnkit.MinGRU stepped"
+    assert tiny_rows[5].torch_ref == "torch.nn.LSTMCell"
+
+
+def test_bf16_rows_where_the_hardware_has_it(machine):
+    if not machine.bf16:
+        with pytest.raises(ValueError, match="no native bf16"):
+            bench.run(TINY[:1], dtypes="bf16", reps=1, warmup=0, machine=machine)
+        return
+    (row,) = bench.run(TINY[:1], dtypes="bf16", reps=1, warmup=0, memory=False, machine=machine)
+    assert row.dtype == "bf16" and math.isfinite(row.ms)
+
+
+def test_table_and_json(tiny_rows, machine, tmp_path):
+    table = bench.format_table(tiny_rows, machine)
+    assert f"{machine.threads} threads" in table and "2*G*H*(I+H)*B*T" in table
+    assert "LSTM I5 H8 B2 T3" in table
+    markdown = bench.format_table(tiny_rows, machine, markdown=True)
+    assert markdown.count("\n| ") == len(tiny_rows) + 1
+    path = tmp_path / "rows.json"
+    bench.write_json(path, tiny_rows, machine, command="rnnkit bench")
+    data = json.loads(path.read_text())
+    assert data["machine"]["threads"] == machine.threads
+    assert [r["case"] for r in data["rows"]] == [r.case for r in tiny_rows]
+    assert data["rows"][0]["vs_torch"] == pytest.approx(tiny_rows[0].vs_torch)
+
+
+# -----------------------------------------------------------------------------
+# command line
+
+
+def test_cli_help_has_an_example(capsys):
+    assert cli.main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "example:\n  rnnkit bench" in out
+    assert "--quick" in out and "--json" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--configs", "42"], "configs must be comma-separated ids"),
+        (["--quick", "--configs", "1"], "no --quick variant"),
+        (["--configs", "2", "--reps", "0"], "--reps must be a positive integer"),
+        (["--configs", "2", "--device", "tpu"], "device must be"),
+    ],
+)
+def test_cli_bad_arguments_exit_2_with_one_line(args, message, capsys):
+    assert cli.main(["bench", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_cli_writes_json(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(_measure, "MATMUL_SIZE", TINY_MACHINE_SIZE)
+    monkeypatch.setitem(CONFIGS, "tiny", Config("tiny", "tiny", (Case("lstm", 8, 2, 3, "train", config="tiny"),)))
+    path = tmp_path / "bench.json"
+    code = cli.main(["bench", "--configs", "tiny", "--dtype", "fp32", "--reps", "1", "--warmup", "0",
+                     "--quiet", "--json", str(path)])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "LSTM H8 B2 T3" in out
+    data = json.loads(path.read_text())
+    assert data["command"].startswith("rnnkit ")
+    (row,) = data["rows"]
+    assert row["config"] == "tiny" and row["mode"] == "train" and row["ms"] > 0
+
+
+@pytest.mark.parametrize("name", ["rnnkit.bench", "rnnkit.bench._run"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
