@@ -29,6 +29,17 @@ def test_train_writes_a_run_and_reports(tmp_path, capsys):
         assert (tmp_path / "run" / name).exists(), name
 
 
+def test_overrides_are_typed_by_their_setting(tmp_path):
+    from rnnkit.config import apply_overrides, from_dict
+    from rnnkit.tasks.text import TextConfig
+    from rnnkit.training import TrainConfig
+
+    train = from_dict(TrainConfig, apply_overrides({}, ["lr=3e-3", "max_steps=null", "clip_norm=2", "deterministic=false"]))
+    assert (train.lr, train.max_steps, train.clip_norm, train.deterministic) == (3e-3, None, 2.0, False)
+    text = from_dict(TextConfig, apply_overrides({}, ["sample_prime=ROMEO:", "data=2024.txt", "tokenizer=bpe"]))
+    assert (text.sample_prime, text.data, text.tokenizer) == ("ROMEO:", "2024.txt", "bpe")
+
+
 def test_copy_task_and_a_yaml_settings_file(tmp_path, capsys):
     settings = tmp_path / "settings.yaml"
     settings.write_text("task:\n  lag: 5\n  train_size: 64\n  val_size: 32\nmodel:\n  encoder:\n    hidden_size: 8\n"

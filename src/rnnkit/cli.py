@@ -254,12 +254,12 @@ def _gradients_arguments(parser: argparse.ArgumentParser) -> None:
 def _gradients(args: argparse.Namespace) -> int:
     import time
 
-    from rnnkit.tasks.gradients import GradientsConfig, format_table, run_gradients, write_report
+    from rnnkit.tasks.gradients import GradientsConfig, format_table, output_dir, run_gradients, write_report
 
     cells = tuple(c.strip() for c in args.cells.split(",") if c.strip())
     config = GradientsConfig(task=args.task, length=args.length, steps=args.steps,
                              hidden_size=args.hidden_size, seed=args.seed, cells=cells)
-    out = args.out or f"runs/gradients-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = output_dir(args.out or f"runs/gradients-{time.strftime('%Y%m%d-%H%M%S')}")
     if not args.quiet:
         print(f"{config.task}, length {config.length}: {', '.join(cells)}, hidden {config.hidden_size},"
               f" {config.steps} steps each; measuring dL/dh before and after", file=sys.stderr, flush=True)

@@ -45,9 +45,24 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     return cls(**values)
 
 
+class RawValue(str):
+    """A value typed on the command line: text for string settings, a YAML scalar for the others."""
+
+
+def _accepts_text(annotation: Any) -> bool:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is str:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return str in args
+    return origin is typing.Literal and all(isinstance(a, str) for a in args)
+
+
 def _coerce(annotation: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if isinstance(value, RawValue):  # "ROMEO:" stays text where text is expected
+        value = str(value) if _accepts_text(annotation) else _parse_scalar(value)
     if annotation is Any:
         return value
     if dataclasses.is_dataclass(annotation):
@@ -96,20 +111,33 @@ def _coerce(annotation: Any, value: Any, path: str) -> Any:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.lr=3e-3"`` -> (["train", "lr"], 0.003): the value is read as a YAML scalar."""
+    """``"train.lr=3e-3"`` -> (["train", "lr"], RawValue("3e-3")), typed later by its setting."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"an override must look like section.name=value, got {text!r}")
-    return key.strip().split("."), _parse_scalar(raw.strip())
+    return key.strip().split("."), RawValue(raw)
 
 
 def _parse_scalar(raw: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
-        return raw
+    """A command-line value: int, float (``3e-3`` too, which YAML 1.1 leaves a string), bool,
+    null, a JSON list or mapping, else the text itself."""
+    text = raw.strip()
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none", "~"):
+        return None
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    return str(raw)
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

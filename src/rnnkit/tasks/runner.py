@@ -122,7 +122,8 @@ def train_task(
         train_config,
         run_dir,
         model_spec=model_spec(prepared.model),
-        extra_config={"task_name": task_name, "task": to_dict(task_config), "model_settings": settings["model"]},
+        # the model's own validated config: a resumed run rebuilds exactly this model
+        extra_config={"task_name": task_name, "task": to_dict(task_config), "model_settings": to_dict(prepared.model.config)},
         quiet=quiet,
         unit=prepared.unit,
         resume_hint=f"rnnkit train --run-dir {run_dir} --resume",
