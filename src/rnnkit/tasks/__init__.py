@@ -5,6 +5,7 @@ RNN side by side on one of them (``rnnkit demo``).
 """
 
 from rnnkit.tasks import longrange as _longrange  # noqa: F401  (registers adding, copy)
+from rnnkit.tasks import tagging as _tagging  # noqa: F401  (registers tag)
 from rnnkit.tasks import text as _text  # noqa: F401  (registers text)
 from rnnkit.tasks._registry import TASKS as TASKS
 from rnnkit.tasks._registry import Task as Task
