@@ -129,7 +129,7 @@ def test_demo_is_deterministic(capsys):
 def test_demo_restores_thread_count():
     import torch
 
-    from rnnkit.tasks.demo import DemoConfig, run_demo
+    from rnnkit.tasks.compare import DemoConfig, run_demo
 
     before = torch.get_num_threads()
     run_demo(DemoConfig(length=4, steps=1, hidden_size=2, test_size=8, threads=2), progress="none")

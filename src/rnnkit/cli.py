@@ -59,7 +59,7 @@ def command(
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from rnnkit.tasks.demo import DemoConfig
+    from rnnkit.tasks.compare import DemoConfig
 
     default = DemoConfig()
     parser.add_argument("--length", type=int, default=default.length,
@@ -123,7 +123,7 @@ def _threads() -> int:
     add_arguments=_demo_arguments,
 )
 def _compare(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.demo import DemoConfig, format_table, run_demo
+    from rnnkit.tasks.compare import DemoConfig, format_table, run_demo
 
     config = DemoConfig(length=args.length, steps=args.steps,
                         hidden_size=args.hidden_size, seed=args.seed)
