@@ -10,6 +10,13 @@ from ._shapes import ManyToMany as ManyToMany
 from ._shapes import ManyToManyConfig as ManyToManyConfig
 from ._shapes import ManyToOne as ManyToOne
 from ._shapes import ManyToOneConfig as ManyToOneConfig
+from ._generator import OneToMany as OneToMany
+from ._generator import OneToManyConfig as OneToManyConfig
+from ._seq2seq import EncoderDecoder as EncoderDecoder
+from ._seq2seq import EncoderDecoderConfig as EncoderDecoderConfig
+from ._seq2seq import TeacherForcingSchedule as TeacherForcingSchedule
+from .beam import Beams as Beams
+from .beam import Decoded as Decoded
 
 __all__ = [
     "MODELS",
@@ -22,4 +29,11 @@ __all__ = [
     "ManyToOneConfig",
     "ManyToMany",
     "ManyToManyConfig",
+    "OneToMany",
+    "OneToManyConfig",
+    "EncoderDecoder",
+    "EncoderDecoderConfig",
+    "TeacherForcingSchedule",
+    "Decoded",
+    "Beams",
 ]
