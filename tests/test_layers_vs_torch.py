@@ -277,3 +277,22 @@ def test_registry_builds_every_layer_by_name():
     assert rnnkit.create_layer("rnn_relu", 2, 3).nonlinearity == "relu"
     with pytest.raises(ValueError, match="cell must be one of .*got 'lstmm'"):
         rnnkit.create_layer("lstmm", 2, 3)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("bias", [True, False])
+def test_streaming_step_fused_equals_loop(kind, bias):
+    """step() runs torch.nn's cell kernels for plain layers; the cells' loop is the reference."""
+    torch.manual_seed(8)
+    fused, _ = make_pair(kind, torch.float64, "auto", num_layers=2, bias=bias)
+    loop, _ = make_pair(kind, torch.float64, "loop", num_layers=2, bias=bias)
+    loop.load_state_dict(fused.state_dict())
+    x = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    state_fused = state_loop = None
+    for x_t in x:
+        y_fused, state_fused = fused.step(x_t, state_fused)
+        y_loop, state_loop = loop.step(x_t, state_loop)
+        torch.testing.assert_close(y_fused, y_loop, **TOL[torch.float64])
+    for a, b in zip(flat(state_fused), flat(state_loop), strict=True):
+        torch.testing.assert_close(a, b, **TOL[torch.float64])
+    torch.testing.assert_close(y_fused, fused(x)[0][-1], **TOL[torch.float64])

@@ -250,16 +250,19 @@ class RecurrentLayer(nn.Module):
         state = self._prepare_state(state, "state", x.shape[0], batched, x)
         layer_input, finals = x, []
         for layer in range(self.num_layers):
-            cell, params = self._slot(layer, 0)
-            ctx = cell.begin_sequence(x.shape[0], params, training=self.training)
-            start = tuple(s[layer] for s in state)
-            y, last = cell.step(cell.project_input(layer_input, params), start, params, ctx)
+            y, last = self._step_layer(layer, layer_input, tuple(s[layer] for s in state))
             finals.append(last)
             layer_input = y
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         final = tuple(torch.stack(parts) for parts in zip(*finals))
         return (layer_input if batched else layer_input.squeeze(0)), self._format_state(final, batched)
+
+    def _step_layer(self, layer: int, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step of one (unidirectional) layer: ``x`` ``(B, I)``; a faster kernel may override."""
+        cell, params = self._slot(layer, 0)
+        ctx = cell.begin_sequence(x.shape[0], params, training=self.training)
+        return cell.step(cell.project_input(x, params), state, params, ctx)
 
     # --- checks and state plumbing -----------------------------------------------------
     def _reference(self) -> Tensor | None:

@@ -13,6 +13,19 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..cells._base import State
 
 KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
+CELL_KERNELS = {
+    "LSTM": _VF.lstm_cell,
+    "GRU": _VF.gru_cell,
+    "RNN_TANH": _VF.rnn_tanh_cell,
+    "RNN_RELU": _VF.rnn_relu_cell,
+}
+
+
+def fused_cell_step(mode: str, x: Tensor, state: State, weights: list[Tensor | None]):
+    """One step of one layer through torch.nn's cell kernel: ``weights`` are w_ih, w_hh, b_ih, b_hh
+    (biases may be None). Returns ``(h, c)`` for the LSTM, ``h`` otherwise."""
+    hx = state if mode == "LSTM" else state[0]
+    return CELL_KERNELS[mode](x, hx, *weights)
 
 
 def fused_forward(

@@ -17,7 +17,7 @@ from .._validation import check_choice, check_positive_int
 from ..cells import GatedCell, GRUCell, LSTMCell, RNNCell
 from ..cells._base import Params, State
 from ._base import RecurrentLayer
-from ._fused import fused_forward
+from ._fused import fused_cell_step, fused_forward
 
 BACKENDS = ("auto", "torch", "loop")
 
@@ -119,6 +119,18 @@ class _TorchCompatible(RecurrentLayer):
 
     def flatten_parameters(self) -> None:
         """Accepted for drop-in compatibility with torch.nn; a no-op here."""
+
+    def _step_layer(self, layer: int, x: Tensor, state: State) -> tuple[Tensor, State]:
+        # torch.nn's fused cell kernels (what torch.nn.LSTMCell calls) where the options allow
+        if not self.uses_fused_kernel or getattr(self, "proj_size", 0):
+            return super()._step_layer(layer, x, state)
+        names = self._names[layer * self.num_directions]
+        weights = [getattr(self, names[n]) if n in names else None for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        if self.mode == "LSTM":
+            h, c = fused_cell_step(self.mode, x, state, weights)
+            return h, (h, c)
+        h = fused_cell_step(self.mode, x, state, weights)
+        return h, (h,)
 
     def _fused_forward(self, x: Tensor, state: State, lengths: Tensor | None):
         if not self.uses_fused_kernel:
