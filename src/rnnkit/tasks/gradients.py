@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
