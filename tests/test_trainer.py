@@ -338,3 +338,17 @@ def test_progress_plain_lines_when_not_a_terminal_and_silence_when_quiet():
     progress.update(3, loss=0.25, items=8, lr=1e-3, epoch=0)
     progress.close()
     assert "loss 0.2500" in terminal.getvalue() and "3/10" in terminal.getvalue()
+
+
+def test_gradient_diagnostics_are_logged_at_the_interval_without_changing_training(tmp_path):
+    """Every k steps the log gets dL/dh_t decay, Jacobian norms and parameter gradient norms;
+    the extra measuring pass runs on a forked RNG, so the training losses stay the same."""
+    plain, _ = run_adding(tmp_path / "plain", max_epochs=1)
+    watched, _ = run_adding(tmp_path / "watched", max_epochs=1, gradient_diagnostics_every=2)
+    assert train_losses(tmp_path / "watched") == train_losses(tmp_path / "plain")
+    records = [r for r in read_metrics(tmp_path / "watched" / "metrics.jsonl") if r["split"] == "diagnostics"]
+    assert [r["step"] for r in records] == [1, 3, 5]
+    first = records[0]
+    assert 0 < first["grad/hidden/decay_rate"] < 10
+    assert any(k.startswith("jacobian/") for k in first) and first["grad/global_norm"] > 0
+    assert "grad/param/encoder.weight_hh_l0" in first

@@ -369,15 +369,20 @@ def hidden_gradient_norms(
     Runs one forward pass (in the model's current train/eval mode) and takes the gradients with
     ``torch.autograd.grad``, so the parameters' ``.grad`` stay as they were.
     """
-    return _measure(model, loss_fn, inputs, kwargs)[0]
+    _check_loss_fn(loss_fn)
+    return _measure(model, lambda: loss_fn(model(*inputs, **kwargs)))[0]
 
 
-def _measure(model: nn.Module, loss_fn, inputs: tuple, kwargs: dict) -> tuple[GradientFlow, HiddenGradientTracker]:
+def _check_loss_fn(loss_fn: Any) -> None:
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable (model output -> scalar loss), got {type(loss_fn).__name__}")
+
+
+def _measure(model: nn.Module, compute_loss: Callable[[], Tensor]) -> tuple[GradientFlow, HiddenGradientTracker]:
+    """Hidden-state gradients of the loss that ``compute_loss()`` computes by running ``model``."""
     tracker = HiddenGradientTracker(model)
     with torch.enable_grad(), tracker:
-        loss = loss_fn(model(*inputs, **kwargs))
+        loss = compute_loss()
     if not isinstance(loss, Tensor) or loss.numel() != 1:
         got = f"shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
         raise ValueError(f"loss_fn must return a scalar tensor, got {got}")
@@ -385,7 +390,7 @@ def _measure(model: nn.Module, loss_fn, inputs: tuple, kwargs: dict) -> tuple[Gr
         raise ValueError("loss_fn must return a loss computed from the model's outputs, got one without grad")
     probes = tracker.probes()
     if not probes:
-        raise ValueError(f"none of the recurrent layers in {type(model).__name__} ran during model(*inputs)")
+        raise ValueError(f"none of the recurrent layers in {type(model).__name__} ran while computing the loss")
     grads = torch.autograd.grad(loss.reshape(()), probes, allow_unused=True)
     return tracker.result(grads), tracker
 
@@ -615,8 +620,16 @@ class GradientMonitor:
         without touching ``.grad``; the parameter norms read ``.grad`` as the training step's own
         backward left it, so call this between ``backward()`` and ``zero_grad()``.
         """
+        _check_loss_fn(loss_fn)
+        return self.collect_from(lambda: loss_fn(self.model(*inputs, **kwargs)))
+
+    def collect_from(self, compute_loss: Callable[[], Tensor]) -> dict[str, float]:
+        """:meth:`collect` for a loss computed any way that runs the model: ``compute_loss()``.
+
+        The trainer passes its objective here, so the diagnostics see the training loss itself.
+        """
         record: dict[str, float] = {}
-        flow, tracker = _measure(self.model, loss_fn, inputs, kwargs)
+        flow, tracker = _measure(self.model, compute_loss)
         for key, grads in flow.modules.items():
             norms = grads.norms  # (num_slots, T)
             for slot in range(norms.shape[0]):

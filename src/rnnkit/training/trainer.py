@@ -26,6 +26,7 @@ from .._io import save_tensors, write_json
 from ..config import to_dict
 from .checkpoint import CheckpointManager, capture_rng_state, load_checkpoint, restore_rng_state
 from .config import TrainConfig
+from .diagnostics import GradientMonitor
 from .distributed import Distributed, all_reduce_sum, init_distributed, wrap_model
 from .objectives import StepOutput
 from .optim import LearningRateSchedule, build_optimizer
@@ -165,6 +166,8 @@ class Trainer:
             else None
         )
         self.log = MetricsLog(self.run_dir / "metrics.jsonl") if main else None
+        every = config.gradient_diagnostics_every
+        self.monitor = GradientMonitor(self.model, every=every) if every else None
         self._saved_step: int | None = None
         self._evaluated_step: int | None = None
         state, self._carried = _Progress(), None
@@ -274,6 +277,8 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
+        if self.monitor is not None and state.step % self.monitor.every == 0:
+            self._log_diagnostics(batch, carried, state)
         if config.clip_value is not None:
             nn.utils.clip_grad_value_(self.model.parameters(), config.clip_value)
         norm = nn.utils.clip_grad_norm_(
@@ -297,6 +302,19 @@ class Trainer:
         progress.update(state.step + 1, loss=value, items=out.count * self.distributed.world_size,
                         lr=self.schedule.lr, epoch=state.epoch)  # fmt: skip
         return _detach(out.state)
+
+    def _log_diagnostics(self, batch, carried: Any, state: _Progress) -> None:
+        """Gradient flow of this step's batch, between backward and clipping (so the parameter
+        norms are the unclipped ones). The extra pass runs on a forked RNG: training draws the
+        same dropout masks with or without diagnostics."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            with self.autocast():
+                record = self.monitor.collect_from(
+                    lambda: self.objective(self.model, self._to_device(batch), carried).loss
+                )
+        if self.log is not None:
+            self.log.write({"step": state.step + 1, "epoch": state.epoch, "split": "diagnostics", **record})
 
     def _skip_bad_step(self, state: _Progress, progress: Progress, carried: Any, reason: str) -> Any:
         state.bad_steps += 1
