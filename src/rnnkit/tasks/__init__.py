@@ -1,10 +1,11 @@
 """Tasks: data and applications built on rnnkit's layers.
 
-``synthetic`` holds generated long-range memory tasks; ``demo`` trains an LSTM and a tanh
-RNN side by side on one of them (``rnnkit demo``).
+Importing the package registers the tasks of ``rnnkit train`` (:data:`TASKS`); ``synthetic``
+holds the generated long-range memory tasks, ``compare`` the LSTM-vs-tanh-RNN comparison.
 """
 
 from rnnkit.tasks import longrange as _longrange  # noqa: F401  (registers adding, copy)
+from rnnkit.tasks import sequences as _sequences  # noqa: F401  (registers seq2seq)
 from rnnkit.tasks import tagging as _tagging  # noqa: F401  (registers tag)
 from rnnkit.tasks import text as _text  # noqa: F401  (registers text)
 from rnnkit.tasks._registry import TASKS as TASKS
