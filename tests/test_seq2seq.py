@@ -360,7 +360,8 @@ def test_bad_calls_name_the_argument():
 def test_learns_to_reverse_short_sequences():
     """Reverse 3-6 symbols of 8 with additive attention: >= 99% exact match, greedy, on held-out data.
 
-    200 steps of 64 (12,800 sequences); seeds 0-3 all reached 100% in about 15 s on one CPU thread.
+    200 steps of 64 (12,800 sequences); seeds 0-3 all reached 100%, in 4-15 s on one CPU thread
+    depending on the load.
     The full setting (5-12 symbols of 10, all three tasks) is measured in docs/models.md.
     """
     torch.manual_seed(0)

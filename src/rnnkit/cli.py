@@ -288,6 +288,30 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of 'rnnkit train forecast'")
+    parser.add_argument("--data", metavar="FILE", help="a CSV with the run's columns (default: the training series)")
+    parser.add_argument("--plot", metavar="PNG", help="where the plot goes (default: RUN_DIR/forecast.png)")
+
+
+@command(
+    "forecast",
+    help="forecast the steps after a series with a trained forecaster; prints CSV with intervals, writes a PNG",
+    example="rnnkit forecast runs/forecast-20261122-101500 --data sales.csv",
+    add_arguments=_forecast_arguments,
+)
+def _forecast(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rnnkit.tasks.forecast import PLOT_FILE, forecast_run
+
+    plot = args.plot or str(Path(args.run_dir) / PLOT_FILE)
+    result = forecast_run(args.run_dir, args.data, plot=plot)
+    sys.stdout.write(result.to_csv(float_format="%.4f"))
+    print(f"plot: {plot}", file=sys.stderr)
+    return 0
+
+
 # -----------------------------------------------------------------------------
 # parser and entry point
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_choice, check_positive_int, check_tensor
+from .._validation import check_choice, check_floating, check_positive_int, check_tensor
 from ._parts import EncoderConfig, InputConfig, InputLayer, build_encoder
 from ._registry import register_model
 from .beam import Beams, Decoded, beam_search, check_tokens, sample_search
@@ -281,6 +281,8 @@ class OneToMany(TokenDecoder):
             raise ValueError(
                 f"condition must be (batch, {self.condition.output_size}) features, got shape {tuple(condition.shape)}"
             )
+        else:
+            check_floating("condition", condition)
         vector = self.condition(condition)  # (B, C)
         state = self.bridge(vector) if self.bridge is not None else None
         return DecoderCarry(state, None, vector if self.feeds_condition else None), vector.shape[0]

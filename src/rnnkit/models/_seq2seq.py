@@ -159,6 +159,8 @@ class EncoderDecoderConfig:
     ``bridge``: ``"linear"`` starts the decoder from ``tanh(W [final encoder states] + b)`` (the top
     layer, both directions, every state component); ``"zeros"`` from zeros. ``attention_size``
     is the hidden size of additive scoring (default: the decoder's hidden size).
+    ``input_feeding`` applies to Luong attention (``"dot"``, ``"general"``) only: Bahdanau's
+    decoder always reads the context, and without attention there is nothing to feed.
     """
 
     source: InputConfig = field(default_factory=lambda: InputConfig(vocab_size=32, embedding_dim=32))
