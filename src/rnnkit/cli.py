@@ -167,6 +167,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     overrides=True,
 )
 def _train(args: argparse.Namespace) -> int:
+    from rnnkit.config import RawValue
     from rnnkit.tasks import TASKS
     from rnnkit.tasks.runner import train_task
 
@@ -177,7 +178,7 @@ def _train(args: argparse.Namespace) -> int:
             arguments = TASKS[args.task].arguments if args.task else {}
             if flag not in arguments:
                 raise ValueError(f"{flag} is not an option of task {args.task!r}")
-            values[arguments[flag]] = value
+            values[arguments[flag]] = RawValue(value)  # typed by the setting: --horizon 12 is an int
     outcome = train_task(args.task, config_file=args.config, overrides=args.overrides, values=values,
                          run_dir=args.run_dir, resume=args.resume, quiet=args.quiet)
     result = outcome.result

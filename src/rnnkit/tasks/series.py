@@ -192,7 +192,7 @@ def infer_season(index) -> int:
     pd = require("pandas")
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
         return 1
-    frequency = pd.infer_freq(index)
+    frequency = _frequency(index)
     if frequency is None:
         return 1
     base = frequency.split("-")[0].lstrip("0123456789").upper()
@@ -203,11 +203,22 @@ def infer_season(index) -> int:
     return 1
 
 
+def _frequency(index) -> str | None:
+    """pandas' inferred frequency as a string ('MS', 'D'...), on pandas 2 and 3 alike."""
+    import warnings
+
+    pd = require("pandas")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 3 announces that infer_freq will return an offset
+        frequency = pd.infer_freq(index)
+    return getattr(frequency, "freqstr", frequency)
+
+
 def future_index(index, steps: int):
     """The ``steps`` times after the end of ``index``, at its frequency (or its integer stride)."""
     pd = require("pandas")
     if isinstance(index, pd.DatetimeIndex):
-        frequency = pd.infer_freq(index) if len(index) >= 3 else None
+        frequency = _frequency(index) if len(index) >= 3 else None
         if frequency is None:
             stride = index[-1] - index[-2]
             return pd.DatetimeIndex([index[-1] + stride * (i + 1) for i in range(steps)], name=index.name)
