@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._validation import check_bool, check_choice, check_probability
-from ._base import Params, RecurrentCell
+from ._base import Params, RecurrentCell, State, step_loop
+from ._bptt import fused_scan
 
 INITS = ("torch", "orthogonal")
 LAYER_NORM_EPS = 1e-5
@@ -191,6 +192,14 @@ class GatedCell(RecurrentCell):
             w = params["weight_hh"]
             weight_hh = w * _bernoulli_scaled(w.shape, self.dropconnect, w)
         return Noise(training, h_mask, weight_hh)
+
+    #: run :meth:`scan` through the hand-written BPTT of :mod:`rnnkit.cells._bptt` where it applies;
+    #: False keeps the step loop through autograd (its reference twin)
+    fused_bptt: bool = True
+
+    def scan(self, xp, state: State, params: Params, ctx=None, mask=None, return_states: bool = False):
+        result = fused_scan(self, xp, state, params, ctx, mask, return_states) if self.fused_bptt else None
+        return result if result is not None else step_loop(self, xp, state, params, ctx, mask, return_states)
 
     def _zoneout(self, previous: Tensor, new: Tensor, ctx: Noise | None) -> Tensor:
         return zoneout(previous, new, self.zoneout, ctx is not None and ctx.training)

@@ -1,0 +1,149 @@
+"""The hand-written BPTT (rnnkit.cells._bptt) against its twin, the step loop through autograd.
+
+Both run the same layer with the same weights; ``cell.fused_bptt`` picks the path. Outputs, final
+states, every step's state and all gradients (input, hx, every parameter) must agree in float64.
+Stochastic options are compared in training mode with the RNG re-seeded, so both draw the same masks.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+import rnnkit
+from rnnkit.cells._bptt import fused_scan
+
+T, B, I, H = 6, 3, 4, 5
+TOL = dict(atol=1e-10, rtol=1e-10)
+LENGTHS = [6, 2, 4]
+
+VARIANTS = {
+    "gru": (rnnkit.GRU, {}),
+    "gru_no_bias": (rnnkit.GRU, {"bias": False}),
+    "rnn_tanh": (rnnkit.RNN, {}),
+    "rnn_tanh_no_bias": (rnnkit.RNN, {"bias": False}),
+    "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"}),
+    "rnn_relu_no_bias": (rnnkit.RNN, {"nonlinearity": "relu", "bias": False}),
+    "lstm": (rnnkit.LSTM, {}),
+    "lstm_no_bias": (rnnkit.LSTM, {"bias": False}),
+    "lstm_peepholes": (rnnkit.LSTM, {"peepholes": True}),
+    "gru_zoneout": (rnnkit.GRU, {"zoneout": 0.3}),
+    "gru_stochastic": (rnnkit.GRU, {"zoneout": 0.3, "recurrent_dropout": 0.3, "dropconnect": 0.3}),
+    "rnn_stochastic": (rnnkit.RNN, {"zoneout": 0.3, "recurrent_dropout": 0.3, "dropconnect": 0.3}),
+    "lstm_stochastic": (rnnkit.LSTM, {"zoneout": 0.3, "recurrent_dropout": 0.3, "dropconnect": 0.3, "peepholes": True}),
+}
+
+
+def make_layer(layer_class, options, *, fused, num_layers=1, bidirectional=False, return_states=False):
+    torch.manual_seed(0)
+    layer = layer_class(
+        I, H, num_layers=num_layers, bidirectional=bidirectional, backend="loop",
+        return_states=return_states, **options,
+    ).double()
+    for cell in layer._cells:
+        cell.fused_bptt = fused
+    return layer
+
+
+def run(layer, x, hx, lengths, training):
+    layer.train(training)
+    torch.manual_seed(1234)  # the same masks on both paths
+    out = layer(x, hx_arg(hx), lengths=lengths)
+    output, state = out[0], out[1]
+    state = state if isinstance(state, tuple) else (state,)
+    extra = out[2] if len(out) > 2 else None
+    extra = () if extra is None else (extra if isinstance(extra, tuple) else (extra,))
+    torch.manual_seed(99)
+    loss = sum((t * torch.randn_like(t)).sum() for t in (output, *state, *extra))
+    inputs = [x, *hx, *layer.parameters()]
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    return (output, *state, *extra), grads
+
+
+def compare(name, *, num_layers=1, bidirectional=False, lengths=None, training=False, return_states=False):
+    layer_class, options = VARIANTS[name]
+    results = []
+    for fused in (True, False):
+        layer = make_layer(layer_class, options, fused=fused, num_layers=num_layers,
+                           bidirectional=bidirectional, return_states=return_states)
+        torch.manual_seed(7)
+        x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+        slots = num_layers * (2 if bidirectional else 1)
+        hx = tuple(torch.randn(slots, B, H, dtype=torch.float64, requires_grad=True) for _ in layer._cells[0].state_sizes)
+        results.append(run(layer, x, hx, lengths, training))
+    (out_f, grad_f), (out_l, grad_l) = results
+    for a, b in zip(out_f, out_l):
+        torch.testing.assert_close(a, b, **TOL)
+    for a, b in zip(grad_f, grad_l):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, **TOL)
+
+
+def hx_arg(hx):
+    return hx if len(hx) > 1 else hx[0]
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+@pytest.mark.parametrize("training", [False, True])
+def test_matches_step_loop(name, lengths, training):
+    compare(name, lengths=lengths, training=training)
+
+
+@pytest.mark.parametrize("name", ["gru", "rnn_tanh", "rnn_relu", "lstm_peepholes", "gru_stochastic"])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_two_layers_bidirectional(name, lengths):
+    compare(name, num_layers=2, bidirectional=True, lengths=lengths, training=True)
+
+
+@pytest.mark.parametrize("name", ["gru", "rnn_relu", "lstm_stochastic"])
+def test_return_states(name):
+    compare(name, lengths=LENGTHS, training=True, return_states=True)
+
+
+def test_fused_path_is_taken():
+    """Covered cells run the hand-written Function; layer norm and reset-before fall back."""
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    for cell, expected in (
+        (rnnkit.GRUCell(I, H), True),
+        (rnnkit.RNNCell(I, H, nonlinearity="relu"), True),
+        (rnnkit.LSTMCell(I, H, peepholes=True, zoneout=0.2), True),
+        (rnnkit.GRUCell(I, H, reset_after=False), False),
+        (rnnkit.LSTMCell(I, H, layer_norm=True), False),
+        (rnnkit.LSTMCell(I, H, proj_size=2), False),
+    ):
+        cell = cell.double()
+        params = cell.parameters_dict()
+        xp = cell.project_input(x, params)
+        state = cell.initial_state(B, dtype=x.dtype, device=x.device)
+        ctx = cell.begin_sequence(B, params, training=False)
+        assert (fused_scan(cell, xp, state, params, ctx, None, False) is not None) is expected
+
+
+@pytest.mark.parametrize("name", ["gru", "rnn_tanh", "rnn_relu", "lstm_peepholes", "gru_stochastic", "lstm_stochastic"])
+def test_gradcheck(name):
+    layer_class, options = VARIANTS[name]
+    layer = make_layer(layer_class, options, fused=True).train()
+    names, params = zip(*layer.named_parameters())
+    x = torch.randn(4, 2, I, dtype=torch.float64, requires_grad=True)
+    hx = tuple(torch.randn(1, 2, H, dtype=torch.float64, requires_grad=True) for _ in layer._cells[0].state_sizes)
+
+    def f(x, *rest):
+        state, values = rest[: len(hx)], rest[len(hx):]
+        torch.manual_seed(1234)
+        out, last = torch.func.functional_call(layer, dict(zip(names, values)), (x, hx_arg(state)), {"lengths": [4, 3]})
+        return (out, *(last if isinstance(last, tuple) else (last,)))
+
+    assert gradcheck(f, (x, *hx, *params))
+
+
+def test_double_backward_raises():
+    layer = make_layer(rnnkit.GRU, {}, fused=True)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    output = layer(x)[0]
+    v = torch.randn_like(output, requires_grad=True)
+    (grad,) = torch.autograd.grad(output, x, v, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
