@@ -260,3 +260,12 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_busy_machine_is_flagged(machine):
+    import os
+
+    quiet = dataclasses.replace(machine, load_average=(0.0, 0.0, 0.0), load_average_end=None)
+    loaded = dataclasses.replace(machine, load_average=(10.0 * (os.cpu_count() or 1),) * 3)
+    assert not any("WARNING" in line for line in bench.format_table([], quiet).splitlines())
+    assert "WARNING: the machine was busy" in bench.format_table([], loaded)

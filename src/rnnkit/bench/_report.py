@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,11 @@ class Row:
     vs_loop: float
     reps: int
     ours: str
+    # fastest repetition of each contender (JSON only): on a busy machine interference only adds
+    # time, so ratios of minima are a second estimate beside the medians'
+    ms_min: float
+    torch_ms_min: float
+    loop_ms_min: float
 
 
 def rescale(rows: Sequence[Row], machine: Machine) -> list[Row]:
@@ -85,7 +91,7 @@ def header(machine: Machine) -> list[str]:
     load = f"load average {machine.load_average[0]:.2f} at start"
     if machine.load_average_end is not None:
         load += f", {machine.load_average_end[0]:.2f} at end"
-    return [
+    lines = [
         f"rnnkit bench, {machine.date}: torch {machine.torch_version}, {machine.device}"
         f" ({machine.name}), {machine.threads} threads, {load}",
         f"fp32 matmul peak ({machine.matmul_size}^3{', best of start and end' if machine.load_average_end else ''}):"
@@ -94,6 +100,34 @@ def header(machine: Machine) -> list[str]:
         SPEED_CONVENTION,
         MEMORY_CONVENTION,
     ]
+    if busy(machine):
+        lines.append(
+            f"WARNING: the machine was busy (load average {max(_loads(machine)):.1f} on {os.cpu_count()} cores):"
+            " absolute times and %peak are unreliable; only same-row ratios mean something, and"
+            " --threads 1 keeps them steadier"
+        )
+    return lines
+
+
+def _loads(machine: Machine) -> list[float]:
+    loads = [machine.load_average[0]]
+    if machine.load_average_end is not None:
+        loads.append(machine.load_average_end[0])
+    return [v for v in loads if math.isfinite(v)]
+
+
+def busy(machine: Machine) -> bool:
+    """Whether other processes probably competed for the cores our threads run on.
+
+    The load average at the end counts our own threads too, so they are taken off it.
+    """
+    if machine.device != "cpu":
+        return False
+    others = [machine.load_average[0]]
+    if machine.load_average_end is not None:
+        others.append(machine.load_average_end[0] - machine.threads)
+    spare = max(0.5, (os.cpu_count() or 1) - machine.threads)
+    return any(load > spare + 0.5 for load in others if math.isfinite(load))
 
 
 COLUMNS = (

@@ -93,6 +93,9 @@ def bench_case(
         vs_loop=ms[2] / ms[0],
         reps=len(samples[0]),
         ours=ours.name,
+        ms_min=1e3 * min(samples[0]),
+        torch_ms_min=1e3 * min(samples[1]),
+        loop_ms_min=1e3 * min(samples[2]),
     )
 
 
