@@ -230,3 +230,10 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(fc, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_forecast_needs_only_lookback_rows():
+    forecaster = fc.Forecaster(horizon=3, lookback=12, max_epochs=1).fit(seasonal_series(40))
+    assert len(forecaster.predict(seasonal_series(12))) == 3
+    with pytest.raises(ValueError, match="too short to forecast from: 11 rows, fewer than lookback=12"):
+        forecaster.predict(seasonal_series(11))

@@ -289,6 +289,12 @@ def load_series(config: ForecastConfig) -> tuple[Any, str, int | None]:
     return dataset.frame, dataset.description, dataset.season
 
 
+def check_history(frame, config: ForecastConfig, source: str) -> None:
+    """A forecast reads the last ``lookback`` rows: fewer is an error."""
+    if len(frame) < config.lookback:
+        raise ValueError(f"{source} is too short to forecast from: {len(frame)} rows, fewer than lookback={config.lookback}")
+
+
 def fit_scaler(setup: SeriesSetup, rows: int) -> Scaler:
     values = setup.frame.to_numpy(dtype=float)[:rows]  # (N_train, F): training rows only
     transform = setup.config.transform
@@ -402,6 +408,12 @@ def plot_forecast(history, forecast, path: str | Path, *, title: str = "", inter
     return path
 
 
+def _time_text(time) -> str:
+    """A timestamp without a midnight time of day: '1960-01-01', not '1960-01-01 00:00:00'."""
+    text = str(time)
+    return text[:-9] if text.endswith(" 00:00:00") else text
+
+
 def _interval_label(config: ForecastConfig) -> str:
     if config.head == "gaussian":
         return f"{config.interval:.0%} interval"
@@ -466,7 +478,7 @@ def _plot_backtest(setup: SeriesSetup, bt: Backtest, path: Path) -> Path:
     forecast = pd.DataFrame({"RNN": bt.forecasts["RNN"][-1], "lower": bt.lower[-1], "upper": bt.upper[-1],
                              "actual": setup.frame.iloc[o : o + c.horizon, 0].to_numpy()}, index=index)  # fmt: skip
     history = setup.frame.iloc[max(0, o - 4 * max(c.season, c.horizon)) : o, 0]
-    return plot_forecast(history, forecast, path, title=f"backtest: forecast from {setup.frame.index[o]}",
+    return plot_forecast(history, forecast, path, title=f"backtest: forecast from {_time_text(setup.frame.index[o])}",
                          interval_label=_interval_label(c), point="RNN")  # fmt: skip
 
 
@@ -513,7 +525,7 @@ def forecast_run(run_dir: str | Path, data: str | Path | None = None, *, plot: s
     frame, source, _ = load_series(config)
     if list(frame.columns) != saved["columns"]:  # read_series_csv returns exactly the configured columns
         raise ValueError(f"{source} must have the columns {saved['columns']}, got {list(frame.columns)}")
-    resolve(frame, config, source, holdout=False)
+    check_history(frame, config, source)
     predicted = predict_at(model, frame, scaler, config, [len(frame)])
     result = _frame_of(predicted, future_index(frame.index, config.horizon), config)
     history = frame.iloc[-4 * max(config.season, config.horizon):, 0]
@@ -608,7 +620,7 @@ class Forecaster:
         frame = self.setup.frame if data is None else self._frame(data, target or self.setup.columns[0], time_column)
         if list(frame.columns) != self.setup.columns:
             raise ValueError(f"data must have the columns {self.setup.columns}, got {list(frame.columns)}")
-        resolve(frame, self.setup.config, "data", holdout=False)
+        check_history(frame, self.setup.config, "data")
         predicted = predict_at(self.model, frame, self.scaler, self.setup.config, [len(frame)])
         return _frame_of(predicted, future_index(frame.index, self.horizon), self.setup.config)
 
