@@ -80,7 +80,7 @@ def test_configurations_follow_the_reference():
 
 def test_quick_subset_is_smaller():
     quick = select_cases(None, quick=True)
-    assert {c.config for c in quick} == {"2", "3", "6", "7", "8", "9", "10", "11"}
+    assert {c.config for c in quick} == {"2", "3", "6", "7", "8", "9", "10", "11", "12"}
     assert max(c.steps for c in quick if c.config == "3") < CONFIGS["3"].cases[0].steps
     assert {c.steps for c in quick if c.config == "9"} == {512}
     assert [c.label for c in quick if c.config == "8"] == ["LSTM I250 H200 L2 B1 T15"]
@@ -133,6 +133,16 @@ def test_contenders_share_weights(kind):
     assert ours.path == "fused" and loop.path == "loop"
 
 
+def test_loop_reference_is_the_autograd_step_loop():
+    case = Case("gru", 6, 2, 4, "train", backend="loop")
+    ours, _, loop = bench.build_contenders(case, torch.device("cpu"))
+    assert ours.name == "rnnkit.GRU(backend='loop')" and ours.path in ("bptt", "loop")
+    assert loop.path == "loop"
+    assert bench.layer_path(loop.module, torch.randn(4, 2, 6)) == "loop"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Case("gru", 6, 2, 4, "train", backend="cudnn")
+
+
 def test_step_contenders_share_weights():
     ours, reference, cell = bench.build_contenders(Case("lstm", 6, 1, 1, "step", input_size=5), torch.device("cpu"))
     x = torch.randn(1, 5)
@@ -183,7 +193,9 @@ def test_tiny_run_fills_every_field(tiny_rows):
         assert row.vs_loop == pytest.approx(row.loop_ms / row.ms)
         assert row.gflops == pytest.approx(case_flops(TINY[tiny_rows.index(row)]) / row.ms / 1e6)
     paths = [r.path for r in tiny_rows]
-    assert paths == ["fused", "fused", "loop", "fused", "loop", "step", "scan"]
+    assert paths[:2] == ["fused", "fused"] and paths[3] == "fused" and paths[5:] == ["step", "scan"]
+    assert paths[2] in ("bptt", "loop") and paths[4] in ("bptt", "loop")  # zoneout GRU, layer-norm LSTM
+    assert tiny_rows[0].loop_ref == "rnnkit.LSTM autograd step loop"
     assert tiny_rows[-1].torch_ref == "torch.nn.GRU" and tiny_rows[-1].loop_ref == "rnnkit.MinGRU stepped"
     assert tiny_rows[5].torch_ref == "torch.nn.LSTMCell"
 

@@ -23,7 +23,8 @@ class Case:
     ``mode``: ``"train"`` times forward + backward of ``output.sum()``; ``"infer"`` a forward
     under ``torch.no_grad()``; ``"step"`` one streaming step (``layer.step``) with the state
     carried from call to call, so ``steps`` is 1. ``input_size`` defaults to ``hidden_size``.
-    ``options`` are rnnkit keyword options torch.nn lacks (``(("layer_norm", True),)``).
+    ``options`` are rnnkit keyword options torch.nn lacks (``(("layer_norm", True),)``);
+    ``backend`` is the torch-compatible layers' (``"loop"`` times rnnkit's own step path).
     ``config`` is the id of the configuration the case belongs to.
     """
 
@@ -35,6 +36,7 @@ class Case:
     input_size: int = 0
     layers: int = 1
     options: tuple[tuple[str, object], ...] = ()
+    backend: str = "auto"
     config: str = ""
 
     def __post_init__(self) -> None:
@@ -49,13 +51,17 @@ class Case:
             isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in self.options
         ):
             raise TypeError(f"options must be a tuple of (name, value) pairs, got {self.options!r}")
-        if self.kind == "mingru" and self.options:
-            raise ValueError(f"options apply to the torch-compatible kinds, got kind='mingru' with {self.options!r}")
+        check_choice("backend", self.backend, ("auto", "torch", "loop"))
+        if self.kind == "mingru" and (self.options or self.backend != "auto"):
+            raise ValueError(
+                "options and backend apply to the torch-compatible kinds, got kind='mingru' with"
+                f" options={self.options!r}, backend={self.backend!r}"
+            )
         if self.mode == "step":
-            if self.kind == "mingru" or self.layers != 1 or self.options or self.steps != 1:
+            if self.kind == "mingru" or self.layers != 1 or self.options or self.steps != 1 or self.backend != "auto":
                 raise ValueError(
                     "mode='step' compares one layer's step with a bare torch.nn cell call: it needs"
-                    f" kind lstm/gru/rnn_*, layers=1, steps=1 and no options, got {self}"
+                    f" kind lstm/gru/rnn_*, layers=1, steps=1, no options and backend='auto', got {self}"
                 )
 
     @property
@@ -72,6 +78,8 @@ class Case:
             parts.append(f"T{self.steps}")
         for name, value in self.options:
             parts.append(name if value is True else f"{name}={value}")
+        if self.backend != "auto":
+            parts.append(f"backend={self.backend}")
         return " ".join(parts)
 
 
@@ -168,6 +176,10 @@ for _config in (
     Config("11", "zoneout GRU (0.1) H256 B32 T200 vs torch.nn.GRU (an option torch.nn lacks), training",
            (Case("gru", 256, 32, 200, "train", options=_zo),),
            quick=(Case("gru", 256, 32, 50, "train", options=_zo),)),
+    Config("12", "rnnkit's own step path (backend='loop': hand-written BPTT where it applies) vs the fused"
+           " kernel, H256 B32 T200 training",
+           tuple(Case(k, 256, 32, 200, "train", backend="loop") for k in ("lstm", "gru", "rnn_tanh")),
+           quick=(Case("lstm", 256, 32, 50, "train", backend="loop"),)),
 ):  # fmt: skip
     register_config(_config)
 

@@ -6,8 +6,8 @@ the same:
 =============  ===================================  ====================================  =========================================
 case           rnnkit ("ours")                      torch.nn reference                    loop reference
 =============  ===================================  ====================================  =========================================
-train/infer    rnnkit.LSTM/GRU/RNN, backend="auto"  torch.nn.LSTM/GRU/RNN, weights         the rnnkit layer, backend="loop", no
-               (options as given)                   loaded into rnnkit's layer             options: the cells' autograd step loop
+train/infer    rnnkit.LSTM/GRU/RNN, backend="auto"  torch.nn.LSTM/GRU/RNN, weights         the rnnkit layer without options, its
+               (or as given; options as given)      loaded into rnnkit's layer             cells stepped through autograd op by op
 minGRU         rnnkit.MinGRU (log-space scan)       torch.nn.GRU of the same size          the same MinGRU stepped one step at a
                                                     (a different model, same I/H/B/T)      time (a no-op state hook forces it)
 step           layer.step(x, state), B=1            a bare torch.nn.LSTMCell call          a bare rnnkit.LSTMCell call
@@ -15,7 +15,9 @@ step           layer.step(x, state), B=1            a bare torch.nn.LSTMCell cal
 
 For a case with options (layer norm, zoneout) the torch.nn reference computes less than rnnkit
 does -- it is what a user gives up the option for -- and the loop reference shows what the option
-itself costs over the plain step loop.
+itself costs over the plain step loop. The loop reference is held on the autograd step loop by a
+no-op state hook (any hook keeps it there), so it stays "a plain autograd loop of the same cell"
+whichever route rnnkit's own ``backend="loop"`` takes (the hand-written BPTT where it applies).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.autograd.function import BackwardCFunction
 
 from .. import cells
 from ..layers import MinGRU, create_layer
@@ -116,21 +119,42 @@ def build_contenders(case: Case, device: torch.device, dtype: str = "fp32") -> t
         )  # fmt: skip
 
     reference = TORCH_LAYERS[case.kind](I, H, num_layers=L, **_nonlinearity(case.kind)).to(device)
-    ours = create_layer(case.kind, I, H, num_layers=L, **dict(case.options)).to(device)
+    options = dict(case.options, backend=case.backend) if case.backend != "auto" else dict(case.options)
+    ours = create_layer(case.kind, I, H, num_layers=L, **options).to(device)
     loaded = ours.load_state_dict(reference.state_dict(), strict=False)
     if loaded.unexpected_keys:  # missing keys are the options' own parameters
         raise RuntimeError(f"torch.nn weights do not fit the rnnkit layer: {loaded.unexpected_keys}")
     loop = create_layer(case.kind, I, H, num_layers=L, backend="loop").to(device)
     loop.load_state_dict(reference.state_dict())
+    loop.register_state_hook(lambda *args: None)  # any hook keeps the cells' autograd step loop
     name = f"rnnkit.{_CLASS_NAMES[case.kind]}"
-    options = ", ".join(f"{k}={v}" for k, v in case.options)
+    described = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in options.items())
     return (
-        Contender(name + (f"({options})" if options else ""), "fused" if ours.uses_fused_kernel else "loop",
+        Contender(name + (f"({described})" if described else ""), layer_path(ours, x),
                   _sequence_call(ours, x, case.mode, amp), ours),
         Contender(f"torch.nn.{_CLASS_NAMES[case.kind]}" + (" (cuDNN)" if on_cuda else ""), "torch",
                   _sequence_call(reference, x, case.mode, amp), reference),
-        Contender(f"{name} backend='loop'", "loop", _sequence_call(loop, x, case.mode, amp), loop),
+        Contender(f"{name} autograd step loop", "loop", _sequence_call(loop, x, case.mode, amp), loop),
     )  # fmt: skip
+
+
+def layer_path(layer: nn.Module, x: torch.Tensor) -> str:
+    """Which route a torch-compatible layer takes on ``x``: "fused", "bptt" or "loop".
+
+    "fused": torch.nn's kernel through ``torch._VF``; "bptt": the cells' scan as one hand-written
+    autograd Function (its graph node is a Python ``BackwardCFunction``); "loop": the cells' steps
+    recorded op by op by autograd. Found by running the first step with gradients.
+    """
+    if layer.uses_fused_kernel:
+        return "fused"
+    training = layer.training
+    try:
+        layer.train()
+        with torch.enable_grad():
+            output = layer(x[:1])[0]
+    finally:
+        layer.train(training)
+    return "bptt" if isinstance(output.grad_fn, BackwardCFunction) else "loop"
 
 
 def _step_contenders(case: Case, device: torch.device, amp) -> tuple[Contender, Contender, Contender]:
