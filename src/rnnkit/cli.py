@@ -225,6 +225,38 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of 'rnnkit train classify'")
+    parser.add_argument("file", metavar="FILE", nargs="?", default="-",
+                        help="one example per line, or a .csv with the training text column;"
+                             " '-' or omitted: lines from stdin, each answered as it arrives")
+
+
+@command(
+    "predict",
+    help="label text with a trained classifier; prints label and probability per example (TSV)",
+    example="rnnkit predict runs/classify-20261122-101500 reviews.txt",
+    add_arguments=_predict_arguments,
+)
+def _predict(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.classify import Classifier, read_texts
+
+    classifier = Classifier.load(args.run_dir)
+    streaming = args.file == "-"
+    texts = sys.stdin if streaming else read_texts(args.file, classifier.text_column)
+    try:
+        for label, probability in classifier.predict(texts, batch_size=1 if streaming else 256):
+            sys.stdout.write(f"{label}\t{probability:.4f}\n")
+            if streaming:
+                sys.stdout.flush()
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader stopped early (| head): not an error; silence the exit-time flush
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def _gradients_arguments(parser: argparse.ArgumentParser) -> None:
     from rnnkit.tasks.gradients import GradientsConfig
 

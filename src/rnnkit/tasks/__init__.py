@@ -8,6 +8,7 @@ from rnnkit.tasks import longrange as _longrange  # noqa: F401  (registers addin
 from rnnkit.tasks import sequences as _sequences  # noqa: F401  (registers seq2seq)
 from rnnkit.tasks import tagging as _tagging  # noqa: F401  (registers tag)
 from rnnkit.tasks import text as _text  # noqa: F401  (registers text)
+from rnnkit.tasks import classify as _classify  # noqa: F401  (registers classify)
 from rnnkit.tasks import forecast as _forecast  # noqa: F401  (registers forecast; pandas only when used)
 from rnnkit.tasks._registry import TASKS as TASKS
 from rnnkit.tasks._registry import Task as Task
