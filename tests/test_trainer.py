@@ -352,3 +352,15 @@ def test_gradient_diagnostics_are_logged_at_the_interval_without_changing_traini
     assert 0 < first["grad/hidden/decay_rate"] < 10
     assert any(k.startswith("jacobian/") for k in first) and first["grad/global_norm"] > 0
     assert "grad/param/encoder.weight_hh_l0" in first
+
+
+def test_threads_setting_applies_during_training_only():
+    x, y = adding_data(32)
+    seen = []
+    before = torch.get_num_threads()
+    config = TrainConfig(max_steps=2, threads=1)
+    Trainer(small_regressor(), SupervisedObjective("mse"), config, quiet=True,
+            callbacks=[lambda trainer, step: seen.append(torch.get_num_threads())]).fit(TensorBatches(x, y, batch_size=16))
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+        TrainConfig(threads=0)

@@ -44,12 +44,13 @@ class TrainConfig:
     log_every: int = 20
     gradient_diagnostics_every: int = 0
     device: str = "auto"
+    threads: int | None = None  # intra-op CPU threads for this run; None keeps torch's default
 
     def __post_init__(self) -> None:
         from .._validation import check_nonnegative_int, check_positive_int
 
         check_positive_int("max_epochs", self.max_epochs)
-        for name in ("max_steps", "eval_every", "checkpoint_every", "patience"):
+        for name in ("max_steps", "eval_every", "checkpoint_every", "patience", "threads"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         for name in ("keep_last", "log_every", "step_size", "max_bad_steps", "plateau_patience"):

@@ -188,6 +188,9 @@ class Trainer:
         started = time.perf_counter() - state.seconds
         last_eval: dict[str, float] = {}
         previous_handlers = self._install_signal_handlers()
+        previous_threads = torch.get_num_threads()
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         try:
             # --- the step loop ---
             for epoch in range(state.epoch, config.max_epochs):
@@ -230,6 +233,7 @@ class Trainer:
         finally:
             progress.close()
             self._restore_signal_handlers(previous_handlers)
+            torch.set_num_threads(previous_threads)
         return TrainResult(
             steps=state.step,
             epochs=state.epoch,
