@@ -281,3 +281,18 @@ def test_busy_machine_is_flagged(machine):
     loaded = dataclasses.replace(machine, load_average=(10.0 * (os.cpu_count() or 1),) * 3)
     assert not any("WARNING" in line for line in bench.format_table([], quiet).splitlines())
     assert "WARNING: the machine was busy" in bench.format_table([], loaded)
+
+
+def test_a_failing_case_becomes_a_row_with_its_error(monkeypatch, machine, tmp_path):
+    from rnnkit.bench import _run
+
+    def broken(case, device, dtype):
+        raise RuntimeError("expected dtype BFloat16 but got float\nmore detail")
+
+    monkeypatch.setattr(_run, "build_contenders", broken)
+    (row,) = bench.run(TINY[:1], reps=1, warmup=0, dtypes="fp32", machine=machine)
+    assert row.error == "RuntimeError: expected dtype BFloat16 but got float" and row.path == "error"
+    assert math.isnan(row.ms) and math.isnan(row.vs_torch)
+    assert "rows that failed:" in bench.format_table([row], machine)
+    bench.write_json(tmp_path / "x.json", [row], machine)
+    assert json.loads((tmp_path / "x.json").read_text())["rows"][0]["ms"] is None

@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _progress(done: int, total: int, row: Row) -> None:
+    if row.error:
+        print(f"[{done}/{total}] {row.config:>2} {row.case} {row.mode} {row.dtype}: FAILED, {row.error}",
+              file=sys.stderr, flush=True)
+        return
     print(f"[{done}/{total}] {row.config:>2} {row.case} {row.mode} {row.dtype} ({row.path}): {row.ms:.3g} ms,"
           f" {row.vs_torch:.2f}x torch.nn, {row.vs_loop:.2f}x loop", file=sys.stderr, flush=True)
 
@@ -80,4 +84,4 @@ def main(args: argparse.Namespace) -> int:
     print(format_table(rows, machine, markdown=args.markdown))
     if args.json:
         write_json(args.json, rows, machine, command=shlex.join(["rnnkit", *sys.argv[1:]]))
-    return 0
+    return 1 if any(row.error for row in rows) else 0  # the table lists what failed

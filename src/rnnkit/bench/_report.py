@@ -66,6 +66,7 @@ class Row:
     ms_min: float
     torch_ms_min: float
     loop_ms_min: float
+    error: str = ""  # why the row has no numbers (a contender raised); empty when it ran
 
 
 def rescale(rows: Sequence[Row], machine: Machine) -> list[Row]:
@@ -168,6 +169,11 @@ def format_table(rows: Sequence[Row], machine: Machine | None = None, *, markdow
         lines.append("")
         lines.append("contenders (rnnkit | torch.nn reference | loop reference):")
         lines += [f"  {cfg:>3}: {ours} | {torch_ref} | {loop_ref}" for cfg, ours, torch_ref, loop_ref in refs]
+        failed = [r for r in rows if r.error]
+        if failed:
+            lines.append("")
+            lines.append("rows that failed:")
+            lines += [f"  {r.config:>3} {r.case} {r.mode} {r.dtype}: {r.error}" for r in failed]
     return "\n".join(lines)
 
 

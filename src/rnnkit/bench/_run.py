@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 
@@ -99,6 +100,17 @@ def bench_case(
     )
 
 
+def failed_row(case: Case, dtype: str, error: str) -> Row:
+    """A row without numbers (NaN, null in JSON) for a case whose contenders raised ``error``."""
+    numbers = {f.name: math.nan for f in dataclasses.fields(Row) if f.type == "float"}
+    return Row(
+        **numbers,
+        config=case.config or "-", case=case.label, kind=case.kind, mode=case.mode, dtype=dtype,
+        batch=case.batch, input_size=case.input_size, hidden_size=case.hidden_size, steps=case.steps,
+        layers=case.layers, path="error", torch_ref="", loop_ref="", ours="", reps=0, error=error,
+    )  # fmt: skip
+
+
 def run(
     configs: str | Iterable | None = None,
     *,
@@ -139,9 +151,12 @@ def run(
     total = len(cases) * len(chosen)
     for case in cases:
         for dtype in chosen:
-            rows.append(
-                bench_case(case, dtype, device, machine, reps=reps, warmup=warmup, budget_s=budget_s, memory=memory)
-            )
+            try:
+                row = bench_case(case, dtype, device, machine, reps=reps, warmup=warmup, budget_s=budget_s,
+                                 memory=memory)  # fmt: skip
+            except RuntimeError as error:  # one failing contender should not lose the whole run
+                row = failed_row(case, dtype, f"{type(error).__name__}: {str(error).splitlines()[0]}")
+            rows.append(row)
             if progress is not None:
                 progress(len(rows), total, rows[-1])
     return rows
