@@ -165,7 +165,8 @@ def format_table(rows: Sequence[Row], machine: Machine | None = None, *, markdow
         align = lambda text, i: text.ljust(widths[i]) if i < 5 else text.rjust(widths[i])  # noqa: E731
         lines.append("  ".join(align(t, i) for i, t in enumerate(titles)))
         lines += ["  ".join(align(c, i) for i, c in enumerate(line)) for line in cells]
-        refs = sorted({(r.config, r.ours, r.torch_ref, r.loop_ref) for r in rows}, key=lambda r: _config_key(r[0]))
+        refs = {(r.config, r.ours, r.torch_ref, r.loop_ref) for r in rows if not r.error}
+        refs = sorted(refs, key=lambda r: _config_key(r[0]))
         lines.append("")
         lines.append("contenders (rnnkit | torch.nn reference | loop reference):")
         lines += [f"  {cfg:>3}: {ours} | {torch_ref} | {loop_ref}" for cfg, ours, torch_ref, loop_ref in refs]
