@@ -237,3 +237,19 @@ def test_forecast_needs_only_lookback_rows():
     assert len(forecaster.predict(seasonal_series(12))) == 3
     with pytest.raises(ValueError, match="too short to forecast from: 11 rows, fewer than lookback=12"):
         forecaster.predict(seasonal_series(11))
+
+
+def test_forecast_new_csv_after_a_run_on_an_embedded_series(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "forecast", "--task.dataset=sunspots", "--horizon", "3", "--task.lookback=11",
+                 "--task.baselines=false", "--train.max_epochs=1", "--model.encoder.hidden_size=4",
+                 "--run-dir", str(run), "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    frame = load_dataset("sunspots").frame
+    frame.iloc[-20:].to_csv(tmp_path / "recent.csv")  # columns year, sunactivity: as in the run
+    assert main(["forecast", str(run), "--data", str(tmp_path / "recent.csv")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "year,mean,lower,upper" and [l.split(",")[0] for l in lines[1:]] == ["2009", "2010", "2011"]
+    frame.iloc[-20:].to_csv(tmp_path / "renamed.csv", header=["spots"])
+    assert main(["forecast", str(run), "--data", str(tmp_path / "renamed.csv")]) == 2
+    assert "no column 'sunactivity'; its columns are 'year', 'spots'" in capsys.readouterr().err

@@ -463,7 +463,8 @@ def _prepare(task: ForecastConfig, model_settings: dict[str, Any], seed: int) ->
 
     artifacts = {
         FORECAST_FILE: json.dumps({"config": to_dict(setup.config), "columns": setup.columns,
-                                   "source": source, "train_rows": setup.train_end}, indent=1),  # fmt: skip
+                                   "time_column": frame.index.name, "source": source,
+                                   "train_rows": setup.train_end}, indent=1),  # fmt: skip
         SCALER_FILE: scaler.to_json(),
     }
     train = TensorBatches(inputs, targets, batch_size=task.batch_size, seed=seed)
@@ -520,8 +521,9 @@ def forecast_run(run_dir: str | Path, data: str | Path | None = None, *, plot: s
     the plot to ``plot`` (default: ``RUN_DIR/forecast.png``).
     """
     model, config, scaler, saved = load_run(run_dir)
-    if data is not None:
-        config = replace(config, data=str(data))
+    if data is not None:  # a run on an embedded series reads the same column names from the CSV
+        config = replace(config, data=str(data), time_column=config.time_column or saved.get("time_column"),
+                         target=config.target or saved["columns"][0])  # fmt: skip
     frame, source, _ = load_series(config)
     if list(frame.columns) != saved["columns"]:  # read_series_csv returns exactly the configured columns
         raise ValueError(f"{source} must have the columns {saved['columns']}, got {list(frame.columns)}")
