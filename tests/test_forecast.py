@@ -253,3 +253,10 @@ def test_forecast_new_csv_after_a_run_on_an_embedded_series(tmp_path, capsys):
     frame.iloc[-20:].to_csv(tmp_path / "renamed.csv", header=["spots"])
     assert main(["forecast", str(run), "--data", str(tmp_path / "renamed.csv")]) == 2
     assert "no column 'sunactivity'; its columns are 'year', 'spots'" in capsys.readouterr().err
+
+
+def test_cli_without_pandas_names_the_extra(monkeypatch, capsys):
+    monkeypatch.setitem(__import__("sys").modules, "pandas", None)  # import pandas now fails
+    assert main(["train", "forecast", "--task.dataset=airline", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "pip install 'rnnkit[timeseries]'" in err
