@@ -32,6 +32,13 @@ VARIANTS = {
     "gru_stochastic": (rnnkit.GRU, {"zoneout": 0.3, "recurrent_dropout": 0.3, "dropconnect": 0.3}),
     "rnn_stochastic": (rnnkit.RNN, {"zoneout": 0.3, "recurrent_dropout": 0.3, "dropconnect": 0.3}),
     "lstm_stochastic": (rnnkit.LSTM, {"zoneout": 0.3, "recurrent_dropout": 0.3, "dropconnect": 0.3, "peepholes": True}),
+    "gru_layer_norm": (rnnkit.GRU, {"layer_norm": True}),
+    "rnn_layer_norm": (rnnkit.RNN, {"layer_norm": True, "nonlinearity": "relu"}),
+    "lstm_layer_norm": (rnnkit.LSTM, {"layer_norm": True}),
+    "lstm_layer_norm_peepholes": (rnnkit.LSTM, {"layer_norm": True, "peepholes": True}),
+    "lstm_everything": (rnnkit.LSTM, {"layer_norm": True, "peepholes": True, "zoneout": 0.3, "recurrent_dropout": 0.3,
+                                      "dropconnect": 0.3, "bias": False}),
+    "gru_everything": (rnnkit.GRU, {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.3, "dropconnect": 0.3}),
 }
 
 
@@ -92,26 +99,27 @@ def test_matches_step_loop(name, lengths, training):
     compare(name, lengths=lengths, training=training)
 
 
-@pytest.mark.parametrize("name", ["gru", "rnn_tanh", "rnn_relu", "lstm_peepholes", "gru_stochastic"])
+@pytest.mark.parametrize("name", ["gru", "rnn_tanh", "rnn_relu", "lstm_peepholes", "gru_stochastic", "lstm_everything"])
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
 def test_two_layers_bidirectional(name, lengths):
     compare(name, num_layers=2, bidirectional=True, lengths=lengths, training=True)
 
 
-@pytest.mark.parametrize("name", ["gru", "rnn_relu", "lstm_stochastic"])
+@pytest.mark.parametrize("name", ["gru", "rnn_relu", "lstm_stochastic", "lstm_everything"])
 def test_return_states(name):
     compare(name, lengths=LENGTHS, training=True, return_states=True)
 
 
 def test_fused_path_is_taken():
-    """Covered cells run the hand-written Function; layer norm and reset-before fall back."""
+    """Covered cells run the hand-written Function; reset-before GRU and projections fall back."""
     x = torch.randn(T, B, I, dtype=torch.float64)
     for cell, expected in (
         (rnnkit.GRUCell(I, H), True),
         (rnnkit.RNNCell(I, H, nonlinearity="relu"), True),
         (rnnkit.LSTMCell(I, H, peepholes=True, zoneout=0.2), True),
         (rnnkit.GRUCell(I, H, reset_after=False), False),
-        (rnnkit.LSTMCell(I, H, layer_norm=True), False),
+        (rnnkit.LSTMCell(I, H, layer_norm=True), True),
+        (rnnkit.GRUCell(I, H, layer_norm=True), True),
         (rnnkit.LSTMCell(I, H, proj_size=2), False),
     ):
         cell = cell.double()
@@ -122,7 +130,10 @@ def test_fused_path_is_taken():
         assert (fused_scan(cell, xp, state, params, ctx, None, False) is not None) is expected
 
 
-@pytest.mark.parametrize("name", ["gru", "rnn_tanh", "rnn_relu", "lstm_peepholes", "gru_stochastic", "lstm_stochastic"])
+@pytest.mark.parametrize(
+    "name", ["gru", "rnn_tanh", "rnn_relu", "lstm_peepholes", "gru_stochastic", "lstm_stochastic", "rnn_layer_norm",
+             "gru_everything", "lstm_everything"]
+)
 def test_gradcheck(name):
     layer_class, options = VARIANTS[name]
     layer = make_layer(layer_class, options, fused=True).train()

@@ -11,11 +11,12 @@ one ``torch.autograd.Function``:
   steps, ``(T*B, G*H)^T @ (T*B, R)``, and the bias gradient as a sum.
 
 Covered: Elman (tanh, ReLU), GRU (reset after, torch.nn's form) and LSTM (peepholes), each with
-bias on/off, lengths (past a sequence's end the state is held, so its ``d(gates)`` are zero),
-recurrent dropout and dropconnect (the masks of :class:`~rnnkit.cells._common.Noise`), and zoneout
-(per-step masks drawn in the step loop's order, so a seeded run matches it bit for bit in the
-masks). Anything else -- layer norm, the reset-before GRU, projections, torch.func transforms --
-returns None from :func:`fused_scan` and the cell runs its step loop, the plain-autograd twin the
+bias on/off, layer norm (the recurrent pre-activations per gate, and the LSTM's cell state; its
+backward through aten's fused layer-norm kernel, :func:`_norm_backward`), lengths (past a sequence's end the state is held,
+so its ``d(gates)`` are zero), recurrent dropout and dropconnect (the masks of
+:class:`~rnnkit.cells._common.Noise`), and zoneout (per-step masks drawn in the step loop's order,
+so a seeded run draws the same masks). Anything else -- the reset-before GRU, LSTM projections,
+torch.func transforms -- returns None from :func:`fused_scan` and the cell runs its step loop, the plain-autograd twin the
 tests hold this module to. Double backward is not supported (``once_differentiable``).
 """
 
@@ -28,6 +29,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ._base import Params, State
+
+LAYER_NORM_EPS = 1e-5  # as rnnkit.cells._common, which imports this module
 
 
 def fused_scan(
@@ -44,10 +47,12 @@ def fused_scan(
     valid = mask.unsqueeze(-1) if mask is not None else None  # (T, B, 1)
     if kind == "lstm":
         peep = params["weight_ch"] if cell.peepholes else None
-        ys, hs, cs = _LSTMScan.apply(xp, state[0], state[1], weight, bias, peep, valid, h_mask, keep)
+        norms = (params["ln_hh_weight"], params["ln_c_weight"], params["ln_c_bias"]) if cell.layer_norm else (None,) * 3
+        ys, hs, cs = _LSTMScan.apply(xp, state[0], state[1], weight, bias, peep, *norms, valid, h_mask, keep)
         return ys, (hs[-1], cs[-1]), ((hs, cs) if return_states else None)
     function = _GRUScan if kind == "gru" else _ElmanScan
-    ys, hs = function.apply(xp, state[0], weight, bias, valid, h_mask, keep, kind)
+    gain = params["ln_hh_weight"] if cell.layer_norm else None
+    ys, hs = function.apply(xp, state[0], weight, bias, gain, valid, h_mask, keep, kind)
     return ys, (hs[-1],), ((hs,) if return_states else None)
 
 
@@ -56,14 +61,12 @@ def _kind(cell) -> str | None:
     from ._gru import GRUCell
     from ._lstm import LSTMCell
 
-    if cell.layer_norm:
-        return None
+    if type(cell) is LSTMCell:
+        return "lstm" if not cell.proj_size else None
     if type(cell) is RNNCell:
         return cell.nonlinearity
     if type(cell) is GRUCell:
         return "gru" if cell.reset_after else None
-    if type(cell) is LSTMCell:
-        return "lstm" if not cell.proj_size else None
     return None
 
 
@@ -108,6 +111,23 @@ def _recurrent(h: Tensor, h_mask: Tensor | None, weight_t: Tensor, bias: Tensor 
     return torch.addmm(bias, hin, weight_t) if bias is not None else hin.mm(weight_t)  # (B, G*H)
 
 
+def _norm(u: Tensor, weight: Tensor | None = None, bias: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Layer norm over the last dim: the result, and the ``mean`` and ``rstd`` its backward reads."""
+    return torch.native_layer_norm(u, u.shape[-1:], weight, bias, LAYER_NORM_EPS)
+
+
+def _norm_backward(grad: Tensor, u: Tensor, mean: Tensor, rstd: Tensor, weight: Tensor | None = None) -> Tensor:
+    """d(u) from d(layer_norm(u)): aten's fused kernel for
+    ``rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``g = grad * weight`` (Ba et al. 2016)."""
+    return torch.ops.aten.native_layer_norm_backward(
+        grad, u, u.shape[-1:], mean, rstd, weight, None, [True, False, False]
+    )[0]
+
+
+def _normalised(u: Tensor, mean: Tensor, rstd: Tensor) -> Tensor:
+    return (u - mean) * rstd
+
+
 def _weight_grads(dgh: Tensor, hs_prev: Tensor, h_mask, want_weight: bool, want_bias: bool):
     """dW_hh in one matmul over all steps, db_hh as a sum: ``dgh`` (T, B, G*H), ``hs_prev`` (T, B, R)."""
     dweight = dbias = None
@@ -138,17 +158,24 @@ def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
     return a if b is None else a + b
 
 
-def _sweep(h0, weight, h_mask, valid, dys, dhs, coef, direct):
+def _sweep(h0, weight, h_mask, valid, dys, dhs, coef, direct, norm=None):
     """The reverse sweep shared by the one-state cells.
 
     ``coef`` (T, B, G, H) or (T, B, H) maps the gradient of each step's new state (before the
     lengths hold it) to the gradients of the recurrent pre-activations, and ``direct`` (a (T, B, H)
     tensor, a float or None) to the previous state without the matmul; both were computed for all
     steps at once, so the loop is one elementwise product and one matmul per step.
-    Returns ``d(W_hh h + b_hh)`` (T, B, G*H), the new-state gradients (T, B, H), and ``dh_0``.
+    Under layer norm, ``norm`` is ``(gain (G*H,), u, mean, rstd)``: ``u = W_hh h`` (T, B, G, H)
+    and its per-gate statistics (T, B, G, 1).
+    Returns ``d(W_hh h + b_hh)`` (T, B, G*H) (after the layer norm), the new-state gradients
+    (T, B, H), ``dh_0``, and ``d(W_hh h)`` (T, B, G*H) (before it; the same tensor without it).
     """
     steps, batch = coef.shape[:2]
     dgh = torch.empty_like(coef)
+    if norm is not None:
+        gain, u, mean, rstd = norm
+        gain = gain.view(u.shape[2:])  # (G, H)
+        dus = u.new_empty(u.shape)
     dnews = h0.new_empty((steps,) + h0.shape)
     if valid is None:
         dtot = _add(dys, dhs)  # the outputs are the states
@@ -164,6 +191,9 @@ def _sweep(h0, weight, h_mask, valid, dys, dhs, coef, direct):
             a = g + dhs[t] if dhs is not None else g
             dnew = torch.addcmul(mdy[t], a, m[t], out=dnews[t]) if mdy is not None else torch.mul(a, m[t], out=dnews[t])
         dg = torch.mul(coef[t], dnew.unsqueeze(1) if coef.dim() == 4 else dnew, out=dgh[t])
+        if norm is not None:
+            dg = dus[t]
+            dg.copy_(_norm_backward(dgh[t].view(dg.shape) * gain, u[t], mean[t], rstd[t]))
         dh = dg.view(batch, -1).mm(weight)  # (B, G*H) @ (G*H, R)
         if h_mask is not None:
             dh.mul_(h_mask)
@@ -174,7 +204,18 @@ def _sweep(h0, weight, h_mask, valid, dys, dhs, coef, direct):
         if valid is not None:  # past the end the state is held: its gradient passes straight back
             dh.addcmul_(a, held[t])
         g = dh
-    return dgh.flatten(2) if coef.dim() == 4 else dgh, dnews, g
+    dgh = dgh.flatten(2) if coef.dim() == 4 else dgh
+    return dgh, dnews, g, (dgh if norm is None else dus.flatten(2))
+
+
+def _norm_grads(dgh, du, hs_prev, h_mask, norm, need, has_bias):
+    """dW_hh (one matmul), db_hh and the layer-norm gain's gradient of a one-state cell."""
+    dweight, _ = _weight_grads(du, hs_prev, h_mask, need[2], False)
+    dbias = dgh.sum((0, 1)) if need[3] and has_bias else None
+    dgain = None
+    if norm is not None and need[4]:
+        dgain = (dgh * _normalised(*norm[1:]).flatten(2)).sum((0, 1))
+    return dweight, dbias, dgain
 
 
 def _keep_weight(keep):
@@ -190,14 +231,20 @@ class _ElmanScan(torch.autograd.Function):
     r""":math:`h_t = \phi(x'_t + W_{hh} (m \odot h_{t-1}) + b_{hh})`, then zoneout and lengths."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, valid, h_mask, keep, kind):
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
         weight_t = weight.t()
         xpb = xp + bias if bias is not None else xp  # (T, B, H): fold b_hh in once
-        hs, acts = [], []
+        hs, acts, normed = [], [], []
         h = h0
         for t, xpb_t in enumerate(xpb.unbind(0)):
             hin = h if h_mask is None else h * h_mask
-            pre = torch.addmm(xpb_t, hin, weight_t)  # (B, H)
+            if gain is None:
+                pre = torch.addmm(xpb_t, hin, weight_t)  # (B, H)
+            else:
+                u = hin.mm(weight_t).unsqueeze(1)  # (B, 1, H)
+                xhat, mean, rstd = _norm(u)
+                normed.append((u, mean, rstd))
+                pre = torch.addcmul(xpb_t, xhat.squeeze(1), gain)
             a = pre.tanh_() if kind == "tanh" else pre.relu_()
             acts.append(a)
             h = _hold(valid, t, _apply_zone(h, a, _zone(keep, 0, t)), h)
@@ -205,34 +252,42 @@ class _ElmanScan(torch.autograd.Function):
         hs = torch.stack(hs)  # (T, B, H)
         acts = hs if keep is None and valid is None else torch.stack(acts)
         ys = hs.clone() if valid is None else hs * valid  # outputs are zero past the end
-        fctx.save_for_backward(h0, weight, hs, acts, valid, h_mask)
+        norms = tuple(torch.stack(parts) for parts in zip(*normed)) if normed else (None,) * 3
+        fctx.save_for_backward(h0, weight, gain, hs, acts, *norms, valid, h_mask)
         fctx.keep, fctx.kind, fctx.has_bias = keep, kind, bias is not None
         return ys, hs
 
     @staticmethod
     @once_differentiable
     def backward(fctx, dys, dhs):
-        h0, weight, hs, acts, valid, h_mask = fctx.saved_tensors
+        h0, weight, gain, hs, acts, u, mean, rstd, valid, h_mask = fctx.saved_tensors
         k = _keep_weight(fctx.keep)
         slope = (acts > 0).to(acts.dtype) if fctx.kind == "relu" else 1.0 - acts * acts  # phi'(pre)
-        dgh, _, dh0 = _sweep(h0, weight, h_mask, valid, dys, dhs, _scale(slope, k), k)
+        norm = (gain, u, mean, rstd) if gain is not None else None
+        dgh, _, dh0, du = _sweep(h0, weight, h_mask, valid, dys, dhs, _scale(slope, k), k, norm)
         hs_prev = torch.cat((h0.unsqueeze(0), hs[:-1]))  # (T, B, H)
-        need = fctx.needs_input_grad
-        dweight, dbias = _weight_grads(dgh, hs_prev, h_mask, need[2], need[3] and fctx.has_bias)
-        return dgh, dh0, dweight, dbias, None, None, None, None
+        grads = _norm_grads(dgh, du, hs_prev, h_mask, norm, fctx.needs_input_grad, fctx.has_bias)
+        return (dgh, dh0, *grads, None, None, None, None)
 
 
 class _GRUScan(torch.autograd.Function):
     """torch.nn's GRU (reset after the recurrent matmul), gate order r, z, n."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, valid, h_mask, keep, kind):
-        H = h0.shape[-1]
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
+        batch, H = h0.shape
         weight_t = weight.t()
-        hs, rzs, ns, ghs = [], [], [], []
+        hs, rzs, ns, ghs, normed = [], [], [], [], []
         h = h0
         for t, (x_rz, x_n) in enumerate(zip(xp[..., : 2 * H].unbind(0), xp[..., 2 * H :].unbind(0))):
-            gh = _recurrent(h, h_mask, weight_t, bias)  # (B, 3H)
+            if gain is None:
+                gh = _recurrent(h, h_mask, weight_t, bias)  # (B, 3H)
+            else:  # each gate's recurrent pre-activation normalised over its H units
+                u = _recurrent(h, h_mask, weight_t, None).view(batch, 3, H)
+                xhat, mean, rstd = _norm(u)
+                normed.append((u, mean, rstd))
+                xhat = xhat.view(batch, 3 * H)
+                gh = torch.addcmul(bias, xhat, gain) if bias is not None else xhat * gain
             rz = torch.add(x_rz, gh[:, : 2 * H]).sigmoid_()  # (B, 2H)
             n = torch.addcmul(x_n, rz[:, :H], gh[:, 2 * H :]).tanh_()  # (B, H)
             h_new = torch.lerp(n, h, rz[:, H:])  # (1 - z) n + z h
@@ -243,14 +298,16 @@ class _GRUScan(torch.autograd.Function):
             ghs.append(gh)
         hs = torch.stack(hs)  # (T, B, H)
         ys = hs.clone() if valid is None else hs * valid  # outputs are zero past the end
-        fctx.save_for_backward(h0, weight, hs, torch.stack(rzs), torch.stack(ns), torch.stack(ghs), valid, h_mask)
+        norms = tuple(torch.stack(parts) for parts in zip(*normed)) if normed else (None,) * 3
+        saved = (torch.stack(rzs), torch.stack(ns), torch.stack(ghs))
+        fctx.save_for_backward(h0, weight, gain, hs, *saved, *norms, valid, h_mask)
         fctx.keep, fctx.has_bias = keep, bias is not None
         return ys, hs
 
     @staticmethod
     @once_differentiable
     def backward(fctx, dys, dhs):
-        h0, weight, hs, rz, n, gh, valid, h_mask = fctx.saved_tensors
+        h0, weight, gain, hs, rz, n, gh, u, mean, rstd, valid, h_mask = fctx.saved_tensors
         k = _keep_weight(fctx.keep)
         H = h0.shape[-1]
         r, z, hn = rz[..., :H], rz[..., H:], gh[..., 2 * H :]  # each (T, B, H)
@@ -262,29 +319,34 @@ class _GRUScan(torch.autograd.Function):
         coef[:, :, 1] = _scale((hs_prev - n) * z * (1.0 - z), k)
         coef[:, :, 2] = dn * r
         direct = z if k is None else torch.lerp(z, torch.ones_like(z), k) if isinstance(k, Tensor) else (1 - k) * z + k
-        dgh, dnews, dh0 = _sweep(h0, weight, h_mask, valid, dys, dhs, coef, direct)
+        norm = (gain, u, mean, rstd) if gain is not None else None
+        dgh, dnews, dh0, du = _sweep(h0, weight, h_mask, valid, dys, dhs, coef, direct, norm)
         dxp = dgh.clone()  # (T, B, 3H): equal to dgh but in the n block, where r does not act
         dxp[..., 2 * H :] = dn * dnews
-        need = fctx.needs_input_grad
-        dweight, dbias = _weight_grads(dgh, hs_prev, h_mask, need[2], need[3] and fctx.has_bias)
-        return dxp, dh0, dweight, dbias, None, None, None, None
+        grads = _norm_grads(dgh, du, hs_prev, h_mask, norm, fctx.needs_input_grad, fctx.has_bias)
+        return (dxp, dh0, *grads, None, None, None, None)
 
 
 class _LSTMScan(torch.autograd.Function):
     """torch.nn's LSTM (gate order i, f, g, o), with optional peepholes (Gers et al. 2002)."""
 
     @staticmethod
-    def forward(fctx, xp, h0, c0, weight, bias, peep, valid, h_mask, keep):
+    def forward(fctx, xp, h0, c0, weight, bias, peep, gain, gain_c, bias_c, valid, h_mask, keep):
         batch, H = c0.shape
         weight_t = weight.t()
         xpb = xp + bias if bias is not None else xp  # (T, B, 4H): fold b_hh in once
         if peep is not None:
             p_if, p_o = peep[: 2 * H].view(2, H), peep[2 * H :]
-        hs, cs, sigs, tgs, cns, tcs = [], [], [], [], [], []
+        hs, cs, sigs, tgs, cns, tcs, normed = [], [], [], [], [], [], []
         h, c = h0, c0
         for t, xpb_t in enumerate(xpb.unbind(0)):
             hin = h if h_mask is None else h * h_mask
-            pre = torch.addmm(xpb_t, hin, weight_t)  # (B, 4H)
+            if gain is None:
+                pre = torch.addmm(xpb_t, hin, weight_t)  # (B, 4H)
+            else:  # each gate's recurrent pre-activation normalised over its H units
+                u = hin.mm(weight_t).view(batch, 4, H)
+                xhat, mean, rstd = _norm(u)  # (B, 4, H), (B, 4, 1), (B, 4, 1)
+                pre = torch.addcmul(xpb_t, xhat.view(batch, 4 * H), gain)
             if peep is not None:  # the input and forget gates peek at the previous cell state
                 pre.view(batch, 4, H)[:, :2].addcmul_(c.unsqueeze(1), p_if)
             sig = torch.sigmoid(pre)  # (B, 4H); its g block is unused
@@ -292,7 +354,12 @@ class _LSTMScan(torch.autograd.Function):
             c_new = torch.addcmul(sig[:, H : 2 * H] * c, sig[:, :H], tg)
             if peep is not None:  # the output gate peeks at the new one
                 sig[:, 3 * H :] = torch.addcmul(pre[:, 3 * H :], c_new, p_o).sigmoid_()
-            tc = c_new.tanh()
+            if gain_c is None:
+                tc = c_new.tanh()
+            else:
+                c_out, mean_c, rstd_c = _norm(c_new, gain_c, bias_c)  # (B, H), (B, 1), (B, 1)
+                tc = c_out.tanh_()
+                normed.append((u, mean, rstd, mean_c, rstd_c))
             h_new = sig[:, 3 * H :] * tc
             h_next = _hold(valid, t, _apply_zone(h, h_new, _zone(keep, 0, t)), h)
             c = _hold(valid, t, _apply_zone(c, c_new, _zone(keep, 1, t)), c)
@@ -302,14 +369,16 @@ class _LSTMScan(torch.autograd.Function):
         hs, cs = torch.stack(hs), torch.stack(cs)  # (T, B, H)
         ys = hs.clone() if valid is None else hs * valid  # outputs are zero past the end
         saved = (torch.stack(sigs), torch.stack(tgs), torch.stack(cns), torch.stack(tcs))
-        fctx.save_for_backward(h0, c0, weight, peep, hs, cs, *saved, valid, h_mask)
+        norms = tuple(torch.stack(parts) for parts in zip(*normed)) if normed else (None,) * 5
+        fctx.save_for_backward(h0, c0, weight, peep, gain, gain_c, hs, cs, *saved, *norms, valid, h_mask)
         fctx.keep, fctx.has_bias = keep, bias is not None
         return ys, hs, cs
 
     @staticmethod
     @once_differentiable
     def backward(fctx, dys, dhs, dcs):
-        h0, c0, weight, peep, hs, cs, sig, tg, c_new, tc, valid, h_mask = fctx.saved_tensors
+        h0, c0, weight, peep, gain, gain_c, hs, cs, sig, tg, c_new, tc, u, mean, rstd, mean_c, rstd_c, valid, h_mask = fctx.saved_tensors
+        # (T, B, 4, H) and (T, B, 4, 1) twice: the gates' layer norm; (T, B, 1) twice: the cell state's
         keep = fctx.keep
         steps, batch, H = cs.shape
         kh, kc = (keep, keep) if keep is None or isinstance(keep, float) else keep
@@ -317,10 +386,13 @@ class _LSTMScan(torch.autograd.Function):
         c_prev = torch.cat((c0.unsqueeze(0), cs[:-1]))  # (T, B, H)
         # every step's local derivatives at once; the sweep then only multiplies and matmuls
         dso = tc * so * (1.0 - so)  # d h_new / d(pre o)
-        to_c = so * (1.0 - tc * tc)  # d h_new / d c_new
+        to_c = so * (1.0 - tc * tc)  # d h_new / d c_new, or d c_out under layer norm
         if peep is not None:
             p_i, p_f, p_o = peep.chunk(3)
-            to_c = torch.addcmul(to_c, dso, p_o)
+            if gain_c is None:
+                to_c = torch.addcmul(to_c, dso, p_o)
+            else:  # the output gate's peephole reads c_new, not its normalised c_out
+                peep_c = _scale(dso * p_o, kh)
         coef = cs.new_empty((steps, batch, 3, H))  # d c_new -> d(pre i, f, g)
         coef[:, :, 0] = tg * si * (1.0 - si)
         coef[:, :, 1] = c_prev * sf * (1.0 - sf)
@@ -330,6 +402,11 @@ class _LSTMScan(torch.autograd.Function):
             to_c_prev = sf + coef[:, :, 0] * p_i + coef[:, :, 1] * p_f
         dso, to_c = _scale(dso, kh), _scale(to_c, kh)
         dgh = cs.new_empty((steps, batch, 4, H))
+        if gain is not None:
+            dus = torch.empty_like(dgh)  # (T, B, 4, H): d(W_hh h), before the gates' layer norm
+            gain4 = gain.view(4, H)
+        if gain_c is not None:
+            dh_news = torch.empty_like(cs)
         if valid is None:
             dh_in = _add(dys, dhs)
         else:
@@ -347,10 +424,20 @@ class _LSTMScan(torch.autograd.Function):
                 gh = gh + dhs[t] if dhs is not None else gh
                 dh_new = torch.addcmul(mdy[t], gh, m[t]) if mdy is not None else gh * m[t]
                 dc_new = gc * m[t]
-            dcc = torch.addcmul(_scale(dc_new, kc if kc is None or isinstance(kc, float) else kc[t]), dh_new, to_c[t])
+            dc_kept = _scale(dc_new, kc if kc is None or isinstance(kc, float) else kc[t])
+            if gain_c is None:
+                dcc = torch.addcmul(dc_kept, dh_new, to_c[t])
+            else:
+                dh_news[t] = dh_new
+                dcc = _norm_backward(dh_new * to_c[t], c_new[t], mean_c[t], rstd_c[t], gain_c).add_(dc_kept)
+                if peep is not None:
+                    dcc.addcmul_(dh_new, peep_c[t])
             dg = dgh[t]
             torch.mul(coef[t], dcc.unsqueeze(1), out=dg[:, :3])
             torch.mul(dso[t], dh_new, out=dg[:, 3])
+            if gain is not None:
+                dg = dus[t]
+                dg.copy_(_norm_backward(dgh[t] * gain4, u[t], mean[t], rstd[t]))
             dh = dg.view(batch, -1).mm(weight)  # (B, 4H) @ (4H, H)
             dc = dcc * to_c_prev[t]
             if h_mask is not None:
@@ -365,7 +452,15 @@ class _LSTMScan(torch.autograd.Function):
         dgh = dgh.flatten(2)  # (T, B, 4H)
         hs_prev = torch.cat((h0.unsqueeze(0), hs[:-1]))  # (T, B, H)
         need = fctx.needs_input_grad
-        dweight, dbias = _weight_grads(dgh, hs_prev, h_mask, need[3], need[4] and fctx.has_bias)
+        du = dgh if gain is None else dus.flatten(2)
+        dweight, _ = _weight_grads(du, hs_prev, h_mask, need[3], False)
+        dbias = dgh.sum((0, 1)) if need[4] and fctx.has_bias else None
+        dgain = dgain_c = dbias_c = None
+        if gain is not None:
+            dgain = (dgh * _normalised(u, mean, rstd).flatten(2)).sum((0, 1))
+            d_cout = dh_news * to_c  # (T, B, H)
+            dgain_c = (d_cout * _normalised(c_new, mean_c, rstd_c)).sum((0, 1))
+            dbias_c = d_cout.sum((0, 1))
         dpeep = None
         if peep is not None and need[5]:
             dpeep = torch.cat(
@@ -375,4 +470,4 @@ class _LSTMScan(torch.autograd.Function):
                     (dgh[..., 3 * H :] * c_new).sum((0, 1)),
                 )
             )
-        return dgh, gh, gc, dweight, dbias, dpeep, None, None, None
+        return dgh, gh, gc, dweight, dbias, dpeep, dgain, dgain_c, dbias_c, None, None, None
