@@ -260,3 +260,16 @@ def test_cli_without_pandas_names_the_extra(monkeypatch, capsys):
     assert main(["train", "forecast", "--task.dataset=airline", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "pip install 'rnnkit[timeseries]'" in err
+
+
+def test_autoregressive_strategy_samples_paths():
+    y = seasonal_series(60)
+    forecaster = fc.Forecaster(horizon=5, lookback=12, max_epochs=2, options={"strategy": "autoregressive",
+                                                                              "sample_paths": 50})  # fmt: skip
+    assert forecaster.fit(y).model.head.out_features == 2  # one step: a mean and a scale
+    result = forecaster.predict()
+    assert result.columns.tolist() == ["mean", "lower", "upper"] and len(result) == 5
+    assert (result["lower"] <= result["mean"]).all() and (result["mean"] <= result["upper"]).all()
+    assert result.equals(forecaster.predict())  # the paths are drawn from a fixed seed
+    with pytest.raises(ValueError, match="autoregressive' needs head='gaussian'"):
+        fc.ForecastConfig(strategy="autoregressive", head="quantile")

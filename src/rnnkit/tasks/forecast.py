@@ -75,6 +75,8 @@ class ForecastConfig:
     interval: float = 0.8  # gaussian head: central interval probability
     batch_size: int = 16
     baselines: bool = True  # ETS and ARIMA (statsmodels) beside naive and seasonal naive
+    strategy: Literal["direct", "autoregressive"] = "direct"  # all steps at once, or one step fed back
+    sample_paths: int = 200  # autoregressive: sampled paths that the point forecast and interval come from
 
     def __post_init__(self) -> None:
         for name in ("horizon", "step", "batch_size"):
@@ -93,6 +95,13 @@ class ForecastConfig:
             raise ValueError(f"quantiles must be at least two increasing numbers in (0, 1), got {list(qs)}")
         if not 0 < self.interval < 1:
             raise ValueError(f"interval must be in (0, 1), got {self.interval}")
+        if self.strategy == "autoregressive" and (self.head != "gaussian" or self.covariate_list):
+            raise ValueError(
+                "strategy='autoregressive' needs head='gaussian' (paths are sampled from it) and no covariates"
+                f" (their future values are unknown), got head={self.head!r}, covariates={self.covariates!r}"
+            )
+        if self.sample_paths < 10:
+            raise ValueError(f"sample_paths must be at least 10, got {self.sample_paths}")
 
     @property
     def covariate_list(self) -> list[str]:
@@ -191,8 +200,13 @@ def _head_size(config: ForecastConfig) -> int:
     return 2 if config.head == "gaussian" else len(config.quantiles)
 
 
+def _steps(config: ForecastConfig) -> int:
+    """Steps the head predicts at once: the horizon (direct), or one (autoregressive)."""
+    return config.horizon if config.strategy == "direct" else 1
+
+
 def _split_outputs(outputs: Tensor, config: ForecastConfig) -> Tensor:
-    return outputs.view(outputs.shape[0], config.horizon, _head_size(config))  # (B, H, K)
+    return outputs.view(outputs.shape[0], _steps(config), _head_size(config))  # (B, H or 1, K)
 
 
 def _gaussian(outputs: Tensor) -> tuple[Tensor, Tensor]:
@@ -309,15 +323,15 @@ def training_windows(setup: SeriesSetup, scaler: Scaler, rows: int) -> tuple[Ten
     """Every window whose target block lies inside the first ``rows`` rows."""
     c = setup.config
     scaled = scaler.transform(setup.frame.to_numpy(dtype=float)[:rows])
-    origins = range(c.lookback, rows - c.horizon + 1)
-    inputs, targets, _ = windows(scaled, origins, c.lookback, c.horizon)
+    origins = range(c.lookback, rows - _steps(c) + 1)
+    inputs, targets, _ = windows(scaled, origins, c.lookback, _steps(c))
     return inputs, targets
 
 
 def build_model(config: ForecastConfig, features: int, model_settings: dict[str, Any]) -> ManyToOne:
     settings = dict(model_settings)
     settings["input"] = {"features": features}
-    settings["outputs"] = config.horizon * _head_size(config)
+    settings["outputs"] = _steps(config) * _head_size(config)
     return ManyToOne(from_dict(ManyToOneConfig, settings, where="model"))
 
 
@@ -326,10 +340,34 @@ def predict_at(model: nn.Module, frame, scaler: Scaler, config: ForecastConfig, 
     """Forecasts from each origin: ``point``, ``lower``, ``upper`` arrays ``(len(origins), H)`` in data units."""
     model.eval()
     scaled = scaler.transform(frame.to_numpy(dtype=float))
+    if config.strategy == "autoregressive":
+        return _sample_paths(model, scaled, scaler, config, list(origins))
     inputs, _, levels = windows(scaled, list(origins), config.lookback, config.horizon)
     out = _split_outputs(model(inputs), config)  # (M, H, K)
     point, lower, upper = (v + levels[:, None] for v in _point_and_interval(out, config))
     return {name: scaler.inverse(v.numpy()) for name, v in (("point", point), ("lower", lower), ("upper", upper))}
+
+
+def _sample_paths(model: nn.Module, scaled: np.ndarray, scaler: Scaler, config: ForecastConfig,
+                  origins: list[int]) -> dict[str, np.ndarray]:  # fmt: skip
+    """Autoregressive forecasts: S paths per origin, each step drawn from the one-step Gaussian
+    and fed back as the next input (DeepAR's ancestral sampling, Salinas et al. 2020, sec. 3.1).
+    The point forecast is the paths' mean in data units; the interval their central quantiles."""
+    S, L, H = config.sample_paths, config.lookback, config.horizon
+    generator = torch.Generator().manual_seed(0)  # the same paths every call
+    history, _, _ = windows(scaled, origins, L, 1)  # (M, L, 1), relative to each window's level
+    levels = torch.tensor([scaled[o - 1, 0] for o in origins], dtype=torch.float32)  # (M,)
+    paths = (history[..., 0] + levels[:, None]).repeat_interleave(S, dim=0)  # (M*S, L) absolute, scaled
+    for _ in range(H):
+        window = paths[:, -L:]  # (M*S, L)
+        level = window[:, -1:]  # (M*S, 1)
+        mean, scale = _gaussian(_split_outputs(model((window - level).unsqueeze(-1)), config)[:, 0])  # (M*S,) each
+        draw = level[:, 0] + mean + scale * torch.randn(mean.shape, generator=generator)
+        paths = torch.cat([paths, draw[:, None]], dim=1)
+    future = scaler.inverse(paths[:, -H:].reshape(len(origins), S, H).numpy())  # (M, S, H), data units
+    tail = (1 - config.interval) / 2
+    return {"point": future.mean(1), "lower": np.quantile(future, tail, axis=1),
+            "upper": np.quantile(future, 1 - tail, axis=1)}  # fmt: skip
 
 
 # --- the rolling-origin backtest ---------------------------------------------------------------
@@ -452,7 +490,7 @@ def _prepare(task: ForecastConfig, model_settings: dict[str, Any], seed: int) ->
         lines = [
             f"forecast: {source}, {len(frame)} rows, target {setup.columns[0]!r}"
             + (f", covariates {', '.join(setup.columns[1:])}" if len(setup.columns) > 1 else ""),
-            f"horizon {c.horizon}, lookback {c.lookback}, season {c.season}, head {c.head},"
+            f"horizon {c.horizon} ({c.strategy}), lookback {c.lookback}, season {c.season}, head {c.head},"
             f" scaling fitted on the first {setup.train_end} rows ({'log, ' if scaler.log[0] else ''}standardized)",
             f"rolling-origin backtest on the last {c.test_size} rows: {len(bt.origins)} origins x {c.horizon} steps;"
             f" MASE scaled by the in-sample seasonal naive MAE (m={c.season}); coverage of the"
