@@ -98,14 +98,6 @@ def _apply_zone(previous: Tensor, new: Tensor, k) -> Tensor:
     return torch.lerp(new, previous, k) if isinstance(k, Tensor) else k * previous + (1.0 - k) * new
 
 
-def _split_zone(grad: Tensor, k) -> tuple[Tensor | None, Tensor]:
-    """Backward of :func:`_apply_zone`: the gradient to ``previous`` (or None) and to ``new``."""
-    if k is None:
-        return None, grad
-    kg = k * grad
-    return kg, grad - kg
-
-
 def _recurrent(h: Tensor, h_mask: Tensor | None, weight_t: Tensor, bias: Tensor | None) -> Tensor:
     hin = h if h_mask is None else h * h_mask  # (B, R)
     return torch.addmm(bias, hin, weight_t) if bias is not None else hin.mm(weight_t)  # (B, G*H)
@@ -141,15 +133,6 @@ def _weight_grads(dgh: Tensor, hs_prev: Tensor, h_mask, want_weight: bool, want_
 
 def _hold(valid, t: int, new: Tensor, old: Tensor) -> Tensor:
     return new if valid is None else torch.where(valid[t], new, old)
-
-
-def _grad_split(valid, t: int, g: Tensor, dy: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """Gradient of a step's state ``g`` (and output ``dy``) to the new value and the held one."""
-    total = g if dy is None else g + dy
-    if valid is None:
-        return total, None
-    m = valid[t]
-    return torch.where(m, total, 0.0), torch.where(m, 0.0, g)
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
