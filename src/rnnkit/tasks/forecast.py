@@ -25,7 +25,6 @@ How it works, in order:
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._io import atomic_write_text, read_json
+from .._io import read_json
 from ..config import from_dict, to_dict
 from ..models import ManyToOne, ManyToOneConfig
 from ..training import StepOutput, TensorBatches
