@@ -254,7 +254,7 @@ def test_cli_writes_json(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(_measure, "MATMUL_SIZE", TINY_MACHINE_SIZE)
     monkeypatch.setitem(CONFIGS, "tiny", Config("tiny", "tiny", (Case("lstm", 8, 2, 3, "train", config="tiny"),)))
     path = tmp_path / "bench.json"
-    code = cli.main(["bench", "--configs", "tiny", "--dtype", "fp32", "--reps", "1", "--warmup", "0",
+    code = cli.main(["bench", "--configs", "tiny", "--dtype", "fp32", "--reps", "1", "--warmup", "0", "--no-memory",
                      "--quiet", "--json", str(path)])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
@@ -262,7 +262,7 @@ def test_cli_writes_json(monkeypatch, tmp_path, capsys):
     data = json.loads(path.read_text())
     assert data["command"].startswith("rnnkit ")
     (row,) = data["rows"]
-    assert row["config"] == "tiny" and row["mode"] == "train" and row["ms"] > 0
+    assert row["config"] == "tiny" and row["mode"] == "train" and row["ms"] > 0 and row["mem_mb"] is None
 
 
 @pytest.mark.parametrize("name", ["rnnkit.bench", "rnnkit.bench._run"])

@@ -63,7 +63,11 @@ def bench_case(
         [c.call for c in contenders], warmup=warmup, reps=reps, budget_s=budget_s, sync=sync
     )
     ms = [median_ms(s) for s in samples]
-    mem = [peak_memory_mb(c.call, device) if memory else math.nan for c in contenders]
+    if memory:
+        for contender in contenders:  # gradients from the timing would be freed inside the measured call
+            for p in contender.module.parameters():
+                p.grad = None
+    mem = peak_memory_mb([c.call for c in contenders], device) if memory else [math.nan] * 3
     ours, reference, loop = contenders
     seconds = ms[0] / 1e3
     gflops = case_flops(case) / seconds / 1e9
