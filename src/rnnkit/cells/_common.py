@@ -173,11 +173,13 @@ class GatedCell(RecurrentCell):
         if ctx is not None and ctx.h_mask is not None:
             h = h * ctx.h_mask
         weight = ctx.weight_hh if ctx is not None and ctx.weight_hh is not None else params["weight_hh"]
+        if rows != slice(None):  # slice only when asked: a view defeats autocast's weight cache,
+            weight = weight[rows]  # which then keeps one low-precision copy of W_hh per step
         bias = params["bias_hh"][rows] if self.bias else None
         if not self.layer_norm:
-            return F.linear(h, weight[rows], bias)
+            return F.linear(h, weight, bias)
         gain = params["ln_hh_weight"][rows]
-        z = gate_layer_norm(F.linear(h, weight[rows]), gain, gain.shape[0] // self.hidden_size)
+        z = gate_layer_norm(F.linear(h, weight), gain, gain.shape[0] // self.hidden_size)
         return z + bias if bias is not None else z
 
     def project_input(self, x: Tensor, params: Params) -> Tensor:
