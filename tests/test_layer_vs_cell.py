@@ -181,11 +181,13 @@ def test_single_cell_instance_is_accepted():
 
 # --- minGRU / minLSTM: the parallel scan against the step -----------------------------------
 @pytest.mark.parametrize("layer_class", [rnnkit.MinGRU, rnnkit.MinLSTM])
-@pytest.mark.parametrize("steps,chunk", [(7, 32), (300, 32), (2000, 32), (130, 1)])
-def test_parallel_scan_equals_step_in_float32(layer_class, steps, chunk):
-    """Feng et al. 2024: the log-space scan and the sequential form compute the same states."""
+@pytest.mark.parametrize(
+    "steps,scan,chunk", [(7, "log", 32), (300, "log", 32), (2000, "log", 32), (130, "log", 1), (2000, "sequential", 32)]
+)
+def test_parallel_scan_equals_step_in_float32(layer_class, steps, scan, chunk):
+    """Feng et al. 2024: the log-space scan (and the fused sequential one) compute the step's states."""
     torch.manual_seed(0)
-    layer = layer_class(I, H, num_layers=2, scan_chunk=chunk)
+    layer = layer_class(I, H, num_layers=2, scan=scan, scan_chunk=chunk)
     x = torch.randn(steps, 3, I)
     h0 = torch.randn(2, 3, H)  # any sign: h0 enters the scan linearly
     output, h_n = layer(x, h0)
@@ -220,3 +222,28 @@ def test_min_lstm_step_follows_its_equations():
     f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
     g = torch.where(k_h >= 0, k_h + 0.5, torch.sigmoid(k_h))
     torch.testing.assert_close(cell(x, h), f / (f + i) * h + i / (f + i) * g, **TOL)
+
+
+@pytest.mark.parametrize("layer_class", [rnnkit.MinGRU, rnnkit.MinLSTM])
+def test_log_space_and_sequential_scans_agree_with_lengths(layer_class):
+    torch.manual_seed(0)
+    log = layer_class(I, H, num_layers=2, bidirectional=True, scan="log").double()
+    sequential = layer_class(I, H, num_layers=2, bidirectional=True, scan="sequential").double()
+    sequential.load_state_dict(log.state_dict())
+    x = torch.randn(9, 3, I, dtype=torch.float64, requires_grad=True)
+    outputs = []
+    for layer in (log, sequential):
+        out, h = layer(x, lengths=[9, 4, 6])
+        (grad,) = torch.autograd.grad((out * torch.arange(out.numel()).view_as(out)).sum() + h.sum(), x)
+        outputs.append((out, h, grad))
+    for a, b in zip(*outputs):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+def test_linear_recurrence_gradcheck():
+    from rnnkit.cells._minimal import LinearRecurrence
+
+    a = torch.rand(12, 2, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(12, 2, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(LinearRecurrence.apply, (a, b, h0))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_bool, check_positive_int
+from .._validation import check_bool, check_choice, check_positive_int
 from ._base import Params, RecurrentCell, State
 
 
@@ -49,6 +49,41 @@ def log_space_scan(
     return torch.cat(states)  # (T, B, H)
 
 
+class LinearRecurrence(torch.autograd.Function):
+    """``h_t = a_t * h_{t-1} + b_t`` for all steps, ``a``, ``b`` ``(T, B, H)``, ``h0`` ``(B, H)``.
+
+    One fused multiply-add per step and no autograd graph inside: the backward pass is the same
+    recurrence run in reverse, ``g_t = dL/dh_t + a_{t+1} * g_{t+1}``, after which
+    ``dL/da_t = g_t * h_{t-1}`` and ``dL/db_t = g_t`` are single vectorised products. In linear
+    space it is exact (no logarithms) and takes any sign; on a CPU it is the fastest scan
+    (docs/performance.md).
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        hs = torch.empty_like(b)
+        h = h0
+        for a_t, b_t, out in zip(a.unbind(0), b.unbind(0), hs.unbind(0)):
+            h = torch.addcmul(b_t, a_t, h, out=out)
+        ctx.save_for_backward(a, hs, h0)
+        return hs
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a, hs, h0 = ctx.saved_tensors
+        g = torch.empty_like(grad)
+        carry = torch.zeros_like(h0)
+        a_next = torch.cat([a[1:], torch.zeros_like(a[:1])])  # a_{t+1}, and nothing past the end
+        for grad_t, a_t, out in zip(grad.unbind(0)[::-1], a_next.unbind(0)[::-1], g.unbind(0)[::-1]):
+            carry = torch.addcmul(grad_t, a_t, carry, out=out)
+        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]])  # (T, B, H)
+        return g * h_prev, g, g[0] * a[0]
+
+
+SCANS = ("auto", "log", "sequential")
+
+
 class _MinimalCell(RecurrentCell):
     """Shared parts: one input projection (``weight`` ``(k*H, I)``, ``bias`` ``(k*H,)``), no recurrent weights."""
 
@@ -62,10 +97,12 @@ class _MinimalCell(RecurrentCell):
         device=None,
         dtype=None,
         *,
+        scan: str = "auto",
         scan_chunk: int = 32,
     ) -> None:
         super().__init__(input_size, hidden_size)
         check_bool("bias", bias)
+        self.scan_mode = check_choice("scan", scan, SCANS)
         self.scan_chunk = check_positive_int("scan_chunk", scan_chunk)
         factory = {"device": device, "dtype": dtype}
         rows = self.num_blocks * hidden_size
@@ -83,22 +120,43 @@ class _MinimalCell(RecurrentCell):
     def project_input(self, x: Tensor, params: Params) -> Tensor:
         return F.linear(x, params["weight"], params.get("bias"))  # (..., k*H)
 
-    def _log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+    def _coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        """``a``, ``b`` of ``h_t = a_t * h_{t-1} + b_t``, from the projected input ``(..., k*H)``."""
         raise NotImplementedError
 
+    def _log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        """``log a``, ``log b`` of the same recurrence, computed without leaving log space."""
+        raise NotImplementedError
+
+    def step(self, xp_t: Tensor, state: State, params: Params, ctx=None) -> tuple[Tensor, State]:
+        a, b = self._coefficients(xp_t)  # (B, H) each
+        h = a * state[0] + b
+        return h, (h,)
+
     def scan(self, xp, state, params, ctx=None, mask=None, return_states=False):
-        log_a, log_b = self._log_coefficients(xp)  # (T, B, H) each
-        if mask is not None:  # past a sequence's end: a = 1, b = 0, so the state is held
-            m = mask.unsqueeze(-1)
-            log_a = torch.where(m, log_a, torch.zeros_like(log_a))
-            log_b = torch.where(m, log_b, torch.full_like(log_b, -math.inf))
-        hs = log_space_scan(log_a, log_b, state[0], self.scan_chunk)  # (T, B, H)
+        # the log-space scan is parallel over time (Feng et al. 2024, appendix B): the choice
+        # for GPUs; on a CPU the fused sequential recurrence measured faster at every length
+        log_space = self.scan_mode == "log" or (self.scan_mode == "auto" and xp.device.type != "cpu")
+        m = mask.unsqueeze(-1) if mask is not None else None
+        if log_space:
+            log_a, log_b = self._log_coefficients(xp)  # (T, B, H) each
+            if m is not None:  # past a sequence's end: a = 1, b = 0, so the state is held
+                log_a = torch.where(m, log_a, torch.zeros_like(log_a))
+                log_b = torch.where(m, log_b, torch.full_like(log_b, -math.inf))
+            hs = log_space_scan(log_a, log_b, state[0], self.scan_chunk)  # (T, B, H)
+        else:
+            a, b = self._coefficients(xp)
+            if m is not None:
+                a = torch.where(m, a, torch.ones_like(a))
+                b = torch.where(m, b, torch.zeros_like(b))
+            hs = LinearRecurrence.apply(a, b, state[0])  # (T, B, H)
         outputs = torch.where(mask.unsqueeze(-1), hs, 0.0) if mask is not None else hs
         return outputs, (hs[-1],), ((hs,) if return_states else None)
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
-        return text if self.bias is not None else f"{text}, bias=False"
+        text = text if self.bias is not None else f"{text}, bias=False"
+        return text if self.scan_mode == "auto" else f"{text}, scan={self.scan_mode!r}"
 
 
 class MinGRUCell(_MinimalCell):
@@ -119,11 +177,10 @@ class MinGRUCell(_MinimalCell):
 
     num_blocks = 2
 
-    def step(self, xp_t: Tensor, state: State, params: Params, ctx=None) -> tuple[Tensor, State]:
-        k, h_tilde = xp_t.chunk(2, dim=-1)  # (B, H) each
+    def _coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        k, h_tilde = xp.chunk(2, dim=-1)
         z = torch.sigmoid(k)
-        h = (1.0 - z) * state[0] + z * g(h_tilde)
-        return h, (h,)
+        return 1.0 - z, z * g(h_tilde)
 
     def _log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         k, h_tilde = xp.chunk(2, dim=-1)
@@ -150,11 +207,10 @@ class MinLSTMCell(_MinimalCell):
         # log i - log f, with log sigma(k) = -softplus(-k): then f' = sigma(-d), i' = sigma(d)
         return F.softplus(-k_f) - F.softplus(-k_i)
 
-    def step(self, xp_t: Tensor, state: State, params: Params, ctx=None) -> tuple[Tensor, State]:
-        k_f, k_i, h_tilde = xp_t.chunk(3, dim=-1)  # (B, H) each
+    def _coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        k_f, k_i, h_tilde = xp.chunk(3, dim=-1)
         d = self._gate_logit(k_f, k_i)
-        h = torch.sigmoid(-d) * state[0] + torch.sigmoid(d) * g(h_tilde)
-        return h, (h,)
+        return torch.sigmoid(-d), torch.sigmoid(d) * g(h_tilde)
 
     def _log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         k_f, k_i, h_tilde = xp.chunk(3, dim=-1)

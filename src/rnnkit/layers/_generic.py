@@ -110,6 +110,7 @@ class _MinimalLayer(Recurrent):
         device=None,
         dtype=None,
         *,
+        scan: str = "auto",
         scan_chunk: int = 32,
         return_states: bool = False,
         learn_initial_state: bool = False,
@@ -117,7 +118,7 @@ class _MinimalLayer(Recurrent):
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
 
         def build(size: int) -> RecurrentCell:
-            return self.cell_class(size, hidden_size, bias, device, dtype, scan_chunk=scan_chunk)
+            return self.cell_class(size, hidden_size, bias, device, dtype, scan=scan, scan_chunk=scan_chunk)
 
         super().__init__(
             build,
@@ -134,8 +135,10 @@ class _MinimalLayer(Recurrent):
 class MinGRU(_MinimalLayer):
     """Stacked minGRU (Feng et al. 2024): trained by a parallel scan over time, stepped for generation.
 
-    Arguments as :class:`rnnkit.GRU`; ``scan_chunk`` bounds how many steps one log-space scan
-    covers (see :func:`rnnkit.cells._minimal.log_space_scan`). The math is in
+    Arguments as :class:`rnnkit.GRU`. ``scan``: ``"log"`` is the parallel log-space scan (for
+    GPUs; ``scan_chunk`` bounds how many steps one scan covers, see
+    :func:`rnnkit.cells._minimal.log_space_scan`), ``"sequential"`` a fused linear recurrence
+    (:class:`rnnkit.cells._minimal.LinearRecurrence`, faster on CPUs), ``"auto"`` picks by device. The math is in
     :class:`rnnkit.cells.MinGRUCell`.
 
     >>> import torch
