@@ -364,3 +364,18 @@ def test_threads_setting_applies_during_training_only():
     assert seen == [1, 1] and torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
         TrainConfig(threads=0)
+
+
+def test_progress_with_a_time_limit_shows_the_steps_that_fit(monkeypatch):
+    """A run limited to 10 s that does 10 steps per second shows about 100 steps, not the planned 10,000."""
+    from rnnkit.training import progress as module
+
+    now = [100.0]
+    monkeypatch.setattr(module.time, "perf_counter", lambda: now[0])
+    stream = io.StringIO()
+    progress = Progress(10_000, log_every=5, stream=stream, time_limit=10.0)
+    for step in range(1, 11):
+        now[0] += 0.1
+        progress.update(step, loss=0.5, items=8, lr=1e-3, epoch=0)
+    last = stream.getvalue().splitlines()[-1]
+    assert "step 10/100 " in last and "eta 0m09s" in last

@@ -183,7 +183,8 @@ class Trainer:
             self._write_config()
         progress = Progress(
             planned, quiet=self.quiet or not self.distributed.is_main, log_every=config.log_every,
-            unit=self.unit, initial=state.step,
+            unit=self.unit, initial=state.step, elapsed=state.seconds,
+            time_limit=60 * config.max_minutes if config.max_minutes is not None else None,
         )  # fmt: skip
         started = time.perf_counter() - state.seconds
         last_eval: dict[str, float] = {}
