@@ -102,7 +102,8 @@ def _text_demo(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
     overrides = [f"train.max_minutes={args.minutes}", f"train.seed={args.seed}", "train.lr=3e-3",
                  "train.schedule=constant", "train.warmup_steps=50", "train.eval_every=200",
-                 "model.encoder.hidden_size=256", "task.bptt=64", "task.batch_size=32"]  # fmt: skip
+                 "model.encoder.hidden_size=256", "task.bptt=64", "task.batch_size=32",
+                 "task.sample_prime=The ", "task.sample_length=300"]  # fmt: skip
     outcome = train_task("text", overrides=overrides, run_dir=run_dir, quiet=args.quiet)
     print(outcome.report)
     print(f"\nrun directory: {outcome.run_dir}\n  summary.md, metrics.jsonl, plots/loss.png, model.safetensors\n"
