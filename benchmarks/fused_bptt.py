@@ -23,7 +23,9 @@ import rnnkit
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
 parser.add_argument("--quick", action="store_true", help="only the small size")
+parser.add_argument("--large", action="store_true", help="only the large size")
 parser.add_argument("--rounds", type=int, default=5)
+parser.add_argument("--reps", type=int, default=0, help="timed steps per round (0: 10 small, 3 large)")
 args = parser.parse_args()
 if args.threads:
     torch.set_num_threads(args.threads)
@@ -31,6 +33,8 @@ if args.threads:
 SIZES = [(16, 128, 128, 100, 10), (32, 256, 256, 200, 3)]  # B, I, H, T, reps per round
 if args.quick:
     SIZES = SIZES[:1]
+if args.large:
+    SIZES = SIZES[1:]
 GATES = {"GRU": 3, "RNN": 1, "LSTM": 4}
 
 
@@ -79,6 +83,7 @@ print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
 print("| config | contender | median time | GFLOP/s | speed vs first row (medians) | (best rounds) |")
 print("|---|---|---|---|---|---|")
 for B, I, H, T, reps in SIZES:
+    reps = args.reps or reps
     x = torch.randn(T, B, I)
     size = f"B{B} I{I} H{H} T{T}"
     for family, options in (("GRU", {}), ("RNN", {}), ("RNN", {"nonlinearity": "relu"})):
