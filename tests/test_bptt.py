@@ -158,3 +158,21 @@ def test_double_backward_raises():
     (grad,) = torch.autograd.grad(output, x, v, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         grad.sum().backward()
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: rnnkit.GRU(8, 8, zoneout=0.1),
+        lambda: rnnkit.RNN(8, 8, backend="loop"),
+        lambda: rnnkit.LSTM(8, 8, layer_norm=True, peepholes=True),
+    ],
+)
+def test_bf16_autocast_trains_through_the_step_loop(layer):
+    """Under autocast the hand-written BPTT steps aside (it would mix bf16 and fp32)."""
+    torch.manual_seed(0)
+    model = layer()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = model(torch.randn(5, 2, 8), lengths=[5, 3])
+    out.float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

@@ -40,6 +40,8 @@ def fused_scan(
     kind = _kind(cell)
     if kind is None or xp.shape[0] == 0 or torch._C._are_functorch_transforms_active():
         return None
+    if _autocast_enabled(xp.device.type):  # mixed dtypes: the step loop follows autocast's casts
+        return None
     weight = ctx.weight_hh if ctx is not None and ctx.weight_hh is not None else params["weight_hh"]
     bias = params["bias_hh"] if cell.bias else None
     h_mask = ctx.h_mask if ctx is not None else None
@@ -54,6 +56,13 @@ def fused_scan(
     gain = params["ln_hh_weight"] if cell.layer_norm else None
     ys, hs = function.apply(xp, state[0], weight, bias, gain, valid, h_mask, keep, kind)
     return ys, (hs[-1],), ((hs,) if return_states else None)
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def _kind(cell) -> str | None:
