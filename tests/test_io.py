@@ -401,11 +401,15 @@ def test_colliding_tensor_names_get_distinct_entries():
 
 
 def test_keys_and_containers_keep_their_types():
-    obj = {1: "int", "1": "str", True: "bool", None: "none", 2.5: "float", (1, "a"): "tuple",
+    obj = {1: "int", "1": "str", None: "none", 2.5: "float", (1, "a"): "tuple",
            "nested": {0: (1, [2, (3,)], {})}, "empty": ([], (), {})}
     tensors, skeleton = flatten_state(obj)
     assert tensors == {}
     assert_identical(unflatten_state(tensors, json.loads(json.dumps(skeleton))), obj)
+    # True and 1 are one key in a dict, so a bool key gets a dict of its own
+    flags = {True: "bool", False: "no"}
+    tensors, skeleton = flatten_state(flags)
+    assert_identical(unflatten_state(tensors, json.loads(json.dumps(skeleton))), flags)
 
 
 @pytest.mark.parametrize(

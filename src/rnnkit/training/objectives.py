@@ -95,4 +95,4 @@ class StreamObjective:
             outputs = head
         scored, goal = outputs[:, -carry:], targets[:, -carry:]  # (B, k1, C), (B, k1)
         loss, metrics = _loss_and_metrics(self.loss, scored.flatten(0, 1), goal.flatten(0, 1))
-        return StepOutput(loss, goal.numel() if goal.dim() == 2 else goal.shape[0] * goal.shape[1], carried, metrics)
+        return StepOutput(loss, goal.shape[0] * goal.shape[1], carried, metrics)  # B * k1 targets
