@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +147,3 @@ def load(run_dir: str | Path, *, weights: str = "model.safetensors") -> nn.Modul
             f"{run_dir / weights} does not fit the model in config.json: missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
     return model.eval()
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
