@@ -465,9 +465,8 @@ class Trainer:
         if isinstance(batch, Tensor):
             return batch.to(self.device)
         if isinstance(batch, tuple):
-            return type(batch)(*(self._to_device(b) for b in batch)) if hasattr(batch, "_fields") else tuple(
-                self._to_device(b) for b in batch
-            )
+            moved = [self._to_device(b) for b in batch]
+            return type(batch)(*moved) if hasattr(batch, "_fields") else tuple(moved)  # keep NamedTuples
         return batch
 
     def _install_signal_handlers(self) -> dict[int, Any]:
