@@ -1,0 +1,205 @@
+"""NAB scoring against hand-computed cases; the anomaly detectors' streaming contracts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rnnkit.tasks import nab
+
+# one series of 100 rows, probation 15, one window over rows 40..49 (width 10)
+ROWS, WINDOW = 100, [(40, 49)]
+MAX_TP = 2 / (1 + math.exp(-5)) - 1  # sigma(-1)
+
+
+def fire(*rows, n=ROWS):
+    d = np.zeros(n, dtype=bool)
+    d[list(rows)] = True
+    return d
+
+
+def test_scaled_sigmoid_values():
+    assert nab.scaled_sigmoid(-1.0) == pytest.approx(MAX_TP)
+    assert nab.scaled_sigmoid(0.0) == pytest.approx(0.0)
+    assert nab.scaled_sigmoid(3.5) == -1.0
+
+
+def test_probationary_length():
+    assert nab.probationary_length(100) == 15
+    assert nab.probationary_length(10_000) == 750  # capped at 15% of 5000
+
+
+def test_perfect_and_null_detectors():
+    perfect = nab.score_series(fire(40), WINDOW)
+    null = nab.score_series(fire(), WINDOW)
+    assert perfect.raw == pytest.approx(1.0) and perfect.true_positives == 1
+    assert null.raw == pytest.approx(-1.0) and null.false_negatives == 1
+    assert nab.normalised([perfect]) == pytest.approx(100.0)
+    assert nab.normalised([null]) == pytest.approx(0.0)
+
+
+def test_late_detection_scores_less_and_only_the_first_counts():
+    late = nab.score_series(fire(45), WINDOW)
+    # y = -(49 - 45 + 1) / 10 = -0.5
+    assert late.raw == pytest.approx((2 / (1 + math.exp(-2.5)) - 1) / MAX_TP)
+    assert late.raw < nab.score_series(fire(40), WINDOW).raw
+    assert nab.score_series(fire(45, 47), WINDOW).raw == pytest.approx(late.raw)
+    assert nab.score_series(fire(40, 45), WINDOW).raw == pytest.approx(1.0)
+
+
+def test_false_positives_cost():
+    before = nab.score_series(fire(20, 40), WINDOW)  # no preceding window: -A_FP
+    assert before.raw == pytest.approx(1.0 - 0.11) and before.false_positives == 1
+    assert nab.normalised([before]) == pytest.approx(100 * (0.89 + 1) / 2)
+    after = nab.score_series(fire(40, 60), WINDOW)  # y = |60 - 49| / (10 - 1)
+    assert after.raw == pytest.approx(1.0 + 0.11 * (2 / (1 + math.exp(5 * 11 / 9)) - 1))
+    just_after = nab.score_series(fire(40, 50), WINDOW)
+    assert after.raw < just_after.raw < 1.0
+
+
+def test_probationary_rows_are_not_scored():
+    assert nab.score_series(fire(5, 40), WINDOW).raw == pytest.approx(1.0)
+    assert nab.score_series(fire(5, 40), WINDOW, probation=0).raw == pytest.approx(0.89)
+
+
+def test_corpus_normalisation_sums_before_dividing():
+    a = nab.score_series(fire(40), WINDOW)  # +1 of (-1, 1)
+    b = nab.score_series(fire(), [(30, 39), (60, 69)])  # -2 of (-2, 2)
+    quiet = nab.score_series(fire(70), [])  # no window: only a false positive
+    assert nab.normalised([a, b]) == pytest.approx(100 * (-1 - -3) / (3 - -3))  # raw -1, null -3, perfect 3
+    assert nab.normalised([a, quiet]) == pytest.approx(100 * (0.89 + 1) / 2)
+
+
+def test_window_indices_from_timestamps():
+    import pandas as pd
+
+    times = pd.date_range("2020-01-01", periods=10, freq="h")
+    assert nab.window_indices(times, [["2020-01-01 02:30", "2020-01-01 05:00"]]) == [(3, 5)]
+    with pytest.raises(ValueError, match="holds no row"):
+        nab.window_indices(times, [["2021-01-01", "2021-01-02"]])
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="window 0"):
+        nab.score_series(fire(), [(40, 200)])
+    with pytest.raises(ValueError, match="disjoint"):
+        nab.score_series(fire(), [(40, 49), (45, 60)])
+    with pytest.raises(ValueError, match="booleans"):
+        nab.score_series(np.full(ROWS, 0.5), WINDOW)
+    with pytest.raises(ValueError, match="no scored anomaly window"):
+        nab.normalised([nab.score_series(fire(), [])])
+
+
+def test_best_threshold_picks_the_separating_one():
+    scores = np.zeros(ROWS)
+    scores[40] = 0.9
+    scores[20] = 0.5
+    threshold, value = nab.best_threshold({"s": scores}, {"s": WINDOW}, thresholds=[0.4, 0.6, 0.95])
+    assert threshold == 0.6 and value == pytest.approx(100.0)
+
+
+# --- the detectors ---------------------------------------------------------------------------
+
+from rnnkit.tasks import anomaly  # noqa: E402
+
+
+def test_windowed_gaussian_matches_pandas_rolling():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    values = 1000.0 + rng.normal(size=300)
+    values[200] += 12.0
+    g = anomaly.WindowedGaussian(window=50, threshold=5.0, min_history=10)
+    scores, flags = anomaly.score_all(g, values)
+    past = pd.Series(values).shift(1).rolling(50, min_periods=10)
+    expected = ((pd.Series(values) - past.mean()).abs() / past.std(ddof=0)).fillna(0.0).to_numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-6, atol=1e-8)
+    assert np.flatnonzero(flags).tolist() == [200]
+
+
+def test_windowed_gaussian_state_round_trip_and_nan():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=120)
+    whole = anomaly.WindowedGaussian(window=30, min_history=5)
+    expected, _ = anomaly.score_all(whole, values)
+    first = anomaly.WindowedGaussian(window=30, min_history=5)
+    anomaly.score_all(first, values[:70])
+    resumed = anomaly.WindowedGaussian(window=30, min_history=5)
+    resumed.load_state_dict(first.state_dict())
+    rest, _ = anomaly.score_all(resumed, values[70:])
+    np.testing.assert_allclose(rest, expected[70:])
+    score, flag = resumed.score(float("nan"))
+    assert math.isnan(score) and not flag and resumed.missing == 1
+    assert np.isfinite(resumed.score(0.0)[0])  # keeps running; the NaN never entered the sums
+
+
+def test_windowed_gaussian_constant_and_bad_arguments():
+    g = anomaly.WindowedGaussian(window=10, min_history=3)
+    assert [g.score(5.0)[0] for _ in range(5)] == [0.0] * 5
+    assert g.score(6.0) == (math.inf, True)
+    with pytest.raises(ValueError, match="window"):
+        anomaly.WindowedGaussian(window=1)
+    with pytest.raises(TypeError, match="value"):
+        g.score("3")
+
+
+def _sine(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return np.sin(2 * np.pi * t / 25) + 0.05 * rng.normal(size=n)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    values = _sine()
+    config = anomaly.RNNDetectorConfig(hidden_size=8, epochs=60, chunk=50)
+    return anomaly.RNNDetector(config).fit(values[:300])
+
+
+def test_rnn_streaming_equals_batch(detector):
+    values = _sine(seed=1)
+    values[450:455] += 3.0
+    batch, batch_flags = detector.batch_scores(values)
+    stream, stream_flags = anomaly.score_all(detector.scorer(), values)
+    np.testing.assert_allclose(stream, batch, rtol=1e-4, atol=1e-4)
+    assert (stream_flags == batch_flags).mean() > 0.99
+
+
+def test_rnn_detector_flags_the_injected_anomaly(detector):
+    values = _sine(seed=1)
+    values[450:455] += 3.0
+    scores, flags = detector.batch_scores(values)
+    assert flags[450:470].any()
+    assert scores[450:470].max() > 3 * np.median(scores[300:440])
+
+
+def test_rnn_scorer_resumes_and_survives_nan(detector):
+    values = _sine(seed=2)[:200]
+    expected, _ = anomaly.score_all(detector.scorer(), values)
+    first = detector.scorer()
+    anomaly.score_all(first, values[:120])
+    resumed = detector.scorer()
+    resumed.load_state_dict(first.state_dict())
+    rest, _ = anomaly.score_all(resumed, values[120:])
+    np.testing.assert_allclose(rest, expected[120:], rtol=1e-5, atol=1e-6)
+    score, flag = resumed.score(float("nan"))
+    assert math.isnan(score) and not flag and resumed.missing == 1
+    assert np.isfinite(resumed.score(0.0)[0])
+
+
+def test_rnn_detector_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least"):
+        anomaly.RNNDetector().fit(np.zeros(10))
+    with pytest.raises(ValueError, match="finite"):
+        anomaly.RNNDetector().fit(np.full(500, np.nan))
+    with pytest.raises(ValueError, match="fit"):
+        anomaly.RNNDetector().scorer()
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    result = doctest.testmod(anomaly, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
