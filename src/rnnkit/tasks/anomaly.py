@@ -11,13 +11,14 @@ it (``missing``) and keeps running without letting it into its statistics.
   standard deviation of the previous ``window`` values.
 - :class:`RNNScorer` is the prediction-error detector of Malhotra et al., "Long Short Term Memory
   Networks for Anomaly Detection in Time Series" (ESANN 2015): an LSTM trained on a (mostly
-  normal) prefix predicts the next value, and the prediction errors are modelled as a Gaussian
-  fitted on that prefix. Its threshold follows Hundman et al., "Detecting Spacecraft Anomalies
-  Using LSTMs and Nonparametric Dynamic Thresholding" (KDD 2018), simplified: errors are smoothed
-  by an exponentially weighted moving average (their section 3.2.1) and the threshold is
-  ``mean + z * std`` of the smoothed training errors with ``z`` chosen on the training prefix by
-  their criterion (section 3.2.2: the z whose removal lowers mean and std the most per flagged
-  point), without their pruning step or the rolling re-fit of the threshold.
+  normal) prefix predicts the next value, and the prediction errors are modelled as a Gaussian.
+  The threshold is dynamic as in Hundman et al., "Detecting Spacecraft Anomalies Using LSTMs and
+  Nonparametric Dynamic Thresholding" (KDD 2018), simplified: errors are smoothed by an
+  exponentially weighted moving average (their section 3.2.1) and a point is flagged when its
+  smoothed error exceeds ``mean + z std`` of the previous ``window`` smoothed errors (their
+  threshold over a trailing window, ``epsilon = mu(e_s) + z sigma(e_s)``); ``z`` is fixed, not
+  chosen by their criterion, and their pruning step is left out. The Gaussian of the errors is
+  therefore a :class:`WindowedGaussian` run over the error stream.
 """
 
 from __future__ import annotations
@@ -156,29 +157,10 @@ class RNNDetectorConfig:
     epochs: int = 40
     chunk: int = 64  # training sequences: the prefix cut into chunks of this many steps
     lr: float = 1e-2
-    smoothing: float = 0.05  # EWMA weight of the newest absolute error (Hundman 3.2.1)
-    z_choices: tuple[float, ...] = (2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 10.0)
+    smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
+    window: int = 6400  # how many past smoothed errors the Gaussian is fitted on
+    threshold: float = 4.0  # z: flag a smoothed error above mean + z std of the window
     seed: int = 0
-
-
-def _choose_z(smoothed: np.ndarray, choices: Sequence[float]) -> float:
-    """Hundman et al. (2018) eq. 1: the z maximising ``(dmean/mean + dstd/std) / (|e_a| + |E_seq|^2)``,
-    where ``e_a`` are the errors above ``mean + z std`` and ``E_seq`` their contiguous runs; the
-    largest z when none lowers anything (a clean training prefix)."""
-    mean, std = float(smoothed.mean()), float(smoothed.std())
-    best_z, best = max(choices), 0.0
-    if std <= 0:
-        return best_z
-    for z in choices:
-        above = smoothed > mean + z * std
-        if not above.any() or above.all():
-            continue
-        below = smoothed[~above]
-        runs = int(np.sum(np.diff(np.concatenate([[0], above.astype(int)])) == 1))
-        value = ((mean - below.mean()) / mean + (std - below.std()) / std) / (above.sum() + runs**2)
-        if value > best:
-            best_z, best = float(z), value
-    return best_z
 
 
 class RNNDetector:
@@ -186,8 +168,8 @@ class RNNDetector:
 
     ``fit(values)`` trains on ``values`` (the probationary prefix); :meth:`batch_scores` scores a
     whole series in one forward pass; :meth:`scorer` is the equivalent streaming scorer.
-    Scores are ``|smoothed error - mean| / std`` of the smoothed training errors, flags
-    ``score >= z`` (the chosen z).
+    Scores are the :class:`WindowedGaussian` z-scores of the smoothed errors, flags
+    ``score >= config.threshold``.
     """
 
     def __init__(self, config: RNNDetectorConfig = RNNDetectorConfig()) -> None:
@@ -217,12 +199,12 @@ class RNNDetector:
             nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             optimizer.step()
         self.model.eval()
-        self.error_mean, self.error_std = 0.0, 1.0
-        smoothed = self._smoothed_errors(values)
-        self.error_mean = float(smoothed.mean())
-        self.error_std = float(smoothed.std()) or 1.0
-        self.z = _choose_z(smoothed, c.z_choices)
         return self
+
+    def error_model(self) -> WindowedGaussian:
+        """A fresh Gaussian over the stream of smoothed errors (the dynamic threshold)."""
+        c = self.config
+        return WindowedGaussian(window=c.window, threshold=c.threshold, min_history=min(10, c.window))
 
     def _smoothed_errors(self, values: np.ndarray) -> np.ndarray:
         """EWMA of ``|x_t - prediction_t|`` (standardized units); the first point has no prediction: error 0."""
@@ -245,8 +227,7 @@ class RNNDetector:
         values = np.asarray(values, dtype=float)
         if not np.isfinite(values).all():
             raise ValueError("batch_scores needs finite values; stream a series with missing readings instead")
-        scores = np.abs(self._smoothed_errors(values) - self.error_mean) / self.error_std
-        return scores, scores >= self.z
+        return score_all(self.error_model(), self._smoothed_errors(values))
 
     def scorer(self) -> RNNScorer:
         if self.model is None:
@@ -267,6 +248,7 @@ class RNNScorer:
         self._prediction: float | None = None  # of the next value, standardized
         self._level = 0.0
         self._errors = 0  # errors seen so far
+        self._gaussian = detector.error_model()
         self.missing = 0
 
     @torch.no_grad()
@@ -293,15 +275,15 @@ class RNNScorer:
         self._prediction = float(d.model.head(h)[0, 0])
         if missing:
             return math.nan, False
-        result = abs(self._level - d.error_mean) / d.error_std
-        return result, result >= d.z
+        return self._gaussian.score(self._level)
 
     def state_dict(self) -> dict[str, Any]:
         state = None if self._state is None else tuple(s.clone() for s in self._state)
         return {"lstm": state, "prediction": self._prediction, "level": self._level, "errors": self._errors,
-                "missing": self.missing}  # fmt: skip
+                "missing": self.missing, "gaussian": self._gaussian.state_dict()}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._state = None if state["lstm"] is None else tuple(s.clone() for s in state["lstm"])
         self._prediction = state["prediction"]
         self._level, self._errors, self.missing = float(state["level"]), int(state["errors"]), int(state["missing"])
+        self._gaussian.load_state_dict(state["gaussian"])
