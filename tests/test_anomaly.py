@@ -203,3 +203,51 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(anomaly, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- `rnnkit detect` ---------------------------------------------------------------------------
+
+
+def _csv(tmp_path, n=1000):
+    import pandas as pd
+
+    values = _sine(n)
+    values[700] += 5.0
+    path = tmp_path / "series.csv"
+    pd.DataFrame({"timestamp": pd.date_range("2020-01-01", periods=n, freq="h"), "value": values}).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("detector", ["gaussian", "lstm"])
+def test_detect_command_on_a_csv(tmp_path, capsys, detector):
+    from rnnkit.cli import main
+
+    path, plot = _csv(tmp_path), tmp_path / "plot.png"
+    assert main(["detect", "--data", str(path), "--detector", detector, "--plot", str(plot)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "timestamp,value,score,anomaly" and len(lines) == 1001
+    assert lines[701].endswith("True")
+    assert plot.stat().st_size > 1000
+
+
+def test_detect_command_streams_standard_input(monkeypatch, capsys):
+    import io
+
+    from rnnkit.cli import main
+
+    numbers = [f"{v:.3f}" for v in _sine(100)] + ["", "9"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(numbers) + "\n"))
+    assert main(["detect"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "value,score,anomaly" and out[101] == ",nan,0" and out[102].endswith(",1")
+
+
+def test_detect_command_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    import io
+
+    from rnnkit.cli import main
+
+    assert main(["detect", "--data", str(tmp_path / "missing.csv")]) == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("1\nabc\n"))
+    assert main(["detect"]) == 2
+    assert "line 2" in capsys.readouterr().err

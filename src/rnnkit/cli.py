@@ -346,6 +346,34 @@ def _forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detect_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="FILE", help="a CSV with timestamp and value columns (default: numbers on stdin)")
+    parser.add_argument("--detector", choices=["gaussian", "lstm"], default="gaussian",
+                        help="windowed Gaussian, or an LSTM fitted on the first 15%% of the file")  # fmt: skip
+    parser.add_argument("--time-column", default="timestamp")
+    parser.add_argument("--target", default="value")
+    parser.add_argument("--threshold", type=float, default=4.0, help="z-score above which a point is flagged")
+    parser.add_argument("--plot", metavar="PNG", help="where the plot of a --data file goes (default: none)")
+
+
+@command(
+    "detect",
+    help="flag anomalies in a series (CSV, or numbers streamed on stdin); prints CSV with scores",
+    example="rnnkit detect --data cpu.csv --detector lstm --plot cpu.png",
+    add_arguments=_detect_arguments,
+)
+def _detect(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.anomaly import detect_csv, detect_lines
+
+    if args.data is None:
+        detect_lines(sys.stdin, sys.stdout, threshold=args.threshold)
+        return 0
+    result = detect_csv(args.data, detector=args.detector, time_column=args.time_column, target=args.target,
+                        threshold=args.threshold, plot=args.plot)  # fmt: skip
+    sys.stdout.write(result.to_csv(float_format="%.4f"))
+    return 0
+
+
 # -----------------------------------------------------------------------------
 # parser and entry point
 

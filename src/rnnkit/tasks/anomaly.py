@@ -287,3 +287,82 @@ class RNNScorer:
         self._prediction = state["prediction"]
         self._level, self._errors, self.missing = float(state["level"]), int(state["errors"]), int(state["missing"])
         self._gaussian.load_state_dict(state["gaussian"])
+
+
+# --- whole files, standard input and plots (`rnnkit detect`) ---------------------------------
+
+DETECTORS = ("gaussian", "lstm")
+
+
+def detect_csv(path, *, detector: str = "gaussian", time_column: str = "timestamp", target: str = "value",
+               threshold: float = 4.0, prefix: float = 0.15, plot=None):  # fmt: skip
+    """Score every row of a CSV (read and validated by :func:`~rnnkit.tasks.series.read_series_csv`).
+
+    ``"gaussian"``: :class:`WindowedGaussian`; ``"lstm"``: an :class:`RNNDetector` fitted on the
+    first ``prefix`` fraction of the rows (NAB's probationary period by default). Returns a
+    DataFrame indexed by time with ``value``, ``score`` and ``anomaly``; writes a PNG to ``plot``.
+    """
+    from .series import read_series_csv
+
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {', '.join(repr(d) for d in DETECTORS)}, got {detector!r}")
+    if not 0.0 < prefix < 1.0:
+        raise ValueError(f"prefix must lie in (0, 1), got {prefix}")
+    frame = read_series_csv(path, time_column, target)
+    values = frame.iloc[:, 0].to_numpy()
+    if detector == "gaussian":
+        scores, flags = score_all(WindowedGaussian(threshold=threshold), values)
+    else:
+        rows = int(len(values) * prefix)
+        fitted = RNNDetector(RNNDetectorConfig(threshold=threshold)).fit(values[:rows])
+        scores, flags = fitted.batch_scores(values)
+    result = frame.assign(score=scores, anomaly=flags)
+    result.columns = ["value", "score", "anomaly"]
+    if plot is not None:
+        plot_detections(result, plot, title=f"{detector}: {path}")
+    return result
+
+
+def detect_lines(lines, out, *, threshold: float = 4.0) -> int:
+    """Stream numbers, one a line (blank or ``nan`` for a missing reading), through a
+    :class:`WindowedGaussian`; write ``value,score,anomaly`` per line as it arrives. Returns the
+    number of anomalies."""
+    scorer, flagged = WindowedGaussian(threshold=threshold), 0
+    out.write("value,score,anomaly\n")
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        try:
+            value = float(text) if text else math.nan
+        except ValueError:
+            raise ValueError(f"line {number} of the input is not a number: {text!r}") from None
+        result, flag = scorer.score(value)
+        flagged += flag
+        out.write(f"{text},{result:.4f},{int(flag)}\n")
+        out.flush()
+    return flagged
+
+
+def plot_detections(result, path, *, title: str = ""):
+    """A PNG of the series with its flagged points, and the score below it."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, height_ratios=[2, 1])
+    top.plot(result.index, result["value"], color="black", linewidth=0.8)
+    flagged = result[result["anomaly"]]
+    top.scatter(flagged.index, flagged["value"], color="tab:red", s=10, zorder=3, label="anomaly")
+    top.set_title(title)
+    top.legend(loc="upper left")
+    bottom.plot(result.index, result["score"].replace(math.inf, np.nan), color="tab:blue", linewidth=0.8)
+    bottom.set_ylabel("score")
+    for axes in (top, bottom):
+        axes.grid(alpha=0.3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
