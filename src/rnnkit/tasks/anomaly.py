@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._io import save_figure
+
 
 class StreamingScorer(Protocol):
     """One observation at a time: ``score(value) -> (score, flag)`` in O(1)."""
@@ -344,7 +346,6 @@ def detect_lines(lines, out, *, threshold: float = 4.0) -> int:
 
 def plot_detections(result, path, *, title: str = ""):
     """A PNG of the series with its flagged points, and the score below it."""
-    from pathlib import Path
 
     import matplotlib
 
@@ -361,8 +362,6 @@ def plot_detections(result, path, *, title: str = ""):
     bottom.set_ylabel("score")
     for axes in (top, bottom):
         axes.grid(alpha=0.3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    path = save_figure(figure, path, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return path

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._io import read_json
+from .._io import read_json, save_figure
 from ..config import from_dict, to_dict
 from ..models import ManyToOne, ManyToOneConfig
 from ..training import StepOutput, TensorBatches
@@ -436,12 +436,8 @@ def plot_forecast(history, forecast, path: str | Path, *, title: str = "", inter
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=110, bbox_inches="tight")
+    path = save_figure(figure, path, dpi=110, bbox_inches="tight")
     plt.close(figure)
-    temporary.replace(path)
     return path
 
 

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._io import atomic_write, write_json
+from .._io import save_figure, write_json
+from .._validation import check_int_at_least
 from ..layers import LAYERS
 from ..training import Trainer, TrainConfig, hidden_gradient_norms, recurrent_jacobian_norms
 from ._registry import get_task
@@ -75,11 +76,11 @@ class GradientsConfig:
     def __post_init__(self) -> None:
         if self.task not in TASK_NAMES:
             raise ValueError(f"task must be one of {', '.join(map(repr, TASK_NAMES))}, got {self.task!r}")
-        _check_int("length", self.length, 2 if self.task == "adding" else 1)
+        check_int_at_least("length", self.length, 2 if self.task == "adding" else 1)
         for name in ("steps", "hidden_size", "batch_size", "train_size", "val_size", "probe_size",
                      "jacobian_sequences", "threads"):  # fmt: skip
-            _check_int(name, getattr(self, name), 1)
-        _check_int("seed", self.seed, 0)
+            check_int_at_least(name, getattr(self, name), 1)
+        check_int_at_least("seed", self.seed, 0)
         if self.jacobian_sequences > self.probe_size:
             raise ValueError(f"jacobian_sequences must be at most probe_size ({self.probe_size}),"
                              f" got {self.jacobian_sequences}")  # fmt: skip
@@ -107,14 +108,6 @@ class GradientsConfig:
         """The distances the table shows: 1, 10, 50 and the farthest, those the sequences have."""
         farthest = self.sequence_length - 1
         return tuple(sorted({d for d in (1, 10, 50) if d < farthest} | {farthest}))
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 # -----------------------------------------------------------------------------
@@ -355,4 +348,4 @@ def _plot(report: GradientsReport, path: Path) -> None:
     panels[0].set_ylabel(r"$\|\partial L/\partial h_{T-1-d}\| \,/\, \|\partial L/\partial h_{T-1}\|$")
     task = f"adding problem, T={config.length}" if config.task == "adding" else f"copy memory, lag {config.length}"
     figure.suptitle(f"Gradient flow through time: {task}, hidden {config.hidden_size}, seed {config.seed}")
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    save_figure(figure, path, dpi=110)

@@ -48,7 +48,6 @@ import inspect
 import math
 import numbers
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
+from .._io import save_figure
 from .._validation import check_floating, check_lengths, check_positive_int, check_tensor
 from ..cells._base import State
 from ..layers import RecurrentLayer
@@ -705,13 +705,4 @@ def plot_gradient_flow(
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
 
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            figure.savefig(file, format="png", dpi=120)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
+    return save_figure(figure, path, dpi=120)

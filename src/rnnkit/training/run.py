@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from .._io import atomic_write_text, load_tensors, read_json
+from .._io import atomic_write_text, load_tensors, read_json, save_figure
 
 PLOT_FILE = Path("plots") / "loss.png"
 
@@ -81,12 +81,8 @@ def write_plots(run_dir: Path) -> Path | None:
     axes.set_title(run_dir.name)
     axes.grid(alpha=0.3)
     axes.legend()
-    path = run_dir / PLOT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=110, bbox_inches="tight")
+    path = save_figure(figure, run_dir / PLOT_FILE, dpi=110, bbox_inches="tight")
     plt.close(figure)
-    temporary.replace(path)
     return path
 
 
