@@ -31,6 +31,15 @@ def check_nonnegative_int(name: str, value: object) -> int:
     return int(value)
 
 
+def check_int_at_least(name: str, value: object, minimum: int) -> int:
+    """An integer >= ``minimum`` (bools are refused: ``True`` is a mistake, not a size)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def check_probability(name: str, value: object) -> float:
     """A dropout-like rate: a real number in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from rnnkit import LSTM, RNN
-from rnnkit.tasks.synthetic import ADDING_BASELINE_MSE, _check_int, adding_problem
+from rnnkit._validation import check_int_at_least
+from rnnkit.tasks.synthetic import ADDING_BASELINE_MSE, adding_problem
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "format_table"]
 
@@ -51,13 +52,13 @@ class DemoConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        _check_int("length", self.length, 2)
-        _check_int("steps", self.steps, 1)
-        _check_int("hidden_size", self.hidden_size, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("test_size", self.test_size, 1)
-        _check_int("seed", self.seed, 0)
-        _check_int("threads", self.threads, 1)
+        check_int_at_least("length", self.length, 2)
+        check_int_at_least("steps", self.steps, 1)
+        check_int_at_least("hidden_size", self.hidden_size, 1)
+        check_int_at_least("batch_size", self.batch_size, 1)
+        check_int_at_least("test_size", self.test_size, 1)
+        check_int_at_least("seed", self.seed, 0)
+        check_int_at_least("threads", self.threads, 1)
         for name in ("lr", "clip", "solved_mse"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):

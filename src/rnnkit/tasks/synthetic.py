@@ -17,9 +17,10 @@ RNG. Everything is generated on the CPU; move the tensors where you need them.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
+
+from .._validation import check_int_at_least
 
 __all__ = [
     "ADDING_BASELINE_MSE",
@@ -30,17 +31,6 @@ __all__ = [
 
 # Predicting the mean, 1.0, for a sum of two U[0, 1) values: MSE = Var = 2 * 1/12.
 ADDING_BASELINE_MSE = 1.0 / 6.0
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    # bool is an int subclass, but adding_problem(True, ...) is a mistake, not a size.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}"
-        )
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_generator(generator: object) -> None:
@@ -76,8 +66,8 @@ def adding_problem(
         ``x`` of shape ``(n, length, 2)``, float32 (batch first), and ``y`` of shape
         ``(n,)``, float32.
     """
-    n = _check_int("n", n, 1)
-    length = _check_int("length", length, 2)
+    n = check_int_at_least("n", n, 1)
+    length = check_int_at_least("length", length, 2)
     _check_generator(generator)
 
     half = length // 2
@@ -129,10 +119,10 @@ def copy_memory(
     Returns:
         ``x`` and ``y``, each of shape ``(n, lag + 2 * copy_length)``, int64 token ids.
     """
-    n = _check_int("n", n, 1)
-    lag = _check_int("lag", lag, 1)
-    num_symbols = _check_int("num_symbols", num_symbols, 1)
-    copy_length = _check_int("copy_length", copy_length, 1)
+    n = check_int_at_least("n", n, 1)
+    lag = check_int_at_least("lag", lag, 1)
+    num_symbols = check_int_at_least("num_symbols", num_symbols, 1)
+    copy_length = check_int_at_least("copy_length", copy_length, 1)
     _check_generator(generator)
 
     K, T = copy_length, lag
@@ -150,7 +140,7 @@ def copy_memory(
 
 def copy_memory_baseline(lag: int, *, num_symbols: int = 8, copy_length: int = 10) -> float:
     """Mean per-step cross-entropy (nats) of the memoryless strategy for ``copy_memory``."""
-    lag = _check_int("lag", lag, 1)
-    num_symbols = _check_int("num_symbols", num_symbols, 1)
-    copy_length = _check_int("copy_length", copy_length, 1)
+    lag = check_int_at_least("lag", lag, 1)
+    num_symbols = check_int_at_least("num_symbols", num_symbols, 1)
+    copy_length = check_int_at_least("copy_length", copy_length, 1)
     return copy_length * math.log(num_symbols) / (lag + 2 * copy_length)
