@@ -180,15 +180,18 @@ def load_config(
     """``base`` (or ``cls()``'s defaults), updated by the file at ``path``, then by ``overrides``."""
     data = to_dict(base if base is not None else cls())
     if path is not None:
-        data = _merge(data, read_config_file(path))
+        data = merge_settings(data, read_config_file(path))
     return from_dict(cls, apply_overrides(data, overrides))
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], update: Any, where: str = "settings") -> dict[str, Any]:
+    """``base`` updated by ``update`` key by key, nested sections merged rather than replaced."""
+    if not isinstance(update, Mapping):
+        raise TypeError(f"{where} must be a mapping of settings, got {type(update).__name__}")
     merged = dict(base)
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_settings(merged[key], value, f"{where}.{key}")
         else:
             merged[key] = value
     return merged

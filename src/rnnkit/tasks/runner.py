@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .._io import atomic_write_text, read_json
-from ..config import apply_overrides, from_dict, read_config_file, to_dict
+from ..config import apply_overrides, from_dict, merge_settings, read_config_file, to_dict
 from ..models import model_spec
 from ..training import Trainer, TrainConfig, TrainResult
 from ._registry import get_task
@@ -42,21 +42,12 @@ def compose_settings(task_name: str, config_file: str | Path | None, overrides: 
         for section, values in read_config_file(config_file).items():
             if section not in settings:
                 raise ValueError(f"unknown section {section!r} in {config_file}: expected task, model or train")
-            settings[section] = _deep_update(settings[section], values, section)
+            settings[section] = merge_settings(settings[section], values, section)
     for text in overrides:
         section = text.split(".", 1)[0]
         if section not in settings or "." not in text.split("=", 1)[0]:
             raise ValueError(f"an override must look like task.NAME=VALUE, model.NAME=VALUE or train.NAME=VALUE, got {text!r}")
     return apply_overrides(settings, overrides)
-
-
-def _deep_update(base: dict, update: Any, where: str) -> dict:
-    if not isinstance(update, dict):
-        raise TypeError(f"{where} must be a mapping of settings, got {type(update).__name__}")
-    merged = dict(base)
-    for key, value in update.items():
-        merged[key] = _deep_update(merged[key], value, f"{where}.{key}") if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
 
 
 def train_task(
