@@ -80,7 +80,7 @@ def test_configurations_follow_the_reference():
 
 def test_quick_subset_is_smaller():
     quick = select_cases(None, quick=True)
-    assert {c.config for c in quick} == {"2", "3", "6", "7", "8", "9", "10", "11", "12"}
+    assert {c.config for c in quick} == {"2", "3", "6", "7", "8", "9", "10", "11", "12", "13"}
     assert max(c.steps for c in quick if c.config == "3") < CONFIGS["3"].cases[0].steps
     assert {c.steps for c in quick if c.config == "9"} == {512}
     assert [c.label for c in quick if c.config == "8"] == ["LSTM I250 H200 L2 B1 T15"]
@@ -141,6 +141,25 @@ def test_loop_reference_is_the_autograd_step_loop():
     assert bench.layer_path(loop.module, torch.randn(4, 2, 6)) == "loop"
     with pytest.raises(ValueError, match="backend must be one of"):
         Case("gru", 6, 2, 4, "train", backend="cudnn")
+
+
+@pytest.mark.parametrize(
+    "kind, options",
+    [
+        ("lstm", (("layer_norm", True), ("peepholes", True))),
+        ("gru", (("zoneout", 0.1), ("reset_after", False))),
+        ("lstm", (("proj_size", 3),)),
+    ],
+)
+def test_loop_reference_is_the_same_cell_with_its_options(kind, options):
+    """The loop reference is the same layer (options, weights) held on the autograd step loop."""
+    case = Case(kind, 6, 2, 4, "infer", input_size=5, options=options)
+    ours, _, loop = bench.build_contenders(case, torch.device("cpu"))
+    assert loop.path == "loop" and bench.layer_path(loop.module, torch.randn(4, 2, 5)) == "loop"
+    assert all(getattr(loop.module._cells[0], name) == value for name, value in options)
+    x = torch.randn(4, 2, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(loop.module(x)[0], ours.module(x)[0])
 
 
 def test_step_contenders_share_weights():

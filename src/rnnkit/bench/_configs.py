@@ -1,6 +1,6 @@
 """What the benchmark runs: cases (one shape, one mode), the numbered configurations that group
-them (REFERENCE.md "Benchmark configurations" 1-9, plus 10-11 for options torch.nn lacks), and
-the FLOP count every rate is computed from.
+them (REFERENCE.md "Benchmark configurations" 1-9, plus 10-13 for rnnkit's own paths and the
+options torch.nn lacks), and the FLOP count every rate is computed from.
 """
 
 from __future__ import annotations
@@ -180,6 +180,14 @@ for _config in (
            " kernel, H256 B32 T200 training",
            tuple(Case(k, 256, 32, 200, "train", backend="loop") for k in ("lstm", "gru", "rnn_tanh")),
            quick=(Case("lstm", 256, 32, 50, "train", backend="loop"),)),
+    Config("13", "more options on the hand-written BPTT, H256 B32 T50 training: reset-before GRU, LSTM with"
+           " projections (backend='loop'; auto takes torch's kernel), peepholes, recurrent dropout + dropconnect",
+           (Case("gru", 256, 32, 50, "train", options=(("reset_after", False),)),
+            Case("lstm", 256, 32, 50, "train", options=(("proj_size", 128),), backend="loop"),
+            Case("lstm", 256, 32, 50, "train", options=(("peepholes", True),)),
+            Case("lstm", 256, 32, 50, "train", options=(("recurrent_dropout", 0.25), ("dropconnect", 0.25)))),
+           quick=(Case("gru", 256, 32, 50, "train", options=(("reset_after", False),)),
+                  Case("lstm", 256, 32, 50, "train", options=(("proj_size", 128),), backend="loop"))),
 ):  # fmt: skip
     register_config(_config)
 

@@ -6,18 +6,20 @@ the same:
 =============  ===================================  ====================================  =========================================
 case           rnnkit ("ours")                      torch.nn reference                    loop reference
 =============  ===================================  ====================================  =========================================
-train/infer    rnnkit.LSTM/GRU/RNN, backend="auto"  torch.nn.LSTM/GRU/RNN, weights         the rnnkit layer without options, its
-               (or as given; options as given)      loaded into rnnkit's layer             cells stepped through autograd op by op
+train/infer    rnnkit.LSTM/GRU/RNN, backend="auto"  torch.nn.LSTM/GRU/RNN (with          the same rnnkit layer (same options,
+               (or as given; options as given)      proj_size if given), weights loaded   same weights), its cells stepped
+                                                    into rnnkit's layer                   through autograd op by op
 minGRU         rnnkit.MinGRU (log-space scan)       torch.nn.GRU of the same size          the same MinGRU stepped one step at a
                                                     (a different model, same I/H/B/T)      time (a no-op state hook forces it)
 step           layer.step(x, state), B=1            a bare torch.nn.LSTMCell call          a bare rnnkit.LSTMCell call
 =============  ===================================  ====================================  =========================================
 
-For a case with options (layer norm, zoneout) the torch.nn reference computes less than rnnkit
-does -- it is what a user gives up the option for -- and the loop reference shows what the option
-itself costs over the plain step loop. The loop reference is held on the autograd step loop by a
-no-op state hook (any hook keeps it there), so it stays "a plain autograd loop of the same cell"
-whichever route rnnkit's own ``backend="loop"`` takes (the hand-written BPTT where it applies).
+For a case with options torch.nn lacks (layer norm, zoneout, a reset-before GRU) the torch.nn
+reference computes less than rnnkit does -- it is what a user gives up the option for. The loop
+reference computes the same thing as rnnkit: "a plain autograd loop of the same cell" (issue 7),
+i.e. what rnnkit's fused routes (the torch kernel, the hand-written BPTT) gain over letting
+autograd record every op of every step. It is held on the autograd step loop by a no-op state
+hook (any hook keeps it there), whichever route rnnkit's own ``backend="loop"`` takes.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ._configs import Case
 TORCH_LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
 TORCH_CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn_tanh": nn.RNNCell, "rnn_relu": nn.RNNCell}
 RNNKIT_CELLS = {"lstm": cells.LSTMCell, "gru": cells.GRUCell, "rnn_tanh": cells.RNNCell, "rnn_relu": cells.RNNCell}
+TORCH_OPTIONS = ("proj_size",)  # options torch.nn's layers take as well: the reference gets them too
 _CLASS_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
 
 
@@ -118,14 +121,15 @@ def build_contenders(case: Case, device: torch.device, dtype: str = "fp32") -> t
             Contender("rnnkit.MinGRU stepped", "loop", _sequence_call(stepped, x, case.mode, amp), stepped),
         )  # fmt: skip
 
-    reference = TORCH_LAYERS[case.kind](I, H, num_layers=L, **_nonlinearity(case.kind)).to(device)
     options = dict(case.options, backend=case.backend) if case.backend != "auto" else dict(case.options)
+    shared = {k: v for k, v in options.items() if k in TORCH_OPTIONS}  # torch.nn's own, e.g. proj_size
+    reference = TORCH_LAYERS[case.kind](I, H, num_layers=L, **_nonlinearity(case.kind), **shared).to(device)
     ours = create_layer(case.kind, I, H, num_layers=L, **options).to(device)
     loaded = ours.load_state_dict(reference.state_dict(), strict=False)
     if loaded.unexpected_keys:  # missing keys are the options' own parameters
         raise RuntimeError(f"torch.nn weights do not fit the rnnkit layer: {loaded.unexpected_keys}")
-    loop = create_layer(case.kind, I, H, num_layers=L, backend="loop").to(device)
-    loop.load_state_dict(reference.state_dict())
+    loop = create_layer(case.kind, I, H, num_layers=L, **dict(options, backend="loop")).to(device)
+    loop.load_state_dict(ours.state_dict())  # the options' own parameters too
     loop.register_state_hook(lambda *args: None)  # any hook keeps the cells' autograd step loop
     name = f"rnnkit.{_CLASS_NAMES[case.kind]}"
     described = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in options.items())
