@@ -25,7 +25,9 @@ How it works, in order:
 from __future__ import annotations
 
 import json
+import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._io import read_json, save_figure
+from .._io import atomic_write_text, read_json, save_figure
 from ..config import from_dict, to_dict
 from ..models import ManyToOne, ManyToOneConfig
 from ..training import StepOutput, TensorBatches
@@ -53,6 +55,7 @@ from .series import (
 
 FORECAST_FILE = "forecast.json"  # settings, columns, scaler: what `rnnkit forecast` needs besides the weights
 SCALER_FILE = "scaler.json"
+CALIBRATION_FILE = "calibration.json"  # the conformal corrections (task.calibrate), written after training
 PLOT_FILE = "forecast.png"
 
 
@@ -76,12 +79,14 @@ class ForecastConfig:
     baselines: bool = True  # ETS and ARIMA (statsmodels) beside naive and seasonal naive
     strategy: Literal["direct", "autoregressive"] = "direct"  # all steps at once, or one step fed back
     sample_paths: int = 200  # autoregressive: sampled paths that the point forecast and interval come from
+    calibrate: bool = True  # conformal calibration of the interval on the end of the training part
+    calibration_size: int | None = None  # rows at the end of the training part it uses; None: 2 * horizon
 
     def __post_init__(self) -> None:
         for name in ("horizon", "step", "batch_size"):
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("lookback", "season", "test_size"):
+        for name in ("lookback", "season", "test_size", "calibration_size"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or null, got {value!r}")
@@ -101,6 +106,21 @@ class ForecastConfig:
             )
         if self.sample_paths < 10:
             raise ValueError(f"sample_paths must be at least 10, got {self.sample_paths}")
+        if not isinstance(self.calibrate, bool):
+            raise TypeError(f"calibrate must be true or false, got {self.calibrate!r}")
+        if self.calibrate and self.calibration_size is not None:
+            needed = self.horizon + min_calibration_origins(self.level) - 1
+            if self.calibration_size < needed:
+                raise ValueError(
+                    f"calibration_size must be at least horizon + {needed - self.horizon} = {needed} rows (the"
+                    f" {self.level:g} conformal quantile needs {needed - self.horizon + 1} forecast origins whose"
+                    f" horizon fits), got {self.calibration_size}"
+                )
+
+    @property
+    def level(self) -> float:
+        """The interval's nominal coverage: ``interval``, or the quantile head's outer quantiles' spread."""
+        return self.interval if self.head == "gaussian" else self.quantiles[-1] - self.quantiles[0]
 
     @property
     def covariate_list(self) -> list[str]:
@@ -288,6 +308,8 @@ def resolve(frame, config: ForecastConfig, source: str, *, default_season: int |
                  source=source)  # fmt: skip
     if holdout and len(frame) - test_size <= season:
         raise ValueError(f"{source} is too short: MASE needs more than season={season} rows before the held-out part")
+    if config.calibrate:
+        check_calibration(config, len(frame) - test_size if holdout else len(frame), source)
     return SeriesSetup(frame, config, source)
 
 
@@ -335,23 +357,49 @@ def build_model(config: ForecastConfig, features: int, model_settings: dict[str,
 
 
 @torch.no_grad()
-def predict_at(model: nn.Module, frame, scaler: Scaler, config: ForecastConfig, origins) -> dict[str, np.ndarray]:
-    """Forecasts from each origin: ``point``, ``lower``, ``upper`` arrays ``(len(origins), H)`` in data units."""
+def predict_at(model: nn.Module, frame, scaler: Scaler, config: ForecastConfig, origins,
+               calibration: Calibration | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """Forecasts from each origin: ``point``, ``lower``, ``upper`` arrays ``(len(origins), H)`` in data units.
+
+    With a ``calibration`` the interval is the conformally calibrated one, and ``raw_lower`` and
+    ``raw_upper`` hold the head's own; the point forecast is the same either way.
+    """
+    raw = _scaled_forecasts(model, scaler.transform(frame.to_numpy(dtype=float)), scaler, config, list(origins))
+    lower, upper = (raw["lower"], raw["upper"]) if calibration is None else calibration.apply(raw)
+    result = {"point": raw["point"], "lower": scaler.inverse(lower), "upper": scaler.inverse(upper)}
+    if calibration is not None:
+        # a CQR correction may narrow the interval; it still holds the point forecast (conformal
+        # scores only move the bounds, Romano et al. 2019, and widening never lowers coverage)
+        result["lower"] = np.minimum(result["lower"], result["point"])
+        result["upper"] = np.maximum(result["upper"], result["point"])
+        result["raw_lower"], result["raw_upper"] = scaler.inverse(raw["lower"]), scaler.inverse(raw["upper"])
+    return result
+
+
+@torch.no_grad()
+def _scaled_forecasts(model: nn.Module, scaled: np.ndarray, scaler: Scaler, config: ForecastConfig,
+                      origins: list[int]) -> dict[str, np.ndarray]:  # fmt: skip
+    """The head's forecasts from each origin, ``(M, H)`` arrays: ``point`` in data units; ``lower``,
+    ``upper``, ``center`` and (Gaussian head, direct) ``scale`` in scaled units, levels added back."""
     model.eval()
-    scaled = scaler.transform(frame.to_numpy(dtype=float))
     if config.strategy == "autoregressive":
-        return _sample_paths(model, scaled, scaler, config, list(origins))
-    inputs, _, levels = windows(scaled, list(origins), config.lookback, config.horizon)
+        return _sample_paths(model, scaled, scaler, config, origins)
+    inputs, _, levels = windows(scaled, origins, config.lookback, config.horizon)
     out = _split_outputs(model(inputs), config)  # (M, H, K)
     point, lower, upper = (v + levels[:, None] for v in _point_and_interval(out, config))
-    return {name: scaler.inverse(v.numpy()) for name, v in (("point", point), ("lower", lower), ("upper", upper))}
+    result = {"center": point.numpy(), "lower": lower.numpy(), "upper": upper.numpy()}
+    if config.head == "gaussian":
+        result["scale"] = _gaussian(out)[1].numpy()
+    result["point"] = scaler.inverse(result["center"])
+    return result
 
 
 def _sample_paths(model: nn.Module, scaled: np.ndarray, scaler: Scaler, config: ForecastConfig,
                   origins: list[int]) -> dict[str, np.ndarray]:  # fmt: skip
     """Autoregressive forecasts: S paths per origin, each step drawn from the one-step Gaussian
     and fed back as the next input (DeepAR's ancestral sampling, Salinas et al. 2020, sec. 3.1).
-    The point forecast is the paths' mean in data units; the interval their central quantiles."""
+    The point forecast is the paths' mean in data units; the interval their central quantiles
+    (taken in scaled units: the inverse transform is monotone, so they are the data's quantiles)."""
     S, L, H = config.sample_paths, config.lookback, config.horizon
     generator = torch.Generator().manual_seed(0)  # the same paths every call
     history, _, _ = windows(scaled, origins, L, 1)  # (M, L, 1), relative to each window's level
@@ -363,10 +411,127 @@ def _sample_paths(model: nn.Module, scaled: np.ndarray, scaler: Scaler, config: 
         mean, scale = _gaussian(_split_outputs(model((window - level).unsqueeze(-1)), config)[:, 0])  # (M*S,) each
         draw = level[:, 0] + mean + scale * torch.randn(mean.shape, generator=generator)
         paths = torch.cat([paths, draw[:, None]], dim=1)
-    future = scaler.inverse(paths[:, -H:].reshape(len(origins), S, H).numpy())  # (M, S, H), data units
+    future = paths[:, -H:].reshape(len(origins), S, H).numpy()  # (M, S, H), scaled
     tail = (1 - config.interval) / 2
-    return {"point": future.mean(1), "lower": np.quantile(future, tail, axis=1),
-            "upper": np.quantile(future, 1 - tail, axis=1)}  # fmt: skip
+    return {"point": scaler.inverse(future).mean(1), "center": np.median(future, axis=1),
+            "lower": np.quantile(future, tail, axis=1), "upper": np.quantile(future, 1 - tail, axis=1)}  # fmt: skip
+
+
+# --- conformal calibration of the interval -------------------------------------------------------
+#
+# The head's interval comes from a scale (or quantiles) learned on windows the network has fitted,
+# so it understates out-of-sample error. Split conformal prediction (Vovk et al. 2005; Lei et al.
+# 2018) fixes the width on data the model has not seen: a second model, trained the same way on
+# the training part minus its last ``calibration_size`` rows, forecasts from every origin in those
+# rows whose horizon fits (the held-out backtest's geometry, inside the training part), and the
+# conformity scores of its errors give one correction per step ahead (per-step calibration as in
+# CF-RNN, Stankeviciute et al. 2021, sec. 3, without their Bonferroni split: we target each step's
+# own coverage, which is what the coverage metric counts, not all H steps jointly). The correction
+# is then applied to the intervals of the model trained on the whole training part, whose point
+# forecast is unchanged. Scores, in scaled units (logs for a log-transformed target):
+#
+# - Gaussian head, direct: the normalized residual |y - mean| / scale (locally weighted split
+#   conformal, Lei et al. 2018, sec. 5.2); the interval becomes mean +- q_h * scale.
+# - quantile head, and the autoregressive paths' quantiles: CQR's score max(lower - y, y - upper)
+#   (Romano et al. 2019, eq. 6); the interval becomes [lower - q_h, upper + q_h] (eq. 7).
+#
+# q_h is the ceil((n + 1) * level)-th smallest of the n scores of step h (Romano et al. 2019,
+# theorem 1: coverage at least ``level`` for exchangeable scores; a time series is not
+# exchangeable, so here it is an estimate, not a guarantee).
+
+
+def min_calibration_origins(level: float) -> int:
+    """The fewest scores n for which the conformal rank ceil((n + 1) * level) is at most n."""
+    n = 1
+    while math.ceil((n + 1) * level - 1e-9) > n:
+        n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-step conformal corrections ``q`` (H,), in scaled units, and where they came from."""
+
+    score: Literal["normalized", "cqr"]
+    level: float
+    q: tuple[float, ...]  # one per step ahead
+    rows: tuple[int, int]  # the calibration part [start, end) of the training rows
+    origins: int  # forecasts scored per step
+
+    def apply(self, raw: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated ``(lower, upper)``, scaled units, from :func:`_scaled_forecasts`' output."""
+        q = np.asarray(self.q, dtype=np.float32)  # (H,), broadcast over origins
+        if self.score == "normalized":
+            return raw["center"] - q * raw["scale"], raw["center"] + q * raw["scale"]
+        return raw["lower"] - q, raw["upper"] + q
+
+    def to_json(self) -> str:
+        return json.dumps({"score": self.score, "level": self.level, "q": list(self.q), "rows": list(self.rows),
+                           "origins": self.origins}, indent=1)  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        return cls(data["score"], float(data["level"]), tuple(float(v) for v in data["q"]), tuple(data["rows"]),
+                   int(data["origins"]))  # fmt: skip
+
+
+def calibration_rows(config: ForecastConfig, train_rows: int) -> tuple[int, int]:
+    """The calibration part ``[start, train_rows)``: the last ``calibration_size`` training rows."""
+    size = config.calibration_size or 2 * config.horizon
+    return train_rows - size, train_rows
+
+
+def check_calibration(config: ForecastConfig, train_rows: int, source: str) -> None:
+    """The calibration part must hold enough origins, and leave the second model a training window."""
+    start, end = calibration_rows(config, train_rows)
+    needed = min_calibration_origins(config.level)
+    origins = end - config.horizon + 1 - max(start, config.lookback)
+    if origins < needed:
+        raise ValueError(
+            f"calibration_size={end - start} is too short for horizon={config.horizon}: the {config.level:g} conformal"
+            f" quantile needs {needed} forecast origins, it leaves {max(origins, 0)}; set a larger"
+            " task.calibration_size or task.calibrate=false"
+        )
+    if start < config.lookback + _steps(config):
+        raise ValueError(
+            f"{source} is too short to calibrate: calibration_size={end - start} leaves {max(start, 0)} training rows"
+            f" before it, fewer than lookback={config.lookback} + {_steps(config)} for one training window;"
+            " set a smaller task.calibration_size or task.calibrate=false"
+        )
+
+
+def fit_calibration(model: nn.Module, frame, scaler: Scaler, config: ForecastConfig,
+                    rows: tuple[int, int]) -> Calibration:  # fmt: skip
+    """Conformal corrections from ``model``'s forecasts at every origin in ``rows`` whose horizon fits.
+
+    ``model`` must not have been trained on rows from ``rows[0]`` on. Only ``frame``'s first
+    ``rows[1]`` rows are read: the calibration never sees what comes after the training part.
+    """
+    start, end = rows
+    H = config.horizon
+    scaled = scaler.transform(frame.to_numpy(dtype=float)[:end])  # (end, F): nothing past the training part
+    origins = list(range(max(start, config.lookback), end - H + 1))
+    raw = _scaled_forecasts(model, scaled, scaler, config, origins)
+    actual = np.stack([scaled[o : o + H, 0] for o in origins])  # (n, H)
+    if config.head == "gaussian" and config.strategy == "direct":
+        score, scores = "normalized", np.abs(actual - raw["center"]) / raw["scale"]
+    else:
+        score, scores = "cqr", np.maximum(raw["lower"] - actual, actual - raw["upper"])  # (n, H)
+    n = len(origins)
+    rank = math.ceil((n + 1) * config.level - 1e-9)  # Romano et al. 2019, theorem 1
+    if rank > n:
+        raise ValueError(f"calibration needs at least {min_calibration_origins(config.level)} origins, got {n}")
+    q = np.sort(scores, axis=0)[rank - 1]  # (H,)
+    return Calibration(score, config.level, tuple(float(v) for v in q), (start, end), n)
+
+
+def calibrate(setup: SeriesSetup, scaler: Scaler, train_rows: int,
+              fit_model: Callable[[Tensor, Tensor], nn.Module]) -> Calibration:  # fmt: skip
+    """Train a second model by ``fit_model(inputs, targets)`` on the training rows before the
+    calibration part, and calibrate on that part (see the comment above :class:`Calibration`)."""
+    rows = calibration_rows(setup.config, train_rows)
+    inputs, targets = training_windows(setup, scaler, rows[0])
+    return fit_calibration(fit_model(inputs, targets), setup.frame, scaler, setup.config, rows)
 
 
 # --- the rolling-origin backtest ---------------------------------------------------------------
@@ -379,26 +544,34 @@ class Backtest:
     forecasts: dict[str, np.ndarray]  # method -> (origins, H)
     lower: np.ndarray
     upper: np.ndarray
+    calibration: Calibration | None = None  # what widened (or narrowed) the interval, if anything
 
     def table(self) -> str:
         names = ["MAE", "RMSE", "sMAPE", "MASE", "coverage"]
-        lines = [f"{'method':<16}" + "".join(f"{n:>10}" for n in names)]
+        if any("raw coverage" in scores for scores in self.scores.values()):
+            names.append("raw coverage")  # the head's own interval, before calibration
+        widths = [max(10, len(n) + 2) for n in names]
+        lines = [f"{'method':<16}" + "".join(f"{n:>{w}}" for n, w in zip(names, widths))]
         for method, scores in self.scores.items():
-            cells = "".join(f"{scores[n]:>10.3f}" if n in scores else f"{'-':>10}" for n in names)
+            cells = "".join(f"{scores[n]:>{w}.3f}" if n in scores else f"{'-':>{w}}" for n, w in zip(names, widths))
             lines.append(f"{method:<16}{cells}")
         return "\n".join(lines)
 
 
 def backtest(model: nn.Module, setup: SeriesSetup, scaler: Scaler, *, baselines: bool = True,
-             name: str = "RNN") -> Backtest:  # fmt: skip
-    """Forecasts from every origin in the held-out rows (stride ``step``) whose horizon fits."""
+             name: str = "RNN", calibration: Calibration | None = None) -> Backtest:  # fmt: skip
+    """Forecasts from every origin in the held-out rows (stride ``step``) whose horizon fits.
+
+    ``coverage`` is that of the interval forecasts carry (calibrated, with a ``calibration``);
+    ``raw coverage`` that of the head's own interval, shown beside it when there is a calibration.
+    """
     c = setup.config
     values = setup.frame.to_numpy(dtype=float)[:, 0]  # (N,)
     first = setup.train_end
     origins = list(range(first, len(values) - c.horizon + 1, c.step))
     actual = np.stack([values[o : o + c.horizon] for o in origins])  # (M, H)
     insample = values[:first]
-    predicted = predict_at(model, setup.frame, scaler, c, origins)
+    predicted = predict_at(model, setup.frame, scaler, c, origins, calibration)
     forecasts = {name: predicted["point"]}
     methods = ["naive", "seasonal naive"] + (["ETS", "ARIMA"] if baselines else [])
     for method in methods:
@@ -412,7 +585,9 @@ def backtest(model: nn.Module, setup: SeriesSetup, scaler: Scaler, *, baselines:
             "MASE": mase(actual, forecast, insample, c.season),
         }
     scores[name]["coverage"] = coverage(actual, predicted["lower"], predicted["upper"])
-    return Backtest(origins, scores, forecasts, predicted["lower"], predicted["upper"])
+    if calibration is not None:
+        scores[name]["raw coverage"] = coverage(actual, predicted["raw_lower"], predicted["raw_upper"])
+    return Backtest(origins, scores, forecasts, predicted["lower"], predicted["upper"], calibration)
 
 
 # --- plots ---------------------------------------------------------------------------------------
@@ -478,7 +653,14 @@ def _prepare(task: ForecastConfig, model_settings: dict[str, Any], seed: int) ->
         else:
             trained = model
         c = setup.config
-        bt = backtest(trained, setup, scaler, baselines=task.baselines)
+        calibration = None
+        if c.calibrate:
+            train_config = _run_train_config(run_dir)
+            calibration = calibrate(setup, scaler, setup.train_end,
+                                    lambda x, y: _fit_model(setup.config, x, y, model_settings, train_config))  # fmt: skip
+            if run_dir is not None:
+                atomic_write_text(Path(run_dir) / CALIBRATION_FILE, calibration.to_json())
+        bt = backtest(trained, setup, scaler, baselines=task.baselines, calibration=calibration)
         if run_dir is not None:
             path = Path(run_dir) / "plots" / "backtest.png"
             _plot_backtest(setup, bt, path)
@@ -490,8 +672,10 @@ def _prepare(task: ForecastConfig, model_settings: dict[str, Any], seed: int) ->
             f"rolling-origin backtest on the last {c.test_size} rows: {len(bt.origins)} origins x {c.horizon} steps;"
             f" MASE scaled by the in-sample seasonal naive MAE (m={c.season}); coverage of the"
             f" {_interval_label(c)}",
-            bt.table(),
         ]
+        if calibration is not None:
+            lines.append(_calibration_text(calibration))
+        lines.append(bt.table())
         return "\n".join(lines)
 
     artifacts = {
@@ -502,6 +686,38 @@ def _prepare(task: ForecastConfig, model_settings: dict[str, Any], seed: int) ->
     }
     train = TensorBatches(inputs, targets, batch_size=task.batch_size, seed=seed)
     return Prepared(model, ForecastObjective(setup.config), train, None, "windows", report, artifacts)
+
+
+def _run_train_config(run_dir):
+    """The run's training settings (its ``config.json``), for the calibration model; defaults without one."""
+    from ..training import TrainConfig
+
+    path = Path(run_dir) / "config.json" if run_dir is not None else None
+    if path is None or not path.is_file():
+        return TrainConfig()
+    return from_dict(TrainConfig, read_json(path)["train"], where="train")
+
+
+def _fit_model(config: ForecastConfig, inputs: Tensor, targets: Tensor, model_settings: dict[str, Any],
+               train_config) -> nn.Module:  # fmt: skip
+    """A fresh model trained on ``inputs``/``targets`` exactly as the run's own model was (same
+    settings, seed, batch order rule), without a run directory."""
+    from ..training import Trainer
+
+    torch.manual_seed(train_config.seed)
+    model = build_model(config, inputs.shape[-1], model_settings)
+    batches = TensorBatches(inputs, targets, batch_size=config.batch_size, seed=train_config.seed)
+    Trainer(model, ForecastObjective(config), train_config, quiet=True).fit(batches)
+    return model.eval()
+
+
+def _calibration_text(calibration: Calibration) -> str:
+    start, end = calibration.rows
+    what = "scale multipliers" if calibration.score == "normalized" else "bound shifts (scaled units)"
+    q = calibration.q
+    return (f"conformal calibration ({calibration.score} scores) on training rows {start}-{end - 1}:"
+            f" {calibration.origins} origins per step, {calibration.level:g} {what} {q[0]:.3f} (step 1) to"
+            f" {q[-1]:.3f} (step {len(q)})")  # fmt: skip
 
 
 def _plot_backtest(setup: SeriesSetup, bt: Backtest, path: Path) -> Path:
@@ -534,6 +750,8 @@ register_task(Task(
 
 
 def load_run(run_dir: str | Path) -> tuple[nn.Module, ForecastConfig, Scaler, dict[str, Any]]:
+    """The model, settings, scaler and ``forecast.json`` of a run; its calibration is
+    ``saved["calibration"]`` (a :class:`Calibration`, or None under ``calibrate=false``)."""
     from ..training import load
 
     run_dir = Path(run_dir)
@@ -544,6 +762,14 @@ def load_run(run_dir: str | Path) -> tuple[nn.Module, ForecastConfig, Scaler, di
     saved = read_json(run_dir / FORECAST_FILE)
     config = from_dict(ForecastConfig, saved["config"], where="task")
     scaler = Scaler.from_dict(read_json(run_dir / SCALER_FILE))
+    saved["calibration"] = None
+    if config.calibrate:
+        if not (run_dir / CALIBRATION_FILE).is_file():
+            raise FileNotFoundError(
+                f"{run_dir / CALIBRATION_FILE} does not exist: the run stopped before its calibration step;"
+                f" finish it with rnnkit train --run-dir {run_dir} --resume"
+            )
+        saved["calibration"] = Calibration.from_dict(read_json(run_dir / CALIBRATION_FILE))
     return load(run_dir), config, scaler, saved
 
 
@@ -561,7 +787,7 @@ def forecast_run(run_dir: str | Path, data: str | Path | None = None, *, plot: s
     if list(frame.columns) != saved["columns"]:  # read_series_csv returns exactly the configured columns
         raise ValueError(f"{source} must have the columns {saved['columns']}, got {list(frame.columns)}")
     check_history(frame, config, source)
-    predicted = predict_at(model, frame, scaler, config, [len(frame)])
+    predicted = predict_at(model, frame, scaler, config, [len(frame)], saved["calibration"])
     result = _frame_of(predicted, future_index(frame.index, config.horizon), config)
     history = frame.iloc[-4 * max(config.season, config.horizon):, 0]
     plot_forecast(history, result, plot or Path(run_dir) / PLOT_FILE, title=f"{frame.columns[0]}: {source}",
@@ -599,10 +825,12 @@ class Forecaster:
     lr: float = 3e-3
     batch_size: int = 16
     seed: int = 0
-    options: dict[str, Any] = field(default_factory=dict)  # more ForecastConfig settings (quantiles, interval)
+    options: dict[str, Any] = field(default_factory=dict)  # more ForecastConfig settings (quantiles, interval,
+    # calibrate, calibration_size)
 
     def __post_init__(self) -> None:
         self.model = None
+        self.calibration = None
 
     def _config(self, target: str, test_size: int | None = None) -> ForecastConfig:
         return ForecastConfig(horizon=self.horizon, lookback=self.lookback, season=self.season,
@@ -624,27 +852,29 @@ class Forecaster:
         return validate_frame(data, time_column=time_column, target=target, covariates=self.covariates,
                               source="data")  # fmt: skip
 
-    def _train(self, setup: SeriesSetup, rows: int) -> tuple[nn.Module, Scaler]:
-        from ..training import TrainConfig, Trainer
+    def _train(self, setup: SeriesSetup, rows: int) -> tuple[nn.Module, Scaler, Calibration | None]:
+        """The model trained on the first ``rows`` rows, its scaler, and (``calibrate``) the
+        conformal calibration on the end of those rows."""
+        from ..training import TrainConfig
 
         scaler = fit_scaler(setup, rows)
         inputs, targets = training_windows(setup, scaler, rows)
         if len(inputs) == 0:
             raise ValueError(f"data too short: no window of lookback {setup.config.lookback} + horizon {self.horizon}")
-        torch.manual_seed(self.seed)
-        model = build_model(setup.config, setup.frame.shape[1],
-                            {"encoder": {"cell": self.cell, "hidden_size": self.hidden_size}})  # fmt: skip
+        settings = {"encoder": {"cell": self.cell, "hidden_size": self.hidden_size}}
         train_config = TrainConfig(max_epochs=self.max_epochs, lr=self.lr, seed=self.seed, clip_norm=1.0)
-        Trainer(model, ForecastObjective(setup.config), train_config, quiet=True).fit(
-            TensorBatches(inputs, targets, batch_size=self.batch_size, seed=self.seed)
-        )
-        return model.eval(), scaler
+        model = _fit_model(setup.config, inputs, targets, settings, train_config)
+        calibration = None
+        if setup.config.calibrate:
+            calibration = calibrate(setup, scaler, rows,
+                                    lambda x, y: _fit_model(setup.config, x, y, settings, train_config))  # fmt: skip
+        return model, scaler, calibration
 
     def fit(self, data, *, target: str | None = None, time_column: str | None = None) -> Forecaster:
         """Train on ``data``: a Series with a time index, or a DataFrame (time index or ``time_column``)."""
         frame = self._frame(data, target, time_column)
         self.setup = resolve(frame, self._config(frame.columns[0]), "data", holdout=False)
-        self.model, self.scaler = self._train(self.setup, len(frame))
+        self.model, self.scaler, self.calibration = self._train(self.setup, len(frame))
         return self
 
     def predict(self, data=None, *, target: str | None = None, time_column: str | None = None):
@@ -656,7 +886,7 @@ class Forecaster:
         if list(frame.columns) != self.setup.columns:
             raise ValueError(f"data must have the columns {self.setup.columns}, got {list(frame.columns)}")
         check_history(frame, self.setup.config, "data")
-        predicted = predict_at(self.model, frame, self.scaler, self.setup.config, [len(frame)])
+        predicted = predict_at(self.model, frame, self.scaler, self.setup.config, [len(frame)], self.calibration)
         return _frame_of(predicted, future_index(frame.index, self.horizon), self.setup.config)
 
     def backtest(self, data, *, test_size: int | None = None, target: str | None = None,
@@ -665,5 +895,5 @@ class Forecaster:
         forecasts through them beside the baselines. The fitted model stays as it was."""
         frame = self._frame(data, target, time_column)
         setup = resolve(frame, self._config(frame.columns[0], test_size), "data")
-        model, scaler = self._train(setup, setup.train_end)
-        return backtest(model, setup, scaler, baselines=baselines)
+        model, scaler, calibration = self._train(setup, setup.train_end)
+        return backtest(model, setup, scaler, baselines=baselines, calibration=calibration)
