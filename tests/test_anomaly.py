@@ -248,6 +248,10 @@ def test_detect_command_errors_are_one_line(tmp_path, monkeypatch, capsys):
     from rnnkit.cli import main
 
     assert main(["detect", "--data", str(tmp_path / "missing.csv")]) == 2
-    monkeypatch.setattr("sys.stdin", io.StringIO("1\nabc\n"))
-    assert main(["detect"]) == 2
-    assert "line 2" in capsys.readouterr().err
+    assert "missing.csv does not exist" in capsys.readouterr().err
+    # a stream reports a bad line for that point, names it on stderr, and keeps going
+    monkeypatch.setattr("sys.stdin", io.StringIO("1\nabc\n2\n"))
+    assert main(["detect"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1:] == ["1,0.0000,0", "abc,nan,0", "2,0.0000,0"]
+    assert "line 2 is not a number" in captured.err

@@ -347,30 +347,81 @@ def _forecast(args: argparse.Namespace) -> int:
 
 
 def _detect_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", metavar="FILE", help="a CSV with timestamp and value columns (default: numbers on stdin)")
-    parser.add_argument("--detector", choices=["gaussian", "lstm"], default="gaussian",
-                        help="windowed Gaussian, or an LSTM fitted on the first 15%% of the file")  # fmt: skip
-    parser.add_argument("--time-column", default="timestamp")
-    parser.add_argument("--target", default="value")
-    parser.add_argument("--threshold", type=float, default=4.0, help="z-score above which a point is flagged")
-    parser.add_argument("--plot", metavar="PNG", help="where the plot of a --data file goes (default: none)")
+    from rnnkit.tasks.anomaly import THRESHOLDS
+    from rnnkit.tasks.detect import DETECTORS
+
+    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
+                        help="a run directory of 'rnnkit train detect' (default: a detector that needs no training)")
+    parser.add_argument("--data", metavar="FILE",
+                        help="a CSV with time and value columns (default: numbers on stdin, one a line, scored as they arrive)")
+    parser.add_argument("--detector", choices=DETECTORS, default=None,
+                        help="without RUN_DIR: the windowed Gaussian (default), or an LSTM fitted on the first 15%% of"
+                             " the --data file")
+    parser.add_argument("--threshold-method", choices=list(THRESHOLDS), default=None,
+                        help="how an LSTM's errors are thresholded (default: the run's; 'gaussian' for --detector lstm)")
+    parser.add_argument("--time-column", default=None, help="(default: the run's, or 'timestamp')")
+    parser.add_argument("--target", default=None, help="(default: the run's, or 'value')")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="without RUN_DIR: the z above which a point is flagged (default: 4)")
+    parser.add_argument("--plot", metavar="PNG",
+                        help="where the plot of a --data file goes (default: RUN_DIR/detections.png; none without RUN_DIR)")
 
 
 @command(
     "detect",
-    help="flag anomalies in a series (CSV, or numbers streamed on stdin); prints CSV with scores",
-    example="rnnkit detect --data cpu.csv --detector lstm --plot cpu.png",
+    help="flag anomalies in a series (CSV, or numbers streamed on stdin) with a trained or an untrained detector;"
+         " prints CSV with scores",
+    example="rnnkit detect runs/detect-20261123-013000 --data cpu.csv",
     add_arguments=_detect_arguments,
 )
 def _detect(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.anomaly import detect_csv, detect_lines
+    from pathlib import Path
 
-    if args.data is None:
-        detect_lines(sys.stdin, sys.stdout, threshold=args.threshold)
+    from rnnkit.tasks import detect
+
+    if args.run_dir is not None:
+        for flag, value in (("--detector", args.detector), ("--threshold", args.threshold)):
+            if value is not None:
+                raise ValueError(f"{flag} applies without RUN_DIR; a trained detector keeps its own settings")
+        if args.data is None:
+            from rnnkit.tasks.anomaly import RNNDetector
+
+            scorer = RNNDetector.load(args.run_dir, threshold=args.threshold_method).scorer()
+            return _stream_scores(scorer)
+        plot = args.plot or str(Path(args.run_dir) / detect.PLOT_FILE)
+        result = detect.detect_run(args.run_dir, args.data, time_column=args.time_column, target=args.target,
+                                   threshold=args.threshold_method, plot=plot)  # fmt: skip
+        sys.stdout.write(result.to_csv(float_format="%.4f"))
+        print(f"{int(result['anomaly'].sum())} of {len(result)} rows flagged; plot: {plot}", file=sys.stderr)
         return 0
-    result = detect_csv(args.data, detector=args.detector, time_column=args.time_column, target=args.target,
-                        threshold=args.threshold, plot=args.plot)  # fmt: skip
+    detector = args.detector or "gaussian"
+    threshold = 4.0 if args.threshold is None else args.threshold
+    if args.threshold_method is not None and detector != "lstm":
+        raise ValueError("--threshold-method applies to an LSTM detector: give RUN_DIR or --detector lstm")
+    if args.data is None:
+        if detector != "gaussian":
+            raise ValueError("numbers on stdin are scored by the windowed Gaussian or a trained detector (RUN_DIR);"
+                             " an LSTM needs training first: rnnkit train detect --data FILE.csv")
+        from rnnkit.tasks.anomaly import WindowedGaussian
+
+        return _stream_scores(WindowedGaussian(threshold=threshold))
+    result = detect.detect_csv(args.data, detector=detector, time_column=args.time_column or "timestamp",
+                               target=args.target or "value", threshold=threshold,
+                               method=args.threshold_method or "gaussian", plot=args.plot)  # fmt: skip
     sys.stdout.write(result.to_csv(float_format="%.4f"))
+    return 0
+
+
+def _stream_scores(scorer) -> int:
+    """Numbers on stdin through ``scorer``; one ``value,score,anomaly`` line out per line in."""
+    from rnnkit.tasks.detect import detect_lines
+
+    try:
+        detect_lines(sys.stdin, sys.stdout, scorer, warnings=sys.stderr)
+    except BrokenPipeError:  # the reader stopped early (| head): not an error; silence the exit-time flush
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -10,6 +10,7 @@ from rnnkit.tasks import tagging as _tagging  # noqa: F401  (registers tag)
 from rnnkit.tasks import text as _text  # noqa: F401  (registers text)
 from rnnkit.tasks import classify as _classify  # noqa: F401  (registers classify)
 from rnnkit.tasks import forecast as _forecast  # noqa: F401  (registers forecast; pandas only when used)
+from rnnkit.tasks import detect as _detect  # noqa: F401  (registers detect; pandas only when used)
 from rnnkit.tasks._registry import TASKS as TASKS
 from rnnkit.tasks._registry import Task as Task
 from rnnkit.tasks._registry import register_task as register_task

@@ -1,42 +1,52 @@
 """Streaming anomaly detection on one univariate series: a windowed Gaussian and an LSTM.
 
 Every detector here is a *streaming scorer*: ``score(value) -> (score, flag)`` reads one
-observation, costs O(1) time and memory whatever the history, and returns a non-negative anomaly
-score and whether it crosses the detector's threshold. ``state_dict()`` / ``load_state_dict()``
-save and restore everything the scorer has learned from the stream, so a service can stop and
-resume. A NaN (a missing reading) is reported as score ``nan``, flag ``False``; the scorer counts
-it (``missing``) and keeps running without letting it into its statistics.
+observation, costs time and memory bounded independently of the stream's length, and returns a
+non-negative anomaly score and whether the point is flagged. ``state_dict()`` /
+``load_state_dict()`` save and restore everything the scorer has learned from the stream, so a
+service can stop and resume. A missing reading (NaN, or an infinite value) is reported as score
+``nan``, flag ``False``; the scorer counts it (``missing``) and keeps running without letting it
+into its statistics.
 
 - :class:`WindowedGaussian` is NAB's baseline: the z-score of a value against the mean and
   standard deviation of the previous ``window`` values.
-- :class:`RNNScorer` is the prediction-error detector of Malhotra et al., "Long Short Term Memory
-  Networks for Anomaly Detection in Time Series" (ESANN 2015): an LSTM trained on a (mostly
-  normal) prefix predicts the next value, and the prediction errors are modelled as a Gaussian.
-  The threshold is dynamic as in Hundman et al., "Detecting Spacecraft Anomalies Using LSTMs and
-  Nonparametric Dynamic Thresholding" (KDD 2018), simplified: errors are smoothed by an
-  exponentially weighted moving average (their section 3.2.1) and a point is flagged when its
-  smoothed error exceeds ``mean + z std`` of the previous ``window`` smoothed errors (their
-  threshold over a trailing window, ``epsilon = mu(e_s) + z sigma(e_s)``); ``z`` is fixed, not
-  chosen by their criterion, and their pruning step is left out. The Gaussian of the errors is
-  therefore a :class:`WindowedGaussian` run over the error stream.
+- :class:`RNNDetector` / :class:`RNNScorer` is the prediction-error detector of Malhotra et al.,
+  "Long Short Term Memory Networks for Anomaly Detection in Time Series" (ESANN 2015): an LSTM
+  trained on (mostly normal) data predicts the next value; the absolute prediction errors are
+  smoothed by an exponentially weighted moving average (Hundman et al. 2018, section 3.2.1) and
+  a *threshold method* (:data:`THRESHOLDS`) reads the stream of smoothed errors:
+
+  - ``"gaussian"``: the errors modelled as a Gaussian over a trailing window (a
+    :class:`WindowedGaussian` run over the error stream), flagged above ``mean + z std``;
+  - ``"dynamic"``: :class:`DynamicThreshold`, the nonparametric dynamic threshold of Hundman et
+    al., "Detecting Spacecraft Anomalies Using LSTMs and Nonparametric Dynamic Thresholding"
+    (KDD 2018), section 3.2: ``z`` chosen by their criterion, and their pruning.
+
+A detector trained by ``rnnkit train detect`` lives in a run directory; :meth:`RNNDetector.load`
+reads it back (``detector.json`` holds the scaling, the error statistics and the threshold
+settings; nothing is unpickled).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from .._io import save_figure
+from .._io import read_json
+from ..config import from_dict, to_dict
+
+DETECTOR_FILE = "detector.json"
 
 
 class StreamingScorer(Protocol):
-    """One observation at a time: ``score(value) -> (score, flag)`` in O(1)."""
+    """One observation at a time: ``score(value) -> (score, flag)``."""
 
     def score(self, value: float) -> tuple[float, bool]: ...
 
@@ -94,7 +104,7 @@ class WindowedGaussian:
 
     def score(self, value: float) -> tuple[float, bool]:
         value = _check_value(value)
-        if math.isnan(value):
+        if not math.isfinite(value):
             self.missing += 1
             return math.nan, False
         if self._count == 0:
@@ -134,51 +144,300 @@ class WindowedGaussian:
         self._sum, self._sum_sq, self.missing = float(state["sum"]), float(state["sum_sq"]), int(state["missing"])
 
 
+# --- Hundman et al.'s nonparametric dynamic threshold -----------------------------------------
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of ``True`` in a boolean vector as ``(first, last)`` index pairs, inclusive."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))  # +1 where a run starts, -1 after it ends
+    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist()))
+
+
+def select_epsilon(errors: Sequence[float], z_values: Sequence[float]) -> tuple[float, float]:
+    """Hundman et al. 2018, section 3.2.2: the threshold over one window of smoothed errors.
+
+    ``epsilon = mu(e_s) + z sigma(e_s)`` with ``z`` among ``z_values`` maximising
+
+    .. math::  \\frac{\\Delta\\mu / \\mu + \\Delta\\sigma / \\sigma}{|e_a| + |E_{seq}|^2}
+
+    where ``e_a`` are the errors above epsilon, ``E_seq`` their contiguous sequences, and
+    ``Delta mu`` (``Delta sigma``) the drop in mean (standard deviation) when ``e_a`` are removed.
+    A ``z`` that leaves no error above it scores nothing; when none does, the largest ``z`` is
+    used. Ties go to the larger ``z`` (as NASA's telemanom). Returns ``(epsilon, z)``.
+    """
+    e = np.asarray(errors, dtype=float)  # (h,)
+    mu, sigma = float(e.mean()), float(e.std())
+    best, chosen = -math.inf, float(z_values[-1])
+    if sigma > 0:
+        for z in z_values:
+            above = e > mu + z * sigma
+            count = int(above.sum())
+            if count == 0:
+                continue
+            below = e[~above]
+            sequences = int(above[0]) + int((above[1:] & ~above[:-1]).sum())
+            score = ((mu - below.mean()) / mu + (sigma - below.std()) / sigma) / (count + sequences**2)
+            if score >= best:
+                best, chosen = score, float(z)
+    return mu + chosen * sigma, chosen
+
+
+def prune_sequences(maxima: Sequence[float], nominal_max: float, p: float) -> np.ndarray:
+    """Hundman et al. 2018, section 3.2.3 (mitigating false positives): which sequences stay anomalous.
+
+    The sequences' maximum smoothed errors are sorted in descending order, the largest error
+    that is *not* anomalous appended, and the percent decrease ``d_i = (e_i - e_{i+1}) / e_i``
+    taken between neighbours. Sequences down to the last one whose decrease reaches ``p`` stay
+    anomalous; the ones after it are reclassified as nominal. Returns a boolean mask over
+    ``maxima`` (in their original order).
+
+    >>> prune_sequences([10.0, 5.0, 4.9], nominal_max=4.5, p=0.13).tolist()
+    [True, False, False]
+    """
+    maxima = np.asarray(maxima, dtype=float)
+    order = np.argsort(-maxima, kind="stable")
+    ranked = np.append(maxima[order], nominal_max)  # (S + 1,)
+    drops = (ranked[:-1] - ranked[1:]) / ranked[:-1]  # (S,)
+    large = np.flatnonzero(drops >= p)
+    keep = np.zeros(len(maxima), dtype=bool)
+    keep[order[: large[-1] + 1 if len(large) else 0]] = True
+    return keep
+
+
+class DynamicThreshold:
+    """Hundman et al.'s dynamic threshold over a stream of smoothed errors, with pruning.
+
+    Every ``refit_every`` errors (from ``min_history`` on) the threshold is chosen again over the
+    last ``window`` errors (:func:`select_epsilon`, their ``h`` and the z criterion), and the
+    anomalous sequences of that window are ranked by their maxima for pruning. A new error is
+    scored against the threshold chosen before it arrived: its score is ``e / epsilon`` (above 1
+    means above the threshold), and it is flagged when it lies above epsilon *and* the sequence
+    it belongs to (the run of errors above epsilon that it extends; its maximum so far) would
+    survive :func:`prune_sequences` among the window's sequences.
+
+    Cost: a refit is ``O(len(z_values) * window)``, so the amortised cost per error is
+    ``O(len(z_values) * window / refit_every + log window)`` and the memory ``O(window)``:
+    bounded by the window size, independent of the stream's length. Until the first refit the
+    score is 0 and nothing is flagged.
+
+    >>> t = DynamicThreshold(window=50, refit_every=10)
+    >>> flags = [t.score(e)[1] for e in [1.0, 1.2, 0.9, 1.1] * 15 + [5.0]]
+    >>> flags[-1], sum(flags)
+    (True, 1)
+    """
+
+    def __init__(self, window: int = 2100, refit_every: int = 70, z_min: float = 2.5, z_max: float = 10.0,
+                 z_step: float = 0.5, prune: float = 0.13, min_history: int | None = None) -> None:  # fmt: skip
+        from .._validation import check_int_at_least
+
+        self.window = check_int_at_least("window", window, 2)
+        self.refit_every = check_int_at_least("refit_every", refit_every, 1)
+        min_history = refit_every if min_history is None else min_history
+        self.min_history = check_int_at_least("min_history", min_history, 2)
+        if self.min_history > self.window:
+            raise ValueError(f"min_history must be at most window={self.window}, got {min_history}")
+        if not (0 < z_step and 0 < z_min <= z_max):
+            raise ValueError(f"z_min, z_max, z_step must satisfy 0 < z_min <= z_max and z_step > 0, got {z_min}, {z_max}, {z_step}")
+        if not 0.0 <= prune < 1.0:
+            raise ValueError(f"prune must be a fraction in [0, 1), got {prune}")
+        self.z_values = np.arange(z_min, z_max + z_step / 2, z_step)  # the candidate z, ascending
+        self.prune = float(prune)
+        self._buffer = np.zeros(self.window)  # the last `window` errors, a ring
+        self._count = 0
+        self.epsilon: float | None = None
+        self.z: float | None = None
+        self._ranked = np.empty(0)  # the window's sequence maxima, descending, then its nominal max
+        self._large_from = np.empty(0, dtype=bool)  # [j]: some decrease at or after rank j reaches `prune`
+        self._run_max = 0.0  # of the open run of errors above epsilon (0: none open)
+        self.missing = 0
+
+    def score(self, error: float) -> tuple[float, bool]:
+        e = _check_value(error)
+        if not math.isfinite(e):
+            self.missing += 1
+            return math.nan, False
+        score, flag = 0.0, False
+        if self.epsilon is not None:
+            score = e / self.epsilon if self.epsilon > 0 else (math.inf if e > 0 else 0.0)
+            if e > self.epsilon:
+                self._run_max = max(self._run_max, e)
+                flag = self._survives(self._run_max)
+            else:
+                self._run_max = 0.0
+        self._buffer[self._count % self.window] = e
+        self._count += 1
+        if self._count >= self.min_history and (self._count - self.min_history) % self.refit_every == 0:
+            self._refit()
+        return score, flag
+
+    def _refit(self) -> None:
+        n = min(self._count, self.window)
+        start = self._count % self.window if self._count >= self.window else 0
+        errors = np.roll(self._buffer, -start)[:n]  # (n,) oldest first
+        self.epsilon, self.z = select_epsilon(errors, self.z_values)
+        above = errors > self.epsilon
+        maxima = np.array([errors[a : b + 1].max() for a, b in _runs(above)])
+        nominal = float(errors[~above].max()) if (~above).any() else 0.0
+        self._ranked = np.append(np.sort(maxima)[::-1], nominal)  # (S + 1,)
+        drops = (self._ranked[:-1] - self._ranked[1:]) / self._ranked[:-1]  # (S,)
+        large = drops >= self.prune
+        self._large_from = np.append(np.logical_or.accumulate(large[::-1])[::-1], False)  # (S + 1,)
+
+    def _survives(self, peak: float) -> bool:
+        """Would a sequence with maximum ``peak`` stay anomalous among the last refit's sequences?"""
+        # the first rank whose maximum is <= peak (the nominal max is: it lies below epsilon < peak)
+        j = min(int(np.searchsorted(-self._ranked, -peak, side="left")), len(self._ranked) - 1)
+        following = self._ranked[j]
+        return bool((peak - following) / peak >= self.prune or self._large_from[j])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"window": self.window, "refit_every": self.refit_every, "min_history": self.min_history,
+                "z_values": self.z_values.tolist(), "prune": self.prune, "buffer": self._buffer.copy(),
+                "count": self._count, "epsilon": self.epsilon, "z": self.z, "ranked": self._ranked.copy(),
+                "large_from": self._large_from.copy(), "run_max": self._run_max, "missing": self.missing}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("window", "refit_every", "min_history", "prune"):
+            if state.get(name) != getattr(self, name):
+                raise ValueError(f"state is for {name}={state.get(name)}, this threshold has {name}={getattr(self, name)}")
+        self.z_values = np.array(state["z_values"], dtype=float)
+        self._buffer = np.array(state["buffer"], dtype=float)
+        self._count, self.epsilon, self.z = int(state["count"]), state["epsilon"], state["z"]
+        self._ranked = np.array(state["ranked"], dtype=float)
+        self._large_from = np.array(state["large_from"], dtype=bool)
+        self._run_max, self.missing = float(state["run_max"]), int(state["missing"])
+
+
+# --- threshold methods by name ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GaussianThresholdConfig:
+    """The smoothed error's z-score against the previous ``window`` smoothed errors; flag ``>= z``."""
+
+    window: int = 6400
+    z: float = 4.0
+    min_history: int = 10
+
+
+@dataclass(frozen=True)
+class DynamicThresholdConfig:
+    """Hundman et al. 2018, section 3.2; defaults from their paper and code (telemanom: 30 batches
+    of 70 errors make ``window``; ``p = 0.13``), z searched over ``z_min..z_max`` by ``z_step``."""
+
+    window: int = 2100
+    refit_every: int = 70
+    z_min: float = 2.5
+    z_max: float = 10.0
+    z_step: float = 0.5
+    prune: float = 0.13
+    min_history: int = 70
+
+
+@dataclass(frozen=True)
+class ThresholdMethod:
+    name: str
+    help: str
+    config_class: type
+    build: Callable[[Any], StreamingScorer]  # settings -> a fresh scorer of smoothed errors
+
+
+THRESHOLDS: dict[str, ThresholdMethod] = {}
+
+
+def register_threshold(method: ThresholdMethod) -> ThresholdMethod:
+    if method.name in THRESHOLDS:
+        raise ValueError(f"a threshold method named {method.name!r} is already registered")
+    THRESHOLDS[method.name] = method
+    return method
+
+
+register_threshold(ThresholdMethod(
+    "gaussian", "errors as a Gaussian over a trailing window, flagged above mean + z std (Malhotra 2015)",
+    GaussianThresholdConfig,
+    lambda c: WindowedGaussian(window=c.window, threshold=c.z, min_history=min(c.min_history, c.window)),
+))  # fmt: skip
+register_threshold(ThresholdMethod(
+    "dynamic", "Hundman et al. 2018: z chosen per window by their criterion, then pruning",
+    DynamicThresholdConfig,
+    lambda c: DynamicThreshold(window=c.window, refit_every=c.refit_every, z_min=c.z_min, z_max=c.z_max,
+                               z_step=c.z_step, prune=c.prune, min_history=c.min_history),
+))  # fmt: skip
+
+
+def check_threshold(name: str) -> str:
+    if name not in THRESHOLDS:
+        raise ValueError(f"threshold must be one of {', '.join(repr(n) for n in THRESHOLDS)}, got {name!r}")
+    return name
+
+
 # --- the LSTM prediction-error detector ----------------------------------------------------
-
-
-class NextValueLSTM(nn.Module):
-    """An rnnkit LSTM and a linear head: ``x_1..x_t`` (standardized) -> a prediction of ``x_{t+1}``."""
-
-    def __init__(self, hidden_size: int = 32) -> None:
-        super().__init__()
-        from ..layers import LSTM
-
-        self.rnn = LSTM(1, hidden_size, batch_first=True)
-        self.head = nn.Linear(hidden_size, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x`` ``(B, T)`` -> predictions ``(B, T)`` of the next value at every step."""
-        h, _ = self.rnn(x.unsqueeze(-1))  # (B, T, H)
-        return self.head(h).squeeze(-1)  # (B, T)
 
 
 @dataclass(frozen=True)
 class RNNDetectorConfig:
+    """Settings of :meth:`RNNDetector.fit` and of its scoring (``smoothing``, ``threshold`` and the
+    chosen method's section: ``gaussian`` or ``dynamic``)."""
+
     hidden_size: int = 32
     epochs: int = 40
-    chunk: int = 64  # training sequences: the prefix cut into chunks of this many steps
+    chunk: int = 64  # training sequences: the series cut into chunks of this many steps
+    batch_size: int | None = None  # chunks per step; None: all of them (full batch)
     lr: float = 1e-2
-    smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
-    window: int = 6400  # how many past smoothed errors the Gaussian is fitted on
-    threshold: float = 4.0  # z: flag a smoothed error above mean + z std of the window
     seed: int = 0
+    smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
+    threshold: str = "gaussian"  # a THRESHOLDS name
+    gaussian: GaussianThresholdConfig = field(default_factory=GaussianThresholdConfig)
+    dynamic: DynamicThresholdConfig = field(default_factory=DynamicThresholdConfig)
+
+    def __post_init__(self) -> None:
+        check_threshold(self.threshold)
+        if not 0.0 < self.smoothing <= 1.0:
+            raise ValueError(f"smoothing must lie in (0, 1], got {self.smoothing}")
+
+
+def build_model(model_settings: dict[str, Any]) -> nn.Module:
+    """The next-value predictor: a registered many-to-many model, one input feature, one output."""
+    from ..models import ManyToMany, ManyToManyConfig
+
+    settings = {**model_settings, "input": {"features": 1}, "outputs": 1}
+    return ManyToMany(from_dict(ManyToManyConfig, settings, where="model"))
+
+
+def next_value_chunks(x: np.ndarray, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A standardized series ``(N,)`` cut into ``(inputs (M, chunk, 1), targets (M, chunk))``:
+    each step's target is the next value."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    usable = (len(x) - 1) // chunk * chunk
+    inputs = x[:usable].view(-1, chunk, 1)  # (M, chunk, 1)
+    targets = x[1 : usable + 1].view(-1, chunk)  # (M, chunk)
+    return inputs, targets
+
+
+def error_statistics(errors: np.ndarray) -> dict[str, float]:
+    return {"count": int(len(errors)), "mean": float(np.mean(errors)), "std": float(np.std(errors)),
+            "max": float(np.max(errors))}  # fmt: skip
 
 
 class RNNDetector:
-    """A trained next-value LSTM with the Gaussian of its errors and the threshold.
+    """A next-value LSTM with the scaling of its data and a threshold over its smoothed errors.
 
-    ``fit(values)`` trains on ``values`` (the probationary prefix); :meth:`batch_scores` scores a
-    whole series in one forward pass; :meth:`scorer` is the equivalent streaming scorer.
-    Scores are the :class:`WindowedGaussian` z-scores of the smoothed errors, flags
-    ``score >= config.threshold``.
+    :meth:`fit` trains on ``values`` (a probationary prefix) with rnnkit's :class:`~rnnkit.training.Trainer`;
+    :meth:`load` reads a detector trained by ``rnnkit train detect``. :meth:`batch_scores` scores
+    a whole series in one forward pass; :meth:`scorer` is the equivalent streaming scorer (the
+    same scores and flags). Scores and flags are those of the configured threshold method over
+    the smoothed errors (:data:`THRESHOLDS`).
     """
 
     def __init__(self, config: RNNDetectorConfig = RNNDetectorConfig()) -> None:
         self.config = config
-        self.model: NextValueLSTM | None = None
+        self.model: nn.Module | None = None
+        self.center, self.scale = 0.0, 1.0
+        self.info: dict[str, Any] = {}  # what a run directory's detector.json says beyond the settings
 
     def fit(self, values: Sequence[float]) -> RNNDetector:
+        from ..training import SupervisedObjective, TensorBatches, Trainer, TrainConfig
+
         c = self.config
         values = np.asarray(values, dtype=float)
         if values.ndim != 1 or len(values) < 2 * c.chunk:
@@ -187,32 +446,64 @@ class RNNDetector:
             raise ValueError("values to fit on must be finite (fill or drop missing readings first)")
         self.center = float(values.mean())
         self.scale = float(values.std()) or 1.0
-        x = torch.tensor((values - self.center) / self.scale, dtype=torch.float32)  # (N,)
-        usable = (len(x) - 1) // c.chunk * c.chunk
-        inputs = x[:usable].view(-1, c.chunk)  # (M, chunk)
-        targets = x[1 : usable + 1].view(-1, c.chunk)  # (M, chunk): the next value at each step
+        inputs, targets = next_value_chunks((values - self.center) / self.scale, c.chunk)  # (M, chunk, 1), (M, chunk)
         torch.manual_seed(c.seed)
-        self.model = NextValueLSTM(c.hidden_size)
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
-        for _ in range(c.epochs):
-            optimizer.zero_grad()
-            loss = nn.functional.mse_loss(self.model(inputs), targets)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            optimizer.step()
+        self.model = build_model({"encoder": {"cell": "lstm", "hidden_size": c.hidden_size}})
+        train = TensorBatches(inputs, targets, batch_size=c.batch_size or len(inputs), seed=c.seed)
+        settings = TrainConfig(max_epochs=c.epochs, lr=c.lr, clip_norm=1.0, seed=c.seed, device="cpu")
+        Trainer(self.model, SupervisedObjective("mse"), settings, quiet=True).fit(train)
         self.model.eval()
         return self
 
-    def error_model(self) -> WindowedGaussian:
-        """A fresh Gaussian over the stream of smoothed errors (the dynamic threshold)."""
-        c = self.config
-        return WindowedGaussian(window=c.window, threshold=c.threshold, min_history=min(10, c.window))
+    @classmethod
+    def load(cls, run_dir: str | Path, *, threshold: str | None = None) -> RNNDetector:
+        """The detector of a ``rnnkit train detect`` run; ``threshold`` picks another method by name."""
+        from ..training import load
 
-    def _smoothed_errors(self, values: np.ndarray) -> np.ndarray:
-        """EWMA of ``|x_t - prediction_t|`` (standardized units); the first point has no prediction: error 0."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"run directory {run_dir} does not exist")
+        if not (run_dir / DETECTOR_FILE).is_file():
+            raise ValueError(f"{run_dir} is not a detect run directory: it has no {DETECTOR_FILE}"
+                             " (train one with 'rnnkit train detect --data FILE.csv')")  # fmt: skip
+        if not (run_dir / "model.safetensors").is_file():
+            raise ValueError(f"{run_dir} has no model.safetensors: its training did not finish"
+                             f" (continue it with 'rnnkit train --run-dir {run_dir} --resume')")  # fmt: skip
+        saved = read_json(run_dir / DETECTOR_FILE)
+        try:
+            scoring = saved["scoring"]
+            config = from_dict(RNNDetectorConfig, {**scoring, "chunk": saved["chunk"]}, where="scoring")
+            center, scale = float(saved["center"]), float(saved["scale"])
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{run_dir / DETECTOR_FILE} is not a detector file: missing or bad {error}") from None
+        model = load(run_dir)
+        config = replace(config, hidden_size=model.config.encoder.hidden_size,
+                         threshold=check_threshold(threshold) if threshold is not None else config.threshold)  # fmt: skip
+        detector = cls(config)
+        detector.model, detector.center, detector.scale, detector.info = model, center, scale, saved
+        return detector
+
+    def threshold(self) -> StreamingScorer:
+        """A fresh scorer of the smoothed-error stream: the configured threshold method."""
+        method = THRESHOLDS[self.config.threshold]
+        return method.build(getattr(self.config, method.name))
+
+    def _require_model(self) -> nn.Module:
+        if self.model is None:
+            raise ValueError("call fit() or RNNDetector.load() before scoring")
+        return self.model
+
+    def smoothed_errors(self, values: Sequence[float]) -> np.ndarray:
+        """EWMA of ``|x_t - prediction_t|`` (standardized units) over a finite series, one forward
+        pass; the first point has no prediction: error 0."""
+        model = self._require_model()
+        values = np.asarray(values, dtype=float)
+        if not np.isfinite(values).all():
+            raise ValueError("batch scoring needs finite values; stream a series with missing readings instead")
         with torch.no_grad():
-            x = torch.tensor((values - self.center) / self.scale, dtype=torch.float32)
-            predicted = self.model(x.unsqueeze(0))[0].double().numpy()  # (N,): of x_{t+1}
+            x = torch.tensor((values - self.center) / self.scale, dtype=torch.float32)  # (N,)
+            predicted, _ = model(x.view(1, -1, 1))  # (1, N, 1): of x_{t+1}
+        predicted = predicted[0, :, 0].double().numpy()  # (N,)
         errors = np.zeros(len(values))
         errors[1:] = np.abs((values[1:] - self.center) / self.scale - predicted[:-1])
         smoothed = np.empty(len(values))
@@ -224,24 +515,18 @@ class RNNDetector:
 
     def batch_scores(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """Scores and flags of a whole (finite) series at once; equal to streaming it."""
-        if self.model is None:
-            raise ValueError("call fit() before scoring")
-        values = np.asarray(values, dtype=float)
-        if not np.isfinite(values).all():
-            raise ValueError("batch_scores needs finite values; stream a series with missing readings instead")
-        return score_all(self.error_model(), self._smoothed_errors(values))
+        return score_all(self.threshold(), self.smoothed_errors(values))
 
     def scorer(self) -> RNNScorer:
-        if self.model is None:
-            raise ValueError("call fit() before scoring")
+        self._require_model()
         return RNNScorer(self)
 
 
 class RNNScorer:
-    """The streaming form of :class:`RNNDetector`: one ``layer.step`` per value, the LSTM state kept.
+    """The streaming form of :class:`RNNDetector`: one ``model.step`` per value, the LSTM state kept.
 
-    A NaN is reported (``nan``, ``False``) and the LSTM is fed its own prediction in its place, so
-    the state moves on in time; the error average skips it.
+    A missing reading is reported (``nan``, ``False``) and the LSTM is fed its own prediction in
+    its place, so the state moves on in time; the error average skips it.
     """
 
     def __init__(self, detector: RNNDetector) -> None:
@@ -250,14 +535,14 @@ class RNNScorer:
         self._prediction: float | None = None  # of the next value, standardized
         self._level = 0.0
         self._errors = 0  # errors seen so far
-        self._gaussian = detector.error_model()
+        self._threshold = detector.threshold()
         self.missing = 0
 
     @torch.no_grad()
     def score(self, value: float) -> tuple[float, bool]:
         value = _check_value(value)
         d = self.detector
-        missing = math.isnan(value)
+        missing = not math.isfinite(value)
         if missing:
             self.missing += 1
             if self._prediction is None:
@@ -273,95 +558,25 @@ class RNNScorer:
                 a = d.config.smoothing
                 self._level = error if self._errors == 0 else (1 - a) * self._level + a * error
                 self._errors += 1
-        h, self._state = d.model.rnn.step(torch.tensor([[x]], dtype=torch.float32), self._state)  # (1, H)
-        self._prediction = float(d.model.head(h)[0, 0])
+        y, self._state = d.model.step(torch.tensor([[x]], dtype=torch.float32), self._state)  # (1, 1)
+        self._prediction = float(y[0, 0])
         if missing:
             return math.nan, False
-        return self._gaussian.score(self._level)
+        return self._threshold.score(self._level)
 
     def state_dict(self) -> dict[str, Any]:
         state = None if self._state is None else tuple(s.clone() for s in self._state)
         return {"lstm": state, "prediction": self._prediction, "level": self._level, "errors": self._errors,
-                "missing": self.missing, "gaussian": self._gaussian.state_dict()}  # fmt: skip
+                "missing": self.missing, "threshold": self._threshold.state_dict()}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._state = None if state["lstm"] is None else tuple(s.clone() for s in state["lstm"])
         self._prediction = state["prediction"]
         self._level, self._errors, self.missing = float(state["level"]), int(state["errors"]), int(state["missing"])
-        self._gaussian.load_state_dict(state["gaussian"])
+        self._threshold.load_state_dict(state["threshold"])
 
 
-# --- whole files, standard input and plots (`rnnkit detect`) ---------------------------------
-
-DETECTORS = ("gaussian", "lstm")
-
-
-def detect_csv(path, *, detector: str = "gaussian", time_column: str = "timestamp", target: str = "value",
-               threshold: float = 4.0, prefix: float = 0.15, plot=None):  # fmt: skip
-    """Score every row of a CSV (read and validated by :func:`~rnnkit.tasks.series.read_series_csv`).
-
-    ``"gaussian"``: :class:`WindowedGaussian`; ``"lstm"``: an :class:`RNNDetector` fitted on the
-    first ``prefix`` fraction of the rows (NAB's probationary period by default). Returns a
-    DataFrame indexed by time with ``value``, ``score`` and ``anomaly``; writes a PNG to ``plot``.
-    """
-    from .series import read_series_csv
-
-    if detector not in DETECTORS:
-        raise ValueError(f"detector must be one of {', '.join(repr(d) for d in DETECTORS)}, got {detector!r}")
-    if not 0.0 < prefix < 1.0:
-        raise ValueError(f"prefix must lie in (0, 1), got {prefix}")
-    frame = read_series_csv(path, time_column, target)
-    values = frame.iloc[:, 0].to_numpy()
-    if detector == "gaussian":
-        scores, flags = score_all(WindowedGaussian(threshold=threshold), values)
-    else:
-        rows = int(len(values) * prefix)
-        fitted = RNNDetector(RNNDetectorConfig(threshold=threshold)).fit(values[:rows])
-        scores, flags = fitted.batch_scores(values)
-    result = frame.assign(score=scores, anomaly=flags)
-    result.columns = ["value", "score", "anomaly"]
-    if plot is not None:
-        plot_detections(result, plot, title=f"{detector}: {path}")
-    return result
-
-
-def detect_lines(lines, out, *, threshold: float = 4.0) -> int:
-    """Stream numbers, one a line (blank or ``nan`` for a missing reading), through a
-    :class:`WindowedGaussian`; write ``value,score,anomaly`` per line as it arrives. Returns the
-    number of anomalies."""
-    scorer, flagged = WindowedGaussian(threshold=threshold), 0
-    out.write("value,score,anomaly\n")
-    for number, line in enumerate(lines, 1):
-        text = line.strip()
-        try:
-            value = float(text) if text else math.nan
-        except ValueError:
-            raise ValueError(f"line {number} of the input is not a number: {text!r}") from None
-        result, flag = scorer.score(value)
-        flagged += flag
-        out.write(f"{text},{result:.4f},{int(flag)}\n")
-        out.flush()
-    return flagged
-
-
-def plot_detections(result, path, *, title: str = ""):
-    """A PNG of the series with its flagged points, and the score below it."""
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, height_ratios=[2, 1])
-    top.plot(result.index, result["value"], color="black", linewidth=0.8)
-    flagged = result[result["anomaly"]]
-    top.scatter(flagged.index, flagged["value"], color="tab:red", s=10, zorder=3, label="anomaly")
-    top.set_title(title)
-    top.legend(loc="upper left")
-    bottom.plot(result.index, result["score"].replace(math.inf, np.nan), color="tab:blue", linewidth=0.8)
-    bottom.set_ylabel("score")
-    for axes in (top, bottom):
-        axes.grid(alpha=0.3)
-    path = save_figure(figure, path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return path
+def scoring_settings(config: Any) -> dict[str, Any]:
+    """The scoring part of a config (``smoothing``, ``threshold``, ``gaussian``, ``dynamic``) as plain data."""
+    data = to_dict(config)
+    return {name: data[name] for name in ("smoothing", "threshold", *THRESHOLDS)}

@@ -1,0 +1,267 @@
+"""Anomaly detection as an application: ``rnnkit train detect`` and ``rnnkit detect``.
+
+- The task ``detect`` (registered for ``rnnkit train``) trains the next-value LSTM of
+  :class:`~rnnkit.tasks.anomaly.RNNDetector` on a (mostly normal) series through the
+  :class:`~rnnkit.training.Trainer`: the series' last ``validation`` fraction is held out, the
+  scaling is fitted on the rest, and the run directory gets ``detector.json`` (scaling, error
+  statistics, threshold settings) beside the usual files.
+- :func:`detect_run`, :func:`detect_csv` and :func:`detect_lines` are what ``rnnkit detect``
+  runs: a trained run directory, or a detector fitted afresh, over a CSV file or numbers on stdin.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .._io import atomic_write_text, save_figure
+from ._registry import Prepared, Task, register_task
+from .anomaly import (
+    DETECTOR_FILE,
+    DynamicThresholdConfig,
+    GaussianThresholdConfig,
+    RNNDetector,
+    RNNDetectorConfig,
+    StreamingScorer,
+    WindowedGaussian,
+    build_model,
+    check_threshold,
+    error_statistics,
+    next_value_chunks,
+    score_all,
+    scoring_settings,
+)
+
+PLOT_FILE = "detections.png"
+
+
+# --- the task: `rnnkit train detect` -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Settings of ``rnnkit train detect`` (the ``task`` section)."""
+
+    data: str | None = None  # a CSV file; required
+    time_column: str = "timestamp"
+    target: str = "value"
+    validation: float = 0.2  # the held-out tail of the series, for the validation loss and error statistics
+    chunk: int = 64  # training sequences: the series cut into chunks of this many steps
+    batch_size: int = 16
+    smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
+    threshold: str = "dynamic"  # a threshold method: rnnkit.tasks.anomaly.THRESHOLDS
+    gaussian: GaussianThresholdConfig = field(default_factory=GaussianThresholdConfig)
+    dynamic: DynamicThresholdConfig = field(default_factory=DynamicThresholdConfig)
+
+    def __post_init__(self) -> None:
+        from .._validation import check_int_at_least
+
+        check_threshold(self.threshold)
+        check_int_at_least("chunk", self.chunk, 2)
+        check_int_at_least("batch_size", self.batch_size, 1)
+        if not 0.0 < self.validation < 1.0:
+            raise ValueError(f"validation must be a fraction in (0, 1), got {self.validation}")
+        if not 0.0 < self.smoothing <= 1.0:
+            raise ValueError(f"smoothing must lie in (0, 1], got {self.smoothing}")
+
+
+def read_values(path, time_column: str, target: str):
+    """A validated series from a CSV file: ``(frame, values (N,))``."""
+    from .series import read_series_csv
+
+    frame = read_series_csv(path, time_column, target)
+    return frame, frame.iloc[:, 0].to_numpy(dtype=float)
+
+
+def split_rows(rows: int, config: DetectConfig, source: str) -> int:
+    """Rows used for training (the rest is the validation tail); too short a series is an error."""
+    validation = int(round(rows * config.validation))
+    train = rows - validation
+    need = config.chunk + 1  # one chunk of inputs and their next values
+    if train < need or validation < need:
+        minimum = math.ceil(max(need / config.validation, need / (1 - config.validation)))
+        raise ValueError(
+            f"{source} is too short: {rows} rows; chunk={config.chunk} with validation={config.validation}"
+            f" needs at least {minimum} rows (lower task.chunk for a short series)"
+        )
+    return train
+
+
+def _prepare(task: DetectConfig, model_settings: dict[str, Any], seed: int) -> Prepared:
+    from ..training import SupervisedObjective, TensorBatches
+
+    if task.data is None:
+        raise ValueError("rnnkit train detect needs --data FILE.csv (a CSV with --time-column and --target columns)")
+    frame, values = read_values(task.data, task.time_column, task.target)
+    source = str(task.data)
+    train_rows = split_rows(len(values), task, source)
+    center = float(values[:train_rows].mean())  # fitted on the training rows only
+    scale = float(values[:train_rows].std()) or 1.0
+    x = (values - center) / scale  # (N,)
+    inputs, targets = next_value_chunks(x[:train_rows], task.chunk)  # (M, chunk, 1), (M, chunk)
+    val_inputs, val_targets = next_value_chunks(x[train_rows:], task.chunk)
+    model = build_model(model_settings)
+    saved = {"source": source, "time_column": task.time_column, "target": task.target, "rows": len(values),
+             "train_rows": train_rows, "center": center, "scale": scale, "chunk": task.chunk,
+             "scoring": scoring_settings(task)}  # fmt: skip
+
+    def report(result) -> str:
+        run_dir = Path(result.run_dir)
+        detector = RNNDetector.load(run_dir)  # the weights the run directory keeps
+        smoothed = detector.smoothed_errors(values)
+        statistics = {"train": error_statistics(smoothed[1:train_rows]),
+                      "validation": error_statistics(smoothed[train_rows:])}  # fmt: skip
+        atomic_write_text(run_dir / DETECTOR_FILE, json.dumps({**saved, "errors": statistics}, indent=1))
+        scores, flags = score_all(detector.threshold(), smoothed)
+        result_frame = _result_frame(frame, scores, flags)
+        plot_detections(result_frame, run_dir / "plots" / PLOT_FILE, title=f"{task.threshold} threshold: {source}")
+        v = statistics["validation"]
+        return "\n".join([
+            f"detect: {source}, {len(values)} rows, target {task.target!r}; trained on the first {train_rows},"
+            f" validated on the last {len(values) - train_rows}; scaling (centre {center:.4g}, scale {scale:.4g})"
+            f" fitted on the training rows",
+            f"smoothed prediction errors (standardized units) on the validation tail: mean {v['mean']:.4f},"
+            f" std {v['std']:.4f}, max {v['max']:.4f}",
+            f"{task.threshold} threshold over the whole series: {int(flags.sum())} point(s) flagged;"
+            f" plot: {run_dir / 'plots' / PLOT_FILE}",
+            f"score a file: rnnkit detect {run_dir} --data FILE.csv; a stream: producer | rnnkit detect {run_dir}",
+        ])  # fmt: skip
+
+    train = TensorBatches(inputs, targets, batch_size=task.batch_size, seed=seed)
+    val = TensorBatches(val_inputs, val_targets, batch_size=max(len(val_inputs), 1), shuffle=False)
+    artifacts = {DETECTOR_FILE: json.dumps(saved, indent=1)}
+    return Prepared(model, SupervisedObjective("mse"), train, val, "chunks", report, artifacts)
+
+
+register_task(Task(
+    name="detect",
+    help="anomaly detection: an LSTM next-value predictor and a threshold on its errors (needs rnnkit[timeseries])",
+    example="rnnkit train detect --data cpu.csv --time-column timestamp --target value",
+    config_class=DetectConfig,
+    prepare=_prepare,
+    model_name="many_to_many",
+    default_model={"encoder": {"cell": "lstm", "hidden_size": 32}},
+    default_train={"lr": 3e-3, "max_epochs": 30, "clip_norm": 1.0, "log_every": 20},
+    arguments={"--data": "task.data", "--time-column": "task.time_column", "--target": "task.target",
+               "--threshold-method": "task.threshold"},
+))  # fmt: skip
+
+
+# --- `rnnkit detect`: a run directory, or a detector fitted afresh ---------------------------------
+
+DETECTORS = ("gaussian", "lstm")
+
+
+def detect_run(run_dir, data, *, time_column: str | None = None, target: str | None = None,
+               threshold: str | None = None, plot=None):  # fmt: skip
+    """Score every row of the CSV ``data`` with the detector trained in ``run_dir``.
+
+    The columns default to the ones the run trained on. Returns a DataFrame indexed by time with
+    ``value``, ``score`` and ``anomaly``; writes a PNG to ``plot``.
+    """
+    detector = RNNDetector.load(run_dir, threshold=threshold)
+    frame, values = read_values(data, time_column or detector.info.get("time_column", "timestamp"),
+                                target or detector.info.get("target", "value"))  # fmt: skip
+    if len(values) < 2:
+        raise ValueError(f"{data} is too short to score: {len(values)} row(s), at least 2 are needed")
+    scores, flags = detector.batch_scores(values)
+    result = _result_frame(frame, scores, flags)
+    if plot is not None:
+        plot_detections(result, plot, title=f"{detector.config.threshold} threshold: {data}")
+    return result
+
+
+def detect_csv(path, *, detector: str = "gaussian", time_column: str = "timestamp", target: str = "value",
+               threshold: float = 4.0, method: str = "gaussian", prefix: float = 0.15, plot=None):  # fmt: skip
+    """Score every row of a CSV (read and validated by :func:`~rnnkit.tasks.series.read_series_csv`).
+
+    ``"gaussian"``: :class:`WindowedGaussian` with z ``threshold``; ``"lstm"``: an
+    :class:`RNNDetector` fitted on the first ``prefix`` fraction of the rows (NAB's probationary
+    period by default), its errors read by the threshold ``method`` (``threshold`` is the
+    Gaussian method's z). Returns a DataFrame indexed by time with ``value``, ``score`` and
+    ``anomaly``; writes a PNG to ``plot``.
+    """
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {', '.join(repr(d) for d in DETECTORS)}, got {detector!r}")
+    if not 0.0 < prefix < 1.0:
+        raise ValueError(f"prefix must lie in (0, 1), got {prefix}")
+    frame, values = read_values(path, time_column, target)
+    if detector == "gaussian":
+        scores, flags = score_all(WindowedGaussian(threshold=threshold), values)
+    else:
+        config = RNNDetectorConfig(threshold=check_threshold(method), gaussian=GaussianThresholdConfig(z=threshold))
+        rows = int(len(values) * prefix)
+        if rows < 2 * config.chunk:
+            raise ValueError(f"{path} is too short for --detector lstm: its first {prefix:.0%} ({rows} rows)"
+                             f" must hold at least {2 * config.chunk} rows to fit on")  # fmt: skip
+        scores, flags = RNNDetector(config).fit(values[:rows]).batch_scores(values)
+    result = _result_frame(frame, scores, flags)
+    if plot is not None:
+        plot_detections(result, plot, title=f"{detector}: {path}")
+    return result
+
+
+def _result_frame(frame, scores: np.ndarray, flags: np.ndarray):
+    result = frame.assign(score=scores, anomaly=flags)
+    result.columns = ["value", "score", "anomaly"]
+    return result
+
+
+def detect_lines(lines, out: TextIO, scorer: StreamingScorer | None = None, *, threshold: float = 4.0,
+                 warnings: TextIO | None = None) -> int:  # fmt: skip
+    """Stream numbers, one a line, through ``scorer`` (default: a :class:`WindowedGaussian` with z
+    ``threshold``); write ``value,score,anomaly`` per line as it arrives (flushed). Returns the
+    number of anomalies.
+
+    A blank line, ``nan`` or an infinite value is a missing reading: scored ``nan``, not flagged.
+    A line that is not a number is treated the same way, and named on ``warnings`` (stderr on
+    the command line): one bad reading does not stop a stream.
+    """
+    scorer = scorer if scorer is not None else WindowedGaussian(threshold=threshold)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["value", "score", "anomaly"])
+    flagged = 0
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        try:
+            value = float(text) if text else math.nan
+        except ValueError:
+            value = math.nan
+            if warnings is not None:
+                warnings.write(f"rnnkit: warning: line {number} is not a number ({text[:40]!r}); scored as missing\n")
+                warnings.flush()
+        result, flag = scorer.score(value)
+        flagged += flag
+        writer.writerow([text, f"{result:.4f}", int(flag)])
+        out.flush()
+    return flagged
+
+
+def plot_detections(result, path, *, title: str = ""):
+    """A PNG of the series with its flagged points, and the score below it."""
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, height_ratios=[2, 1])
+    top.plot(result.index, result["value"], color="black", linewidth=0.8)
+    flagged = result[result["anomaly"]]
+    top.scatter(flagged.index, flagged["value"], color="tab:red", s=10, zorder=3, label="anomaly")
+    top.set_title(title)
+    top.legend(loc="upper left")
+    bottom.plot(result.index, result["score"].replace(math.inf, np.nan), color="tab:blue", linewidth=0.8)
+    bottom.set_ylabel("score")
+    for axes in (top, bottom):
+        axes.grid(alpha=0.3)
+    path = save_figure(figure, path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
+

@@ -1,0 +1,293 @@
+"""`rnnkit train detect` and `rnnkit detect RUN_DIR`; Hundman et al.'s dynamic threshold."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.tasks import anomaly
+
+pd = pytest.importorskip("pandas")
+
+
+def _series(n=600, seed=0, spike=None):
+    rng = np.random.default_rng(seed)
+    values = np.sin(2 * np.pi * np.arange(n) / 25) + 0.05 * rng.normal(size=n)
+    if spike is not None:
+        values[spike : spike + 3] += 4.0
+    return values
+
+
+def _write(path, values, times=None):
+    times = pd.date_range("2021-01-01", periods=len(values), freq="h") if times is None else times
+    pd.DataFrame({"time": times, "y": values}).to_csv(path, index=False)
+    return path
+
+
+TINY = ["--quiet", "--time-column", "time", "--target", "y", "--model.encoder.hidden_size=8", "--task.chunk=40",
+        "--task.batch_size=4", "--train.lr=1e-2", "--task.dynamic.window=300", "--task.dynamic.refit_every=20",
+        "--task.dynamic.min_history=40"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A detector trained from the command line in a second or two."""
+    root = tmp_path_factory.mktemp("detect")
+    data = _write(root / "train.csv", _series())
+    run_dir = root / "run"
+    assert main(["train", "detect", "--data", str(data), "--run-dir", str(run_dir), "--train.max_epochs=25", *TINY]) == 0
+    return run_dir
+
+
+def test_train_writes_a_run_directory(run):
+    for name in ("config.json", "model.safetensors", "metrics.jsonl", "summary.md", "detector.json",
+                 "plots/loss.png", "plots/detections.png"):  # fmt: skip
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "detector.json").read_text())
+    assert saved["train_rows"] == 480 and saved["rows"] == 600  # the last 20% held out
+    assert saved["scoring"]["threshold"] == "dynamic" and saved["scoring"]["dynamic"]["window"] == 300
+    assert saved["errors"]["validation"]["count"] == 120 and saved["errors"]["validation"]["mean"] > 0
+    assert abs(saved["center"]) < 0.1 and 0.6 < saved["scale"] < 0.8  # sine: mean 0, std 1/sqrt(2)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    validation = [r["val_loss"] for r in records if r.get("split") == "val"]
+    assert len(validation) == 25 and validation[-1] < 0.5 * validation[0]  # it learned the sine
+    assert not list(run.rglob("*.pt")) and not list(run.rglob("*.pkl"))
+
+
+def test_detect_a_file_from_the_run_directory(run, tmp_path, capsys):
+    data = _write(tmp_path / "new.csv", _series(seed=5, spike=400))
+    capsys.readouterr()
+    assert main(["detect", str(run), "--data", str(data)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == "time,value,score,anomaly" and len(lines) == 601
+    flagged = [i for i, line in enumerate(lines[1:]) if line.endswith("True")]
+    assert flagged and all(399 <= i <= 420 for i in flagged), flagged
+    assert (run / "detections.png").stat().st_size > 1000 and "flagged" in captured.err
+
+
+def test_detect_streams_standard_input_like_the_file(run, monkeypatch, capsys):
+    values = _series(seed=5, spike=400)
+    detector = anomaly.RNNDetector.load(run)
+    batch, batch_flags = detector.batch_scores(values)
+    lines = [repr(float(v)) for v in values] + ["oops", "", "nan", "0.5"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    capsys.readouterr()
+    assert main(["detect", str(run)]) == 0
+    captured = capsys.readouterr()
+    rows = [line.split(",") for line in captured.out.splitlines()]
+    assert rows[0] == ["value", "score", "anomaly"] and len(rows) == 605
+    streamed = np.array([float(r[1]) for r in rows[1:601]])
+    np.testing.assert_allclose(streamed, batch, rtol=1e-3, atol=1e-3)  # printed to 4 decimals
+    assert [int(r[2]) for r in rows[1:601]] == batch_flags.astype(int).tolist()
+    assert rows[601:604] == [["oops", "nan", "0"], ["", "nan", "0"], ["nan", "nan", "0"]]
+    assert math.isfinite(float(rows[604][1]))  # the scorer kept running
+    assert "line 601 is not a number" in captured.err
+
+
+def test_dynamic_threshold_streaming_equals_batch(run):
+    detector = anomaly.RNNDetector.load(run)
+    assert detector.config.threshold == "dynamic"
+    values = _series(n=900, seed=7, spike=650)
+    batch, batch_flags = detector.batch_scores(values)
+    streamed, stream_flags = anomaly.score_all(detector.scorer(), values)
+    np.testing.assert_allclose(streamed, batch, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(stream_flags, batch_flags)
+    assert batch_flags[650:670].any()
+
+
+def test_load_picks_another_threshold_and_rejects_unknown_ones(run):
+    gaussian = anomaly.RNNDetector.load(run, threshold="gaussian")
+    assert isinstance(gaussian.scorer()._threshold, anomaly.WindowedGaussian)
+    with pytest.raises(ValueError, match="threshold must be one of 'gaussian', 'dynamic'"):
+        anomaly.RNNDetector.load(run, threshold="median")
+
+
+def test_resume_continues_the_run(tmp_path):
+    data = _write(tmp_path / "train.csv", _series())
+    run_dir = tmp_path / "run"
+    assert main(["train", "detect", "--data", str(data), "--run-dir", str(run_dir), "--train.max_epochs=2", *TINY]) == 0
+    first = json.loads((run_dir / "checkpoints" / "best.json").read_text())
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--train.max_epochs=4", "--quiet"]) == 0
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 4 * 3  # 480 training rows: 11 chunks of 40, 3 batches of 4 per epoch
+    assert json.loads((run_dir / "checkpoints" / "best.json").read_text()) != first
+
+
+# --- the dynamic threshold --------------------------------------------------------------------------
+
+
+def _reference_epsilon(e, z_values):
+    """Hundman et al. 2018, section 3.2.2, written out plainly."""
+    mu, sigma = e.mean(), e.std()
+    best, chosen = -np.inf, z_values[-1]
+    for z in z_values:
+        eps = mu + z * sigma
+        anomalous = e > eps
+        if not anomalous.any():
+            continue
+        sequences = sum(1 for i in range(len(e)) if anomalous[i] and (i == 0 or not anomalous[i - 1]))
+        rest = e[~anomalous]
+        value = ((mu - rest.mean()) / mu + (sigma - rest.std()) / sigma) / (anomalous.sum() + sequences**2)
+        if value >= best:
+            best, chosen = value, z
+    return mu + chosen * sigma
+
+
+def test_select_epsilon_matches_the_paper_formula():
+    rng = np.random.default_rng(3)
+    z_values = np.arange(2.5, 10.01, 0.5)
+    for _ in range(20):
+        e = np.abs(rng.normal(size=400))
+        e[rng.integers(0, 400, size=3)] += rng.uniform(2, 8, size=3)
+        epsilon, z = anomaly.select_epsilon(e, z_values)
+        assert epsilon == pytest.approx(_reference_epsilon(e, z_values))
+        assert epsilon == pytest.approx(e.mean() + z * e.std())
+    flat = np.ones(50)
+    assert anomaly.select_epsilon(flat, z_values) == (1.0, 10.0)  # sigma 0: nothing to choose
+
+
+@pytest.mark.parametrize("maxima, nominal, expected", [
+    ([10.0, 5.0, 4.9], 4.5, [True, False, False]),  # 10 -> 5 is a 50% drop; 5 -> 4.9 -> 4.5 are small
+    ([4.9, 10.0, 5.0], 4.5, [False, True, False]),  # the same, in another order
+    ([10.0, 5.0, 4.8], 1.0, [True, True, True]),  # the drop to the nominal errors keeps them all
+    ([10.0, 9.5, 9.0], 8.5, [False, False, False]),  # no decrease reaches 13%: all nominal
+    ([10.0, 10.0, 2.0], 1.9, [True, True, False]),  # equal maxima share a fate
+    ([], 3.0, []),
+])  # fmt: skip
+def test_pruning_by_hand(maxima, nominal, expected):
+    assert anomaly.prune_sequences(maxima, nominal, 0.13).tolist() == expected
+
+
+def _errors(n=1500, seed=0):
+    rng = np.random.default_rng(seed)
+    e = np.abs(rng.normal(0.3, 0.1, size=n))
+    e[600:605] += 3.0  # a clear anomaly
+    return e
+
+
+def test_dynamic_threshold_refits_over_its_window():
+    t = anomaly.DynamicThreshold(window=200, refit_every=50, min_history=100)
+    e = _errors()
+    for count, value in enumerate(e[:725], 1):
+        t.score(value)
+        if count == 99:
+            assert t.epsilon is None  # nothing before min_history
+    # refits at 100, 150, ..., 700: the last over errors 500..699
+    assert t.epsilon == pytest.approx(anomaly.select_epsilon(e[500:700], t.z_values)[0])
+
+
+def test_dynamic_threshold_flags_the_anomaly_alone():
+    scores, flags = anomaly.score_all(anomaly.DynamicThreshold(window=500, refit_every=50), _errors())
+    assert np.flatnonzero(flags).tolist() == [600, 601, 602, 603, 604]
+    assert scores[600] > 1 > np.median(scores[100:])
+
+
+@pytest.mark.parametrize("prune, expected", [(0.13, [False, False, True, False, False]),
+                                             (0.0, [True, False, True, False, True])])  # fmt: skip
+def test_dynamic_threshold_prunes_a_run_barely_above_the_nominal_errors(prune, expected):
+    # z fixed at 2: epsilon = 1.05 + 2 * 0.05 = 1.15 over errors 1.0, 1.1, ...; the nominal max is 1.1
+    t = anomaly.DynamicThreshold(window=200, refit_every=200, z_min=2, z_max=2, prune=prune)
+    for value in [1.0, 1.1] * 100:
+        t.score(value)
+    assert t.epsilon == pytest.approx(1.15)
+    scores, flags = anomaly.score_all(t, [1.2, 1.0, 1.5, 1.0, 1.2])
+    # 1.2 is 8% above 1.1: pruned (p = 0.13) unless p = 0; 1.5 is 27% above: kept; a later 1.2
+    # opens a new run, which is pruned again
+    assert scores[0] == pytest.approx(1.2 / 1.15)
+    assert flags.tolist() == expected
+    grown = anomaly.score_all(t, [1.2, 1.5])[1]  # a run that grows past the cut is kept from then on
+    assert grown.tolist() == [prune == 0, True]
+
+
+def test_dynamic_threshold_state_round_trip_mid_stream():
+    e = _errors(seed=1)
+    whole = anomaly.score_all(anomaly.DynamicThreshold(window=300, refit_every=40), e)
+    first = anomaly.DynamicThreshold(window=300, refit_every=40)
+    anomaly.score_all(first, e[:602])  # stops inside the anomaly and between refits
+    state = first.state_dict()
+    resumed = anomaly.DynamicThreshold(window=300, refit_every=40)
+    resumed.load_state_dict(state)
+    rest = anomaly.score_all(resumed, e[602:])
+    np.testing.assert_array_equal(rest[0], whole[0][602:])
+    np.testing.assert_array_equal(rest[1], whole[1][602:])
+    with pytest.raises(ValueError, match="window"):
+        anomaly.DynamicThreshold(window=100, refit_every=40).load_state_dict(state)
+
+
+def test_rnn_scorer_state_round_trip_with_the_dynamic_threshold(run):
+    detector = anomaly.RNNDetector.load(run)
+    values = _series(n=400, seed=9, spike=300)
+    expected = anomaly.score_all(detector.scorer(), values)
+    first = detector.scorer()
+    anomaly.score_all(first, values[:301])
+    resumed = detector.scorer()
+    resumed.load_state_dict(first.state_dict())
+    rest = anomaly.score_all(resumed, values[301:])
+    np.testing.assert_allclose(rest[0], expected[0][301:], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(rest[1], expected[1][301:])
+
+
+def test_dynamic_threshold_missing_values_and_bad_settings():
+    t = anomaly.DynamicThreshold(window=50, refit_every=10)
+    for value in [1.0, 1.2, 0.9, 1.1] * 5:
+        t.score(value)
+    assert t.score(math.nan)[0] != t.score(math.nan)[0] and t.missing == 2  # nan, nan
+    assert t.score(math.inf) == (pytest.approx(math.nan, nan_ok=True), False) and t.missing == 3
+    assert math.isfinite(t.score(1.0)[0])
+    with pytest.raises(ValueError, match="min_history"):
+        anomaly.DynamicThreshold(window=10, refit_every=20)
+    with pytest.raises(ValueError, match="prune"):
+        anomaly.DynamicThreshold(prune=1.5)
+    with pytest.raises(TypeError, match="value"):
+        t.score("1.0")
+
+
+# --- bad input: one line, exit 2 -------------------------------------------------------------------
+
+
+def _fails(capsys, argv, *needles):
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_bad_input_is_one_line(run, tmp_path, capsys):
+    train = ["train", "detect", "--run-dir", str(tmp_path / "never"), *TINY]
+    _fails(capsys, [*train, "--data", str(tmp_path / "missing.csv")], "missing.csv does not exist")
+    _fails(capsys, ["train", "detect", "--run-dir", str(tmp_path / "never"), "--quiet"], "needs --data")
+    values = _series(n=200)
+    cells = [f"{v:.4f}" for v in values]
+    cells[50] = "high"
+    text = _write(tmp_path / "text.csv", cells)
+    _fails(capsys, [*train, "--data", str(text)], "non-numeric value 'high'", "row 51")
+    times = list(pd.date_range("2021-01-01", periods=200, freq="h"))
+    times[10], times[11] = times[11], times[10]
+    _fails(capsys, [*train, "--data", str(_write(tmp_path / "unsorted.csv", values, times))], "sorted")
+    times[10] = times[9]
+    _fails(capsys, [*train, "--data", str(_write(tmp_path / "duplicate.csv", values, times))], "duplicate timestamp")
+    short = _write(tmp_path / "short.csv", _series(n=60))
+    _fails(capsys, [*train, "--data", str(short)], "too short", "60 rows")
+    _fails(capsys, ["detect", "--data", str(short), "--detector", "lstm", "--time-column", "time", "--target", "y"],
+           "too short")  # fmt: skip
+    _fails(capsys, ["detect", str(run), "--data", str(text)], "non-numeric")
+    _fails(capsys, ["detect", str(run), "--data", str(tmp_path / "missing.csv")], "does not exist")
+    _fails(capsys, ["detect", str(tmp_path / "nowhere")], "does not exist")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text("{}")
+    _fails(capsys, ["detect", str(tmp_path / "other"), "--data", str(short)], "not a detect run directory")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "detector.json").write_text("{}")
+    (tmp_path / "broken" / "model.safetensors").write_text("")
+    _fails(capsys, ["detect", str(tmp_path / "broken")], "not a detector file")
+    _fails(capsys, ["detect", str(run), "--detector", "lstm"], "--detector applies without RUN_DIR")
+    _fails(capsys, ["detect", "--detector", "lstm"], "needs training first")
+    _fails(capsys, [*train, "--data", str(short), "--task.threshold=median"], "threshold must be one of")
