@@ -201,8 +201,12 @@ def test_rnn_detector_rejects_bad_input():
 def test_docstring_example_runs():
     import doctest
 
-    result = doctest.testmod(anomaly, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
+    from rnnkit.tasks import thresholds
+
+    for module in (anomaly, thresholds):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0
+    assert result.attempted > 0
 
 
 # --- `rnnkit detect` ---------------------------------------------------------------------------
