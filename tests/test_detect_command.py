@@ -291,3 +291,18 @@ def test_bad_input_is_one_line(run, tmp_path, capsys):
     _fails(capsys, ["detect", str(run), "--detector", "lstm"], "--detector applies without RUN_DIR")
     _fails(capsys, ["detect", "--detector", "lstm"], "needs training first")
     _fails(capsys, [*train, "--data", str(short), "--task.threshold=median"], "threshold must be one of")
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_rnn_scorer_state_round_trip_for_any_cell(cell):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    detector = anomaly.RNNDetector(anomaly.RNNDetectorConfig(threshold="dynamic"))
+    detector.model = anomaly.build_model({"encoder": {"cell": cell, "hidden_size": 4, "num_layers": 2}}).eval()
+    values = _series(n=200, seed=4)
+    expected = anomaly.score_all(detector.scorer(), values)
+    first = detector.scorer()
+    anomaly.score_all(first, values[:90])
+    resumed = detector.scorer()
+    resumed.load_state_dict(first.state_dict())
+    np.testing.assert_allclose(anomaly.score_all(resumed, values[90:])[0], expected[0][90:], rtol=1e-6, atol=1e-7)

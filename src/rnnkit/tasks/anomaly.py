@@ -247,15 +247,21 @@ class RNNScorer:
         return self._threshold.score(self._level)
 
     def state_dict(self) -> dict[str, Any]:
-        state = None if self._state is None else tuple(s.clone() for s in self._state)
-        return {"lstm": state, "prediction": self._prediction, "level": self._level, "errors": self._errors,
+        return {"lstm": _clone(self._state), "prediction": self._prediction, "level": self._level, "errors": self._errors,
                 "missing": self.missing, "threshold": self._threshold.state_dict()}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._state = None if state["lstm"] is None else tuple(s.clone() for s in state["lstm"])
+        self._state = _clone(state["lstm"])
         self._prediction = state["prediction"]
         self._level, self._errors, self.missing = float(state["level"]), int(state["errors"]), int(state["missing"])
         self._threshold.load_state_dict(state["threshold"])
+
+
+def _clone(state: Any) -> Any:
+    """A copy of a recurrent state: ``None``, a tensor (GRU's h) or nested tuples of them (LSTM's (h, c))."""
+    if state is None or isinstance(state, torch.Tensor):
+        return None if state is None else state.clone()
+    return type(state)(_clone(s) for s in state)
 
 
 def scoring_settings(config: Any) -> dict[str, Any]:
