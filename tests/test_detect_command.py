@@ -291,6 +291,8 @@ def test_bad_input_is_one_line(run, tmp_path, capsys):
     _fails(capsys, ["detect", str(run), "--detector", "lstm"], "--detector applies without RUN_DIR")
     _fails(capsys, ["detect", "--detector", "lstm"], "needs training first")
     _fails(capsys, [*train, "--data", str(short), "--task.threshold=median"], "threshold must be one of")
+    _fails(capsys, [*train, "--data", str(short), "--task.dynamic.min_history=500"], "dynamic threshold settings",
+           "min_history must be at most window=300")  # fmt: skip
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

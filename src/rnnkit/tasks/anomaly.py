@@ -45,6 +45,7 @@ from .thresholds import ThresholdMethod as ThresholdMethod
 from .thresholds import WindowedGaussian as WindowedGaussian
 from .thresholds import _check_value
 from .thresholds import check_threshold as check_threshold
+from .thresholds import check_threshold_settings as check_threshold_settings
 from .thresholds import prune_sequences as prune_sequences
 from .thresholds import register_threshold as register_threshold
 from .thresholds import score_all as score_all
@@ -73,7 +74,7 @@ class RNNDetectorConfig:
     dynamic: DynamicThresholdConfig = field(default_factory=DynamicThresholdConfig)
 
     def __post_init__(self) -> None:
-        check_threshold(self.threshold)
+        check_threshold_settings(self)
         if not 0.0 < self.smoothing <= 1.0:
             raise ValueError(f"smoothing must lie in (0, 1], got {self.smoothing}")
 

@@ -32,6 +32,7 @@ from .anomaly import (
     WindowedGaussian,
     build_model,
     check_threshold,
+    check_threshold_settings,
     error_statistics,
     next_value_chunks,
     score_all,
@@ -62,7 +63,7 @@ class DetectConfig:
     def __post_init__(self) -> None:
         from .._validation import check_int_at_least
 
-        check_threshold(self.threshold)
+        check_threshold_settings(self)
         check_int_at_least("chunk", self.chunk, 2)
         check_int_at_least("batch_size", self.batch_size, 1)
         if not 0.0 < self.validation < 1.0:

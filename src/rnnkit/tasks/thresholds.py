@@ -314,6 +314,9 @@ class DynamicThresholdConfig:
 
 @dataclass(frozen=True)
 class ThresholdMethod:
+    """A way to flag smoothed errors. A detector's settings hold one section per method, named
+    after it (``gaussian``, ``dynamic``), of type ``config_class``; ``threshold`` names the one used."""
+
     name: str
     help: str
     config_class: type
@@ -347,3 +350,13 @@ def check_threshold(name: str) -> str:
     if name not in THRESHOLDS:
         raise ValueError(f"threshold must be one of {', '.join(repr(n) for n in THRESHOLDS)}, got {name!r}")
     return name
+
+
+def check_threshold_settings(config: Any) -> None:
+    """Build every method from its section of ``config`` once, so bad settings fail before training."""
+    check_threshold(config.threshold)
+    for name, method in THRESHOLDS.items():
+        try:
+            method.build(getattr(config, name))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{name} threshold settings: {error}") from None
