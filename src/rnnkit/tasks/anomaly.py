@@ -15,7 +15,7 @@ method* (:data:`THRESHOLDS`) reads the stream of smoothed errors:
   :class:`WindowedGaussian` run over the error stream), flagged above ``mean + z std``;
 - ``"dynamic"``: :class:`DynamicThreshold`, the nonparametric dynamic threshold of Hundman et
   al., "Detecting Spacecraft Anomalies Using LSTMs and Nonparametric Dynamic Thresholding"
-  (KDD 2018), section 3.2: ``z`` chosen by their criterion, and their pruning.
+  (KDD 2018), section 3.2: ``z`` chosen by their criterion, and their pruning (3.3).
 
 A detector trained by ``rnnkit train detect`` lives in a run directory; :meth:`RNNDetector.load`
 reads it back (``detector.json`` holds the scaling, the error statistics and the threshold

@@ -9,7 +9,7 @@ reported as score ``nan``, flag ``False``, counted (``missing``) and kept out of
 - :class:`WindowedGaussian`: NAB's baseline, the z-score of a value against the previous
   ``window`` values; also the ``"gaussian"`` threshold of an LSTM's errors (Malhotra et al. 2015).
 - :class:`DynamicThreshold`: Hundman et al., "Detecting Spacecraft Anomalies Using LSTMs and
-  Nonparametric Dynamic Thresholding" (KDD 2018), section 3.2, in streaming form (``"dynamic"``).
+  Nonparametric Dynamic Thresholding" (KDD 2018), sections 3.2-3.3, in streaming form (``"dynamic"``).
 - :data:`THRESHOLDS`: threshold methods by name, each with its settings dataclass.
 """
 
@@ -161,7 +161,7 @@ def select_epsilon(errors: Sequence[float], z_values: Sequence[float]) -> tuple[
 
 
 def prune_sequences(maxima: Sequence[float], nominal_max: float, p: float) -> np.ndarray:
-    """Hundman et al. 2018, section 3.2.3 (mitigating false positives): which sequences stay anomalous.
+    """Hundman et al. 2018, section 3.3 (mitigating false positives, pruning): which sequences stay anomalous.
 
     The sequences' maximum smoothed errors are sorted in descending order, the largest error
     that is *not* anomalous appended, and the percent decrease ``d_i = (e_i - e_{i+1}) / e_i``
@@ -300,7 +300,7 @@ class GaussianThresholdConfig:
 
 @dataclass(frozen=True)
 class DynamicThresholdConfig:
-    """Hundman et al. 2018, section 3.2; defaults from their paper and code (telemanom: 30 batches
+    """Hundman et al. 2018, sections 3.2-3.3; defaults from their paper and code (telemanom: 30 batches
     of 70 errors make ``window``; ``p = 0.13``), z searched over ``z_min..z_max`` by ``z_step``."""
 
     window: int = 2100
