@@ -12,6 +12,7 @@ import torch
 from torch.autograd import gradcheck
 
 import rnnkit
+from rnnkit.cells import _bptt
 from rnnkit.cells._bptt import fused_scan
 
 T, B, I, H = 6, 3, 4, 5
@@ -39,6 +40,16 @@ VARIANTS = {
     "lstm_everything": (rnnkit.LSTM, {"layer_norm": True, "peepholes": True, "zoneout": 0.3, "recurrent_dropout": 0.3,
                                       "dropconnect": 0.3, "bias": False}),
     "gru_everything": (rnnkit.GRU, {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.3, "dropconnect": 0.3}),
+    "gru_before": (rnnkit.GRU, {"reset_after": False}),
+    "gru_before_no_bias": (rnnkit.GRU, {"reset_after": False, "bias": False}),
+    "gru_before_layer_norm": (rnnkit.GRU, {"reset_after": False, "layer_norm": True}),
+    "gru_before_everything": (rnnkit.GRU, {"reset_after": False, "layer_norm": True, "zoneout": 0.3,
+                                           "recurrent_dropout": 0.3, "dropconnect": 0.3}),
+    "lstm_proj": (rnnkit.LSTM, {"proj_size": 3}),
+    "lstm_proj_no_bias": (rnnkit.LSTM, {"proj_size": 3, "bias": False}),
+    "lstm_proj_layer_norm": (rnnkit.LSTM, {"proj_size": 3, "layer_norm": True}),
+    "lstm_proj_everything": (rnnkit.LSTM, {"proj_size": 3, "layer_norm": True, "peepholes": True, "zoneout": 0.3,
+                                           "recurrent_dropout": 0.3, "dropconnect": 0.3}),
 }
 
 
@@ -77,7 +88,7 @@ def compare(name, *, num_layers=1, bidirectional=False, lengths=None, training=F
         torch.manual_seed(7)
         x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
         slots = num_layers * (2 if bidirectional else 1)
-        hx = tuple(torch.randn(slots, B, H, dtype=torch.float64, requires_grad=True) for _ in layer._cells[0].state_sizes)
+        hx = tuple(torch.randn(slots, B, n, dtype=torch.float64, requires_grad=True) for n in layer._cells[0].state_sizes)
         results.append(run(layer, x, hx, lengths, training))
     (out_f, grad_f), (out_l, grad_l) = results
     for a, b in zip(out_f, out_l):
@@ -99,28 +110,39 @@ def test_matches_step_loop(name, lengths, training):
     compare(name, lengths=lengths, training=training)
 
 
-@pytest.mark.parametrize("name", ["gru", "rnn_tanh", "rnn_relu", "lstm_peepholes", "gru_stochastic", "lstm_everything"])
+@pytest.mark.parametrize("name", ["gru", "rnn_tanh", "rnn_relu", "lstm_peepholes", "gru_stochastic", "lstm_everything",
+                                  "gru_before_everything", "lstm_proj", "lstm_proj_everything"])
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
 def test_two_layers_bidirectional(name, lengths):
     compare(name, num_layers=2, bidirectional=True, lengths=lengths, training=True)
 
 
-@pytest.mark.parametrize("name", ["gru", "rnn_relu", "lstm_stochastic", "lstm_everything"])
+@pytest.mark.parametrize("name", ["gru", "rnn_relu", "lstm_stochastic", "lstm_everything", "gru_before_everything",
+                                  "lstm_proj_everything"])
 def test_return_states(name):
     compare(name, lengths=LENGTHS, training=True, return_states=True)
 
 
+@pytest.mark.parametrize("chunk", [1, 4])
+@pytest.mark.parametrize("name", ["rnn_layer_norm", "gru_everything", "gru_before_everything", "lstm_everything",
+                                  "lstm_proj_everything"])
+def test_chunked_sums(name, chunk, monkeypatch):
+    """Under layer norm backward sums the weight and gain gradients a chunk of steps at a time."""
+    monkeypatch.setattr(_bptt, "CHUNK", chunk)
+    compare(name, lengths=LENGTHS, training=True)
+
+
 def test_fused_path_is_taken():
-    """Covered cells run the hand-written Function; reset-before GRU and projections fall back."""
+    """Every torch-compatible cell runs the hand-written Function, the reset-before GRU and projections too."""
     x = torch.randn(T, B, I, dtype=torch.float64)
     for cell, expected in (
         (rnnkit.GRUCell(I, H), True),
         (rnnkit.RNNCell(I, H, nonlinearity="relu"), True),
         (rnnkit.LSTMCell(I, H, peepholes=True, zoneout=0.2), True),
-        (rnnkit.GRUCell(I, H, reset_after=False), False),
+        (rnnkit.GRUCell(I, H, reset_after=False), True),
         (rnnkit.LSTMCell(I, H, layer_norm=True), True),
         (rnnkit.GRUCell(I, H, layer_norm=True), True),
-        (rnnkit.LSTMCell(I, H, proj_size=2), False),
+        (rnnkit.LSTMCell(I, H, proj_size=2, zoneout=0.2), True),
     ):
         cell = cell.double()
         params = cell.parameters_dict()
@@ -132,14 +154,15 @@ def test_fused_path_is_taken():
 
 @pytest.mark.parametrize(
     "name", ["gru", "rnn_tanh", "rnn_relu", "lstm_peepholes", "gru_stochastic", "lstm_stochastic", "rnn_layer_norm",
-             "gru_everything", "lstm_everything"]
+             "gru_everything", "lstm_everything", "gru_before", "gru_before_everything", "lstm_proj",
+             "lstm_proj_everything"]
 )
 def test_gradcheck(name):
     layer_class, options = VARIANTS[name]
     layer = make_layer(layer_class, options, fused=True).train()
     names, params = zip(*layer.named_parameters())
     x = torch.randn(4, 2, I, dtype=torch.float64, requires_grad=True)
-    hx = tuple(torch.randn(1, 2, H, dtype=torch.float64, requires_grad=True) for _ in layer._cells[0].state_sizes)
+    hx = tuple(torch.randn(1, 2, n, dtype=torch.float64, requires_grad=True) for n in layer._cells[0].state_sizes)
 
     def f(x, *rest):
         state, values = rest[: len(hx)], rest[len(hx):]

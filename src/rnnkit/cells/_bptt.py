@@ -1,23 +1,31 @@
 """Backpropagation through time written out by hand for the gated cells' scan.
 
 The step loop (:func:`~rnnkit.cells._base.step_loop`) lets autograd record every small op of
-every step; its backward then replays T x (a dozen) graph nodes. Here each cell family's scan is
-one ``torch.autograd.Function``:
+every step; its backward then replays T x (a dozen) graph nodes and keeps every intermediate.
+Here each cell family's scan is one ``torch.autograd.Function``:
 
-* forward: one recurrent matmul per step plus the gate math, saving only what backward reads
-  (gate activations, the states);
-* backward: a reverse sweep computing each step's pre-activation gradients ``d(gates)_t`` and
-  ``dh_{t-1}`` (one matmul per step), then the recurrent weight gradient in ONE matmul over all
-  steps, ``(T*B, G*H)^T @ (T*B, R)``, and the bias gradient as a sum.
+* forward: one recurrent matmul per step (two for the reset-before GRU and the projected LSTM)
+  and the gate math, written in place into a few preallocated ``(T, B, .)`` buffers: the gate
+  activations, the states, and under layer norm the recurrent pre-activations. That is all
+  backward reads; everything else it recomputes (``tanh(c)``, the projection's input);
+* backward: every step's local derivatives at once, written into the buffer that becomes
+  ``d(gates)``; then a reverse sweep that only scales that buffer by the incoming state
+  gradient and does one matmul per step for ``dh_{t-1}``; then the recurrent weight gradient in
+  ONE matmul over all steps, ``(T*B, G*H)^T @ (T*B, R)``, and the biases and gains as sums.
 
-Covered: Elman (tanh, ReLU), GRU (reset after, torch.nn's form) and LSTM (peepholes), each with
-bias on/off, layer norm (the recurrent pre-activations per gate, and the LSTM's cell state; its
-backward through aten's fused layer-norm kernel, :func:`_norm_backward`), lengths (past a sequence's end the state is held,
-so its ``d(gates)`` are zero), recurrent dropout and dropconnect (the masks of
+Covered: Elman (tanh, ReLU); GRU, reset after the recurrent matmul (torch.nn's form) and before
+it (Cho et al. 2014, eq. 8); LSTM with peepholes and projections (Sak et al. 2014). Each with bias
+on/off, layer norm (each gate's recurrent pre-activation, and the LSTM's cell state; its backward
+through aten's fused layer-norm kernel, :func:`_norm_backward`), lengths (past a sequence's end
+the state is held, so its ``d(gates)`` are zero), recurrent dropout and dropconnect (the masks of
 :class:`~rnnkit.cells._common.Noise`), and zoneout (per-step masks drawn in the step loop's order,
-so a seeded run draws the same masks). Anything else -- the reset-before GRU, LSTM projections,
-torch.func transforms -- returns None from :func:`fused_scan` and the cell runs its step loop, the plain-autograd twin the
-tests hold this module to. Double backward is not supported (``once_differentiable``).
+so a seeded run draws the same masks). Anything else -- other cells, autocast, torch.func
+transforms -- returns None from :func:`fused_scan` and the cell runs its step loop, the
+plain-autograd twin the tests hold this module to. Double backward is not supported
+(``once_differentiable``).
+
+The Functions return the states of every step, ``hs`` (and the LSTM's ``cs``); the outputs are
+``hs`` itself, or ``where(valid, hs, 0)`` under lengths, so nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -46,16 +54,19 @@ def fused_scan(
     bias = params["bias_hh"] if cell.bias else None
     h_mask = ctx.h_mask if ctx is not None else None
     keep = _zoneout_keep(cell, xp, state, ctx)
-    valid = mask.unsqueeze(-1) if mask is not None else None  # (T, B, 1)
+    valid = mask.unsqueeze(-1) if mask is not None else None  # (T, B, 1) bool
     if kind == "lstm":
         peep = params["weight_ch"] if cell.peepholes else None
         norms = (params["ln_hh_weight"], params["ln_c_weight"], params["ln_c_bias"]) if cell.layer_norm else (None,) * 3
-        ys, hs, cs = _LSTMScan.apply(xp, state[0], state[1], weight, bias, peep, *norms, valid, h_mask, keep)
-        return ys, (hs[-1], cs[-1]), ((hs, cs) if return_states else None)
-    function = _GRUScan if kind == "gru" else _ElmanScan
-    gain = params["ln_hh_weight"] if cell.layer_norm else None
-    ys, hs = function.apply(xp, state[0], weight, bias, gain, valid, h_mask, keep, kind)
-    return ys, (hs[-1],), ((hs,) if return_states else None)
+        proj = params["weight_hr"] if cell.proj_size else None
+        states = _LSTMScan.apply(xp, state[0], state[1], weight, bias, peep, *norms, proj, valid, h_mask, keep)
+    else:
+        function = {"gru": _GRUScan, "gru_before": _GRUBeforeScan}.get(kind, _ElmanScan)
+        gain = params["ln_hh_weight"] if cell.layer_norm else None
+        states = (function.apply(xp, state[0], weight, bias, gain, valid, h_mask, _component(keep, 0), kind),)
+    hs = states[0]  # (T, B, R): the outputs are the states, zero past a sequence's end
+    ys = hs if valid is None else torch.where(valid, hs, 0.0)
+    return ys, tuple(s[-1] for s in states), (states if return_states else None)
 
 
 def _autocast_enabled(device_type: str) -> bool:
@@ -71,45 +82,82 @@ def _kind(cell) -> str | None:
     from ._lstm import LSTMCell
 
     if type(cell) is LSTMCell:
-        return "lstm" if not cell.proj_size else None
+        return "lstm"
     if type(cell) is RNNCell:
         return cell.nonlinearity
     if type(cell) is GRUCell:
-        return "gru" if cell.reset_after else None
+        return "gru" if cell.reset_after else "gru_before"
     return None
 
 
-def _zoneout_keep(cell, xp: Tensor, state: State, ctx) -> Tensor | float | tuple | None:
-    """Zoneout's keep-the-previous-value weights: per-step 0/1 masks in training (drawn as the step
-    loop draws them: one ``rand_like`` per state component per step), the rate at evaluation."""
+# -----------------------------------------------------------------------------
+# zoneout and lengths: how each step's state mixes the new value with the previous one
+
+
+def _zoneout_keep(cell, xp: Tensor, state: State, ctx) -> tuple | float | None:
+    """Zoneout's keep-the-previous-value masks: per state component a (T, B, size) bool tensor in
+    training (drawn as the step loop draws them: one ``rand_like`` per component per step), the
+    rate at evaluation, None without zoneout."""
     rate = cell.zoneout
     if not rate:
         return None
     if not (ctx is not None and ctx.training):
         return rate
-    steps = xp.shape[0]
     like = tuple(torch.empty_like(s, dtype=xp.dtype) for s in state)
-    draws = [tuple((torch.rand_like(s) < rate).to(xp.dtype) for s in like) for _ in range(steps)]
+    draws = [tuple(torch.rand_like(s) < rate for s in like) for _ in range(xp.shape[0])]
     return tuple(torch.stack(parts) for parts in zip(*draws))  # per component (T, B, size)
 
 
-def _zone(keep, index: int, t: int):
-    """Zoneout weight of state component ``index`` at step ``t``: a tensor, a float, or None."""
-    if keep is None or isinstance(keep, float):
-        return keep
-    return keep[index][t]
+def _component(keep, index: int):
+    return keep[index] if isinstance(keep, tuple) else keep
 
 
-def _apply_zone(previous: Tensor, new: Tensor, k) -> Tensor:
-    """``k * previous + (1 - k) * new`` (zoneout, eq. 3 of Krueger et al. 2016)."""
+def _at(k, t: int):
+    return k[t] if isinstance(k, Tensor) else k
+
+
+def _mixes(k, valid) -> bool:
+    return k is not None or valid is not None
+
+
+def _mix(previous: Tensor, new: Tensor, k, v: Tensor | None, out: Tensor) -> Tensor:
+    """The step's state, written to ``out``: zoneout (eq. 3 of Krueger et al. 2016; ``k`` the step's
+    bool keep mask, or the rate at evaluation), then the lengths' hold (``v`` (B, 1) bool)."""
     if k is None:
-        return new
-    return torch.lerp(new, previous, k) if isinstance(k, Tensor) else k * previous + (1.0 - k) * new
+        mixed = new
+    elif isinstance(k, float):
+        mixed = k * previous + (1.0 - k) * new
+    else:
+        mixed = torch.where(k, previous, new)
+    if v is not None:
+        return torch.where(v, mixed, previous, out=out)
+    return out.copy_(mixed)
 
 
-def _recurrent(h: Tensor, h_mask: Tensor | None, weight_t: Tensor, bias: Tensor | None) -> Tensor:
-    hin = h if h_mask is None else h * h_mask  # (B, R)
-    return torch.addmm(bias, hin, weight_t) if bias is not None else hin.mm(weight_t)  # (B, G*H)
+def _new_weight(k, valid: Tensor | None, dtype) -> Tensor | float | None:
+    """d(state_t)/d(new value_t) for all steps: None (1), a float, or a (T, B, .) tensor; the rest of
+    the state's gradient, ``1 - weight``, passes to the previous state."""
+    if k is None:
+        return valid
+    if isinstance(k, float):
+        return 1.0 - k if valid is None else valid.to(dtype) * (1.0 - k)
+    return ~k if valid is None else valid & ~k
+
+
+def _split(total: Tensor, weight, t: int) -> tuple[Tensor, Tensor | None]:
+    """A state's gradient split into the part reaching the step's new value and the part held over."""
+    if weight is None:
+        return total, None
+    new = total * _at(weight, t)
+    return new, total - new
+
+
+def _with(total: Tensor, grads: Tensor | None, t: int) -> Tensor:
+    return total if grads is None else total + grads[t]
+
+
+# -----------------------------------------------------------------------------
+# shared pieces
 
 
 def _norm(u: Tensor, weight: Tensor | None = None, bias: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -119,104 +167,90 @@ def _norm(u: Tensor, weight: Tensor | None = None, bias: Tensor | None = None) -
 
 def _norm_backward(grad: Tensor, u: Tensor, mean: Tensor, rstd: Tensor, weight: Tensor | None = None) -> Tensor:
     """d(u) from d(layer_norm(u)): aten's fused kernel for
-    ``rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``g = grad * weight`` (Ba et al. 2016)."""
+    ``rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``g = grad * weight`` (Ba et al. 2016).
+    The kernel reads ``mean`` and ``rstd`` as contiguous: slices of them are copied."""
     return torch.ops.aten.native_layer_norm_backward(
-        grad, u, u.shape[-1:], mean, rstd, weight, None, [True, False, False]
+        grad, u, u.shape[-1:], mean.contiguous(), rstd.contiguous(), weight, None, [True, False, False]
     )[0]
 
 
-def _normalised(u: Tensor, mean: Tensor, rstd: Tensor) -> Tensor:
-    return (u - mean) * rstd
+#: steps per chunk where backward turns per-step buffers into sums chunk by chunk: the layer-norm
+#: cells' d(W_hh h) (which under layer norm differ from d(gates)) and the gains' products
+CHUNK = 16
 
 
-def _weight_grads(dgh: Tensor, hs_prev: Tensor, h_mask, want_weight: bool, want_bias: bool):
-    """dW_hh in one matmul over all steps, db_hh as a sum: ``dgh`` (T, B, G*H), ``hs_prev`` (T, B, R)."""
-    dweight = dbias = None
-    if want_weight:
-        hin = hs_prev if h_mask is None else hs_prev * h_mask
-        dweight = dgh.flatten(0, 1).t().mm(hin.flatten(0, 1))  # (G*H, T*B) @ (T*B, R)
-    if want_bias:
-        dbias = dgh.sum((0, 1))  # (G*H,)
-    return dweight, dbias
+def _gain_grad(dgh: Tensor, u: Tensor, mean: Tensor, rstd: Tensor) -> Tensor:
+    """d(gain) = sum over steps and batch of ``d(gain * xhat) * xhat``; ``u`` (T, B, G, H); xhat is
+    recomputed a chunk of steps at a time."""
+    total = None
+    for start in range(0, u.shape[0], CHUNK):
+        part = slice(start, start + CHUNK)
+        xhat = torch.sub(u[part], mean[part]).mul_(rstd[part])  # (CHUNK, B, G, H)
+        term = xhat.mul_(dgh[part].view(xhat.shape)).sum((0, 1))
+        total = term if total is None else total.add_(term)
+    return total.flatten()
 
 
-def _hold(valid, t: int, new: Tensor, old: Tensor) -> Tensor:
-    return new if valid is None else torch.where(valid[t], new, old)
+def _weight_grad(
+    src: Tensor, h0: Tensor, hs: Tensor, h_mask: Tensor | None, gate: Tensor | None = None,
+    start: int = 0, out: Tensor | None = None,
+) -> Tensor:
+    """``out + sum_t src_t^T hin_t`` over the steps ``start, start + 1, ...`` that ``src`` holds,
+    ``hin_t = h_{t-1} (* gate_t) (* h_mask)``, one matmul (two when the chunk starts at step 0).
 
-
-def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
-    if a is None:
-        return b
-    return a if b is None else a + b
-
-
-def _sweep(h0, weight, h_mask, valid, dys, dhs, coef, direct, norm=None):
-    """The reverse sweep shared by the one-state cells.
-
-    ``coef`` (T, B, G, H) or (T, B, H) maps the gradient of each step's new state (before the
-    lengths hold it) to the gradients of the recurrent pre-activations, and ``direct`` (a (T, B, H)
-    tensor, a float or None) to the previous state without the matmul; both were computed for all
-    steps at once, so the loop is one elementwise product and one matmul per step.
-    Under layer norm, ``norm`` is ``(gain (G*H,), u, mean, rstd)``: ``u = W_hh h`` (T, B, G, H)
-    and its per-gate statistics (T, B, G, 1).
-    Returns ``d(W_hh h + b_hh)`` (T, B, G*H) (after the layer norm), the new-state gradients
-    (T, B, H), ``dh_0``, and ``d(W_hh h)`` (T, B, G*H) (before it; the same tensor without it).
-    """
-    steps, batch = coef.shape[:2]
-    dgh = torch.empty_like(coef)
-    if norm is not None:
-        gain, u, mean, rstd = norm
-        gain = gain.view(u.shape[2:])  # (G, H)
-        dus = u.new_empty(u.shape)
-    dnews = h0.new_empty((steps,) + h0.shape)
-    if valid is None:
-        dtot = _add(dys, dhs)  # the outputs are the states
+    ``src`` (n, B, G*H), maybe a strided slice of a wider buffer; ``hs`` (T, B, R); ``gate`` (T, B, R)."""
+    n = src.shape[0]
+    if start == 0:
+        pieces = [(src[0], h0, 0), (src[1:], hs[: n - 1], slice(1, n))]
     else:
-        m = valid.to(h0.dtype)  # (T, B, 1)
-        held = 1.0 - m
-        mdy = dys * m if dys is not None else None
-    g = torch.zeros_like(h0)
-    for t in range(steps - 1, -1, -1):
-        if valid is None:
-            dnew = torch.add(g, dtot[t], out=dnews[t])
-        else:
-            a = g + dhs[t] if dhs is not None else g
-            dnew = torch.addcmul(mdy[t], a, m[t], out=dnews[t]) if mdy is not None else torch.mul(a, m[t], out=dnews[t])
-        dg = torch.mul(coef[t], dnew.unsqueeze(1) if coef.dim() == 4 else dnew, out=dgh[t])
-        if norm is not None:
-            dg = dus[t]
-            dg.copy_(_norm_backward(dgh[t].view(dg.shape) * gain, u[t], mean[t], rstd[t]))
-        dh = dg.view(batch, -1).mm(weight)  # (B, G*H) @ (G*H, R)
+        pieces = [(src, hs[start - 1 : start + n - 1], slice(start, start + n))]
+    for grad, hin, steps in pieces:
+        if grad.numel() == 0:
+            continue
+        if gate is not None:
+            hin = hin * gate[steps]
         if h_mask is not None:
-            dh.mul_(h_mask)
-        if isinstance(direct, Tensor):
-            dh.addcmul_(dnew, direct[t])
-        elif direct:
-            dh.add_(dnew, alpha=direct)
-        if valid is not None:  # past the end the state is held: its gradient passes straight back
-            dh.addcmul_(a, held[t])
-        g = dh
-    dgh = dgh.flatten(2) if coef.dim() == 4 else dgh
-    return dgh, dnews, g, (dgh if norm is None else dus.flatten(2))
+            hin = hin * h_mask
+        grad, hin = (grad, hin) if grad.dim() == 2 else (grad.flatten(0, 1), hin.flatten(0, 1))
+        out = grad.t().mm(hin) if out is None else out.addmm_(grad.t(), hin)  # (G*H, n*B) @ (n*B, R)
+    return out
 
 
-def _norm_grads(dgh, du, hs_prev, h_mask, norm, need, has_bias):
-    """dW_hh (one matmul), db_hh and the layer-norm gain's gradient of a one-state cell."""
-    dweight, _ = _weight_grads(du, hs_prev, h_mask, need[2], False)
-    dbias = dgh.sum((0, 1)) if need[3] and has_bias else None
-    dgain = None
-    if norm is not None and need[4]:
-        dgain = (dgh * _normalised(*norm[1:]).flatten(2)).sum((0, 1))
-    return dweight, dbias, dgain
+def _chunk_buffer(like: Tensor) -> Tensor:
+    """Room for CHUNK steps of ``like`` (T, B, G): d(W_hh h) under layer norm, one chunk at a time."""
+    return like.new_empty((min(CHUNK, like.shape[0]),) + like.shape[1:])
 
 
-def _keep_weight(keep):
-    """Zoneout's keep weight of the first state component, for all steps: (T, B, H), float or None."""
-    return keep if keep is None or isinstance(keep, float) else keep[0]
+def _chunk_done(t: int, steps: int) -> int:
+    """How many steps the chunk that the reverse sweep completes at step ``t`` holds; 0 mid-chunk."""
+    return min(CHUNK, steps - t) if t % CHUNK == 0 else 0
 
 
-def _scale(x: Tensor, k) -> Tensor:
-    return x if k is None else x * (1.0 - k)
+def _times_one_minus(out: Tensor, x: Tensor) -> Tensor:
+    """``out *= (1 - x)`` in place, without a temporary."""
+    return out.addcmul_(out, x, value=-1.0)
+
+
+def _one_minus_square(x: Tensor, out: Tensor) -> Tensor:
+    """``1 - x^2`` into ``out`` (tanh's derivative from its output)."""
+    return torch.mul(x, x, out=out).neg_().add_(1.0)
+
+
+def _sigmoid_slope(x: Tensor, out: Tensor) -> Tensor:
+    """``x (1 - x)`` into ``out`` (the sigmoid's derivative from its output)."""
+    return _times_one_minus(out.copy_(x), x)
+
+
+def _previous(h0: Tensor, hs: Tensor, out: Tensor, op) -> Tensor:
+    """``op(h_{t-1}, ...)`` for all steps without concatenating ``h0`` and ``hs[:-1]``."""
+    op(h0, 0, out[0])
+    if hs.shape[0] > 1:
+        op(hs[:-1], slice(1, None), out[1:])
+    return out
+
+
+# -----------------------------------------------------------------------------
+# Elman
 
 
 class _ElmanScan(torch.autograd.Function):
@@ -224,42 +258,71 @@ class _ElmanScan(torch.autograd.Function):
 
     @staticmethod
     def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
-        weight_t = weight.t()
-        xpb = xp + bias if bias is not None else xp  # (T, B, H): fold b_hh in once
-        hs, acts, normed = [], [], []
+        steps, batch, H = xp.shape
+        weight_t = weight.t()  # (R, H)
+        acts = xp + bias if bias is not None else xp.clone()  # (T, B, H): b_hh folded in once
+        mixing = _mixes(keep, valid)
+        hs = torch.empty_like(acts) if mixing else acts
+        us = torch.empty_like(acts) if gain is not None else None  # W_hh h, before the layer norm
+        means, rstds = [], []
         h = h0
-        for t, xpb_t in enumerate(xpb.unbind(0)):
+        for t in range(steps):
+            a = acts[t]  # (B, H)
             hin = h if h_mask is None else h * h_mask
             if gain is None:
-                pre = torch.addmm(xpb_t, hin, weight_t)  # (B, H)
+                a.addmm_(hin, weight_t)
             else:
-                u = hin.mm(weight_t).unsqueeze(1)  # (B, 1, H)
+                u = torch.mm(hin, weight_t, out=us[t]).unsqueeze(1)  # (B, 1, H)
                 xhat, mean, rstd = _norm(u)
-                normed.append((u, mean, rstd))
-                pre = torch.addcmul(xpb_t, xhat.squeeze(1), gain)
-            a = pre.tanh_() if kind == "tanh" else pre.relu_()
-            acts.append(a)
-            h = _hold(valid, t, _apply_zone(h, a, _zone(keep, 0, t)), h)
-            hs.append(h)
-        hs = torch.stack(hs)  # (T, B, H)
-        acts = hs if keep is None and valid is None else torch.stack(acts)
-        ys = hs.clone() if valid is None else hs * valid  # outputs are zero past the end
-        norms = tuple(torch.stack(parts) for parts in zip(*normed)) if normed else (None,) * 3
-        fctx.save_for_backward(h0, weight, gain, hs, acts, *norms, valid, h_mask)
+                means.append(mean)
+                rstds.append(rstd)
+                a.addcmul_(xhat.squeeze(1), gain)
+            a = a.tanh_() if kind == "tanh" else a.relu_()
+            h = _mix(h, a, _at(keep, t), None if valid is None else valid[t], hs[t]) if mixing else a
+        norms = (us, torch.stack(means), torch.stack(rstds)) if gain is not None else (None,) * 3
+        fctx.save_for_backward(h0, weight, gain, hs, acts if mixing else None, *norms, valid, h_mask)
         fctx.keep, fctx.kind, fctx.has_bias = keep, kind, bias is not None
-        return ys, hs
+        fctx.set_materialize_grads(False)
+        return hs
 
     @staticmethod
     @once_differentiable
-    def backward(fctx, dys, dhs):
+    def backward(fctx, dhs):
         h0, weight, gain, hs, acts, u, mean, rstd, valid, h_mask = fctx.saved_tensors
-        k = _keep_weight(fctx.keep)
-        slope = (acts > 0).to(acts.dtype) if fctx.kind == "relu" else 1.0 - acts * acts  # phi'(pre)
-        norm = (gain, u, mean, rstd) if gain is not None else None
-        dgh, _, dh0, du = _sweep(h0, weight, h_mask, valid, dys, dhs, _scale(slope, k), k, norm)
-        hs_prev = torch.cat((h0.unsqueeze(0), hs[:-1]))  # (T, B, H)
-        grads = _norm_grads(dgh, du, hs_prev, h_mask, norm, fctx.needs_input_grad, fctx.has_bias)
-        return (dgh, dh0, *grads, None, None, None, None)
+        acts = hs if acts is None else acts
+        steps, batch, H = acts.shape
+        dgh = torch.empty_like(acts)  # (T, B, H): phi'(pre) now, d(pre) after the sweep
+        if fctx.kind == "relu":
+            dgh.copy_(acts > 0)
+        else:
+            _one_minus_square(acts, dgh)
+        need = fctx.needs_input_grad
+        dus = _chunk_buffer(dgh) if gain is not None else None
+        dweight = None
+        weight_new = _new_weight(fctx.keep, valid, acts.dtype)
+        g = torch.zeros_like(h0)
+        for t in range(steps - 1, -1, -1):
+            dnew, held = _split(_with(g, dhs, t), weight_new, t)
+            src = dgh[t].mul_(dnew)
+            if gain is not None:
+                du = _norm_backward((src * gain).unsqueeze(1), u[t].unsqueeze(1), mean[t], rstd[t])
+                src = dus[t % CHUNK].copy_(du.squeeze(1))
+                if need[2] and (n := _chunk_done(t, steps)):
+                    dweight = _weight_grad(dus[:n], h0, hs, h_mask, start=t, out=dweight)
+            g = src.mm(weight)  # (B, H) @ (H, R)
+            if h_mask is not None:
+                g.mul_(h_mask)
+            if held is not None:
+                g.add_(held)
+        if gain is None and need[2]:
+            dweight = _weight_grad(dgh, h0, hs, h_mask)
+        dbias = dgh.sum((0, 1)) if need[3] and fctx.has_bias else None
+        dgain = _gain_grad(dgh, u.unsqueeze(2), mean, rstd) if gain is not None and need[4] else None
+        return dgh, g, dweight, dbias, dgain, None, None, None, None
+
+
+# -----------------------------------------------------------------------------
+# GRU
 
 
 class _GRUScan(torch.autograd.Function):
@@ -267,199 +330,345 @@ class _GRUScan(torch.autograd.Function):
 
     @staticmethod
     def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
-        batch, H = h0.shape
-        weight_t = weight.t()
-        hs, rzs, ns, ghs, normed = [], [], [], [], []
+        steps, batch, G = xp.shape
+        H = G // 3
+        weight_t = weight.t()  # (R, 3H)
+        acts = torch.empty_like(xp)  # (T, B, 3H): r, z, n
+        rg = xp.new_empty((steps, batch, H))  # r * (W_hn h + b_hn), the reset part of n's pre-activation
+        hs = xp.new_empty((steps, batch, H))
+        us = torch.empty_like(xp) if gain is not None else None
+        means, rstds = [], []
+        mixing = _mixes(keep, valid)
         h = h0
-        for t, (x_rz, x_n) in enumerate(zip(xp[..., : 2 * H].unbind(0), xp[..., 2 * H :].unbind(0))):
+        for t in range(steps):
+            hin = h if h_mask is None else h * h_mask
             if gain is None:
-                gh = _recurrent(h, h_mask, weight_t, bias)  # (B, 3H)
+                gh = torch.addmm(bias, hin, weight_t) if bias is not None else hin.mm(weight_t)  # (B, 3H)
             else:  # each gate's recurrent pre-activation normalised over its H units
-                u = _recurrent(h, h_mask, weight_t, None).view(batch, 3, H)
+                u = torch.mm(hin, weight_t, out=us[t]).view(batch, 3, H)
                 xhat, mean, rstd = _norm(u)
-                normed.append((u, mean, rstd))
-                xhat = xhat.view(batch, 3 * H)
-                gh = torch.addcmul(bias, xhat, gain) if bias is not None else xhat * gain
-            rz = torch.add(x_rz, gh[:, : 2 * H]).sigmoid_()  # (B, 2H)
-            n = torch.addcmul(x_n, rz[:, :H], gh[:, 2 * H :]).tanh_()  # (B, H)
-            h_new = torch.lerp(n, h, rz[:, H:])  # (1 - z) n + z h
-            h = _hold(valid, t, _apply_zone(h, h_new, _zone(keep, 0, t)), h)
-            hs.append(h)
-            rzs.append(rz)
-            ns.append(n)
-            ghs.append(gh)
-        hs = torch.stack(hs)  # (T, B, H)
-        ys = hs.clone() if valid is None else hs * valid  # outputs are zero past the end
-        norms = tuple(torch.stack(parts) for parts in zip(*normed)) if normed else (None,) * 3
-        saved = (torch.stack(rzs), torch.stack(ns), torch.stack(ghs))
-        fctx.save_for_backward(h0, weight, gain, hs, *saved, *norms, valid, h_mask)
+                means.append(mean)
+                rstds.append(rstd)
+                xhat = xhat.view(batch, G)
+                gh = torch.addcmul(bias, xhat, gain) if bias is not None else xhat.mul_(gain)
+            a = acts[t]
+            rz = torch.add(xp[t, :, : 2 * H], gh[:, : 2 * H], out=a[:, : 2 * H]).sigmoid_()  # (B, 2H)
+            reset = torch.mul(rz[:, :H], gh[:, 2 * H :], out=rg[t])
+            n = torch.add(xp[t, :, 2 * H :], reset, out=a[:, 2 * H :]).tanh_()  # (B, H)
+            if mixing:  # (1 - z) n + z h, then zoneout and lengths
+                h = _mix(h, torch.lerp(n, h, rz[:, H:]), _at(keep, t), None if valid is None else valid[t], hs[t])
+            else:
+                h = torch.lerp(n, h, rz[:, H:], out=hs[t])
+        norms = (us, torch.stack(means), torch.stack(rstds)) if gain is not None else (None,) * 3
+        fctx.save_for_backward(h0, weight, gain, hs, acts, rg, *norms, valid, h_mask)
         fctx.keep, fctx.has_bias = keep, bias is not None
-        return ys, hs
+        fctx.set_materialize_grads(False)
+        return hs
 
     @staticmethod
     @once_differentiable
-    def backward(fctx, dys, dhs):
-        h0, weight, gain, hs, rz, n, gh, u, mean, rstd, valid, h_mask = fctx.saved_tensors
-        k = _keep_weight(fctx.keep)
-        H = h0.shape[-1]
-        r, z, hn = rz[..., :H], rz[..., H:], gh[..., 2 * H :]  # each (T, B, H)
-        hs_prev = torch.cat((h0.unsqueeze(0), hs[:-1]))  # (T, B, H)
-        # h_t = n + z (h_{t-1} - n): d/d(pre n) = (1 - z)(1 - n^2), d/d(pre z) = (h - n) z (1 - z)
-        dn = _scale((1.0 - z) * (1.0 - n * n), k)
-        coef = hs.new_empty(hs.shape[:2] + (3, H))  # (T, B, 3, H): to d(W_h{r,z,n} h + b)
-        coef[:, :, 0] = dn * hn * r * (1.0 - r)
-        coef[:, :, 1] = _scale((hs_prev - n) * z * (1.0 - z), k)
-        coef[:, :, 2] = dn * r
-        direct = z if k is None else torch.lerp(z, torch.ones_like(z), k) if isinstance(k, Tensor) else (1 - k) * z + k
-        norm = (gain, u, mean, rstd) if gain is not None else None
-        dgh, dnews, dh0, du = _sweep(h0, weight, h_mask, valid, dys, dhs, coef, direct, norm)
-        dxp = dgh.clone()  # (T, B, 3H): equal to dgh but in the n block, where r does not act
-        dxp[..., 2 * H :] = dn * dnews
-        grads = _norm_grads(dgh, du, hs_prev, h_mask, norm, fctx.needs_input_grad, fctx.has_bias)
-        return (dxp, dh0, *grads, None, None, None, None)
+    def backward(fctx, dhs):
+        h0, weight, gain, hs, acts, rg, u, mean, rstd, valid, h_mask = fctx.saved_tensors
+        steps, batch, H = hs.shape
+        r, z, n = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
+        # d(pre r), d(pre z), d(W_hn h + b_hn), d(pre n): local derivatives now, gradients after the sweep;
+        # with dn = (1 - z)(1 - n^2): r: dn (W_hn h + b_hn) r (1 - r), z: (h_{t-1} - n) z (1 - z), n_h: dn r, n: dn
+        buf = acts.new_empty((steps, batch, 4 * H))
+        dr, dz, dnh, dn = (buf[..., k * H : (k + 1) * H] for k in range(4))
+        _times_one_minus(_one_minus_square(n, dn), z)
+        torch.mul(dn, r, out=dnh)
+        _times_one_minus(torch.mul(dn, rg, out=dr), r)
+        _previous(h0, hs, dz, lambda h, t, out: torch.sub(h, n[t], out=out))
+        _times_one_minus(dz.mul_(z), z)
+        dgh = buf[..., : 3 * H]  # (T, B, 3H) strided: d(W_hh h + b_hh), gate order r, z, n
+        need = fctx.needs_input_grad
+        dus = _chunk_buffer(acts) if gain is not None else None
+        dweight = None
+        weight_new = _new_weight(fctx.keep, valid, hs.dtype)
+        g = torch.zeros_like(h0)
+        for t in range(steps - 1, -1, -1):
+            dnew, held = _split(_with(g, dhs, t), weight_new, t)
+            buf[t].view(batch, 4, H).mul_(dnew.unsqueeze(1))
+            src = dgh[t]
+            if gain is not None:
+                du = _norm_backward((src * gain).view(batch, 3, H), u[t].view(batch, 3, H), mean[t], rstd[t])
+                src = dus[t % CHUNK].copy_(du.view(batch, 3 * H))
+                if need[2] and (n := _chunk_done(t, steps)):
+                    dweight = _weight_grad(dus[:n], h0, hs, h_mask, start=t, out=dweight)
+            dh = src.mm(weight)  # (B, 3H) @ (3H, R)
+            if h_mask is not None:
+                dh.mul_(h_mask)
+            dh.addcmul_(dnew, z[t])  # h_t = n + z (h_{t-1} - n)
+            g = dh if held is None else dh.add_(held)
+        if gain is None and need[2]:
+            dweight = _weight_grad(dgh, h0, hs, h_mask)
+        dbias = dgh.sum((0, 1)) if need[3] and fctx.has_bias else None
+        dgain = _gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd) if gain is not None and need[4] else None
+        dnh.copy_(dn)  # d(x'_t): as d(W_hh h + b_hh) in r and z, d(pre n) in n
+        return dgh, g, dweight, dbias, dgain, None, None, None, None
+
+
+class _GRUBeforeScan(torch.autograd.Function):
+    r"""The reset-before GRU (Cho et al. 2014, eq. 8):
+    :math:`n_t = \tanh(x'_n + W_{hn} (r_t \odot h_{t-1}) + b_{hn})`, the rest as torch.nn's."""
+
+    @staticmethod
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
+        steps, batch, G = xp.shape
+        H = G // 3
+        w_rz, w_n = weight[: 2 * H].t(), weight[2 * H :].t()  # (R, 2H), (R, H)
+        acts = xp + bias if bias is not None else xp.clone()  # (T, B, 3H): b_hh folded in, then r, z, n
+        hs = xp.new_empty((steps, batch, H))
+        us = torch.empty_like(xp) if gain is not None else None
+        means, rstds = [], []
+        mixing = _mixes(keep, valid)
+        h = h0
+        for t in range(steps):
+            a = acts[t]
+            hin = h if h_mask is None else h * h_mask
+            if gain is None:
+                a[:, : 2 * H].addmm_(hin, w_rz)
+            else:
+                u = us[t, :, : 2 * H].copy_(hin.mm(w_rz)).view(batch, 2, H)
+                xhat, mean, rstd = _norm(u)
+                a[:, : 2 * H].addcmul_(xhat.view(batch, 2 * H), gain[: 2 * H])
+            rz = a[:, : 2 * H].sigmoid_()
+            rh = rz[:, :H] * h  # the reset gate scales the state before W_hn; dropout still applies
+            if h_mask is not None:
+                rh.mul_(h_mask)
+            if gain is None:
+                a[:, 2 * H :].addmm_(rh, w_n)
+            else:
+                u_n = us[t, :, 2 * H :].copy_(rh.mm(w_n)).unsqueeze(1)  # (B, 1, H)
+                xhat_n, mean_n, rstd_n = _norm(u_n)
+                a[:, 2 * H :].addcmul_(xhat_n.squeeze(1), gain[2 * H :])
+                means.append(torch.cat((mean, mean_n), 1))  # (B, 3, 1)
+                rstds.append(torch.cat((rstd, rstd_n), 1))
+            n = a[:, 2 * H :].tanh_()
+            if mixing:
+                h = _mix(h, torch.lerp(n, h, rz[:, H:]), _at(keep, t), None if valid is None else valid[t], hs[t])
+            else:
+                h = torch.lerp(n, h, rz[:, H:], out=hs[t])
+        norms = (us, torch.stack(means), torch.stack(rstds)) if gain is not None else (None,) * 3
+        fctx.save_for_backward(h0, weight, gain, hs, acts, *norms, valid, h_mask)
+        fctx.keep, fctx.has_bias = keep, bias is not None
+        fctx.set_materialize_grads(False)
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(fctx, dhs):
+        h0, weight, gain, hs, acts, u, mean, rstd, valid, h_mask = fctx.saved_tensors
+        steps, batch, H = hs.shape
+        r, z, n = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
+        w_rz, w_n = weight[: 2 * H], weight[2 * H :]  # (2H, R), (H, R)
+        # d(pre r, z, n) = d(x'_t): first the local derivatives, h_{t-1} r (1 - r) (to be scaled by
+        # d(r h)), (h_{t-1} - n) z (1 - z) and (1 - z)(1 - n^2) (by the new state's gradient)
+        dgh = torch.empty_like(acts)
+        dr, dz, dn = dgh[..., :H], dgh[..., H : 2 * H], dgh[..., 2 * H :]
+        _times_one_minus(_one_minus_square(n, dn), z)
+        _previous(h0, hs, dz, lambda h, t, out: torch.sub(h, n[t], out=out))
+        _times_one_minus(dz.mul_(z), z)
+        _previous(h0, hs, dr, lambda h, t, out: torch.mul(h, r[t], out=out))
+        _times_one_minus(dr, r)
+        need = fctx.needs_input_grad
+        dus = _chunk_buffer(acts) if gain is not None else None
+        dw_rz = dw_n = None
+        weight_new = _new_weight(fctx.keep, valid, hs.dtype)
+        g = torch.zeros_like(h0)
+        for t in range(steps - 1, -1, -1):
+            dnew, held = _split(_with(g, dhs, t), weight_new, t)
+            d = dgh[t]
+            d[:, H:].view(batch, 2, H).mul_(dnew.unsqueeze(1))
+            src_n = d[:, 2 * H :]
+            if gain is not None:
+                du_n = _norm_backward((src_n * gain[2 * H :]).unsqueeze(1), u[t, :, 2 * H :].unsqueeze(1),
+                                      mean[t, :, 2:], rstd[t, :, 2:])
+                src_n = dus[t % CHUNK, :, 2 * H :].copy_(du_n.squeeze(1))
+            drh = src_n.mm(w_n)  # (B, H) @ (H, R): d(r h) after the dropout mask
+            if h_mask is not None:
+                drh.mul_(h_mask)
+            d[:, :H].mul_(drh)
+            src_rz = d[:, : 2 * H]
+            if gain is not None:
+                du_rz = _norm_backward((src_rz * gain[: 2 * H]).view(batch, 2, H), u[t, :, : 2 * H].view(batch, 2, H),
+                                       mean[t, :, :2], rstd[t, :, :2])
+                src_rz = dus[t % CHUNK, :, : 2 * H].copy_(du_rz.view(batch, 2 * H))
+                if need[2] and (n := _chunk_done(t, steps)):
+                    dw_rz = _weight_grad(dus[:n, :, : 2 * H], h0, hs, h_mask, start=t, out=dw_rz)
+                    dw_n = _weight_grad(dus[:n, :, 2 * H :], h0, hs, h_mask, gate=r, start=t, out=dw_n)
+            dh = src_rz.mm(w_rz)  # (B, 2H) @ (2H, R)
+            if h_mask is not None:
+                dh.mul_(h_mask)
+            dh.addcmul_(drh, r[t]).addcmul_(dnew, z[t])
+            g = dh if held is None else dh.add_(held)
+        dweight = dbias = dgain = None
+        if need[2]:
+            if gain is None:
+                dw_rz, dw_n = _weight_grad(dgh[..., : 2 * H], h0, hs, h_mask), _weight_grad(dgh[..., 2 * H :], h0, hs, h_mask, gate=r)
+            dweight = torch.cat((dw_rz, dw_n))
+        if need[3] and fctx.has_bias:
+            dbias = dgh.sum((0, 1))
+        if gain is not None and need[4]:
+            dgain = _gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd)
+        return dgh, g, dweight, dbias, dgain, None, None, None, None
+
+
+# -----------------------------------------------------------------------------
+# LSTM
 
 
 class _LSTMScan(torch.autograd.Function):
-    """torch.nn's LSTM (gate order i, f, g, o), with optional peepholes (Gers et al. 2002)."""
+    """torch.nn's LSTM (gate order i, f, g, o), with optional peepholes (Gers et al. 2002) and
+    projection ``h_t = W_hr (o_t * tanh(c_t))`` (Sak et al. 2014)."""
 
     @staticmethod
-    def forward(fctx, xp, h0, c0, weight, bias, peep, gain, gain_c, bias_c, valid, h_mask, keep):
-        batch, H = c0.shape
-        weight_t = weight.t()
-        xpb = xp + bias if bias is not None else xp  # (T, B, 4H): fold b_hh in once
+    def forward(fctx, xp, h0, c0, weight, bias, peep, gain, gain_c, bias_c, proj, valid, h_mask, keep):
+        steps, batch, G = xp.shape
+        H = G // 4
+        weight_t = weight.t()  # (R, 4H)
+        proj_t = proj.t() if proj is not None else None  # (H, P)
+        gates = xp + bias if bias is not None else xp.clone()  # (T, B, 4H): b_hh folded in, then i, f, g, o
+        hs = xp.new_empty((steps, batch, h0.shape[-1]))
+        cs = xp.new_empty((steps, batch, H))
+        keep_h, keep_c = _component(keep, 0), _component(keep, 1)
+        mix_h, mix_c = _mixes(keep_h, valid), _mixes(keep_c, valid)
+        # c before zoneout: backward needs it; under lengths alone the held cs serves (zero gradient there)
+        c_news = torch.empty_like(cs) if keep_c is not None else None
+        us = torch.empty_like(xp) if gain is not None else None
         if peep is not None:
             p_if, p_o = peep[: 2 * H].view(2, H), peep[2 * H :]
-        hs, cs, sigs, tgs, cns, tcs, normed = [], [], [], [], [], [], []
+        normed, normed_c = ([], []), ([], [])
         h, c = h0, c0
-        for t, xpb_t in enumerate(xpb.unbind(0)):
+        for t in range(steps):
+            a = gates[t]  # (B, 4H)
             hin = h if h_mask is None else h * h_mask
             if gain is None:
-                pre = torch.addmm(xpb_t, hin, weight_t)  # (B, 4H)
+                a.addmm_(hin, weight_t)
             else:  # each gate's recurrent pre-activation normalised over its H units
-                u = hin.mm(weight_t).view(batch, 4, H)
+                u = torch.mm(hin, weight_t, out=us[t]).view(batch, 4, H)
                 xhat, mean, rstd = _norm(u)  # (B, 4, H), (B, 4, 1), (B, 4, 1)
-                pre = torch.addcmul(xpb_t, xhat.view(batch, 4 * H), gain)
+                normed[0].append(mean)
+                normed[1].append(rstd)
+                a.addcmul_(xhat.view(batch, G), gain)
             if peep is not None:  # the input and forget gates peek at the previous cell state
-                pre.view(batch, 4, H)[:, :2].addcmul_(c.unsqueeze(1), p_if)
-            sig = torch.sigmoid(pre)  # (B, 4H); its g block is unused
-            tg = pre[:, 2 * H : 3 * H].tanh()
-            c_new = torch.addcmul(sig[:, H : 2 * H] * c, sig[:, :H], tg)
+                a.view(batch, 4, H)[:, :2].addcmul_(c.unsqueeze(1), p_if)
+            a[:, : 2 * H].sigmoid_()
+            i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H].tanh_(), a[:, 3 * H :]
+            if c_news is not None:
+                c_new = torch.mul(f, c, out=c_news[t])
+            else:
+                c_new = torch.mul(f, c, out=cs[t]) if valid is None else f * c
+            c_new.addcmul_(i, g)
             if peep is not None:  # the output gate peeks at the new one
-                sig[:, 3 * H :] = torch.addcmul(pre[:, 3 * H :], c_new, p_o).sigmoid_()
+                o.addcmul_(c_new, p_o)
+            o.sigmoid_()
             if gain_c is None:
-                tc = c_new.tanh()
+                tc = torch.tanh(c_new)
             else:
                 c_out, mean_c, rstd_c = _norm(c_new, gain_c, bias_c)  # (B, H), (B, 1), (B, 1)
+                normed_c[0].append(mean_c)
+                normed_c[1].append(rstd_c)
                 tc = c_out.tanh_()
-                normed.append((u, mean, rstd, mean_c, rstd_c))
-            h_new = sig[:, 3 * H :] * tc
-            h_next = _hold(valid, t, _apply_zone(h, h_new, _zone(keep, 0, t)), h)
-            c = _hold(valid, t, _apply_zone(c, c_new, _zone(keep, 1, t)), c)
-            h = h_next
-            for store, value in ((hs, h), (cs, c), (sigs, sig), (tgs, tg), (cns, c_new), (tcs, tc)):
-                store.append(value)
-        hs, cs = torch.stack(hs), torch.stack(cs)  # (T, B, H)
-        ys = hs.clone() if valid is None else hs * valid  # outputs are zero past the end
-        saved = (torch.stack(sigs), torch.stack(tgs), torch.stack(cns), torch.stack(tcs))
-        norms = tuple(torch.stack(parts) for parts in zip(*normed)) if normed else (None,) * 5
-        fctx.save_for_backward(h0, c0, weight, peep, gain, gain_c, hs, cs, *saved, *norms, valid, h_mask)
+            h_new = tc.mul_(o)  # (B, H)
+            if proj is not None:
+                h_new = h_new.mm(proj_t)  # (B, P)
+            v = None if valid is None else valid[t]
+            h = _mix(h, h_new, _at(keep_h, t), v, hs[t]) if mix_h else hs[t].copy_(h_new)
+            c = _mix(c, c_new, _at(keep_c, t), v, cs[t]) if mix_c else c_new
+        norms = tuple(torch.stack(parts) for parts in normed) if gain is not None else (None,) * 2
+        norms_c = tuple(torch.stack(parts) for parts in normed_c) if gain_c is not None else (None,) * 2
+        fctx.save_for_backward(h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, c_news, us,
+                               *norms, *norms_c, valid, h_mask)  # fmt: skip
         fctx.keep, fctx.has_bias = keep, bias is not None
-        return ys, hs, cs
+        fctx.set_materialize_grads(False)
+        return hs, cs
 
     @staticmethod
     @once_differentiable
-    def backward(fctx, dys, dhs, dcs):
-        h0, c0, weight, peep, gain, gain_c, hs, cs, sig, tg, c_new, tc, u, mean, rstd, mean_c, rstd_c, valid, h_mask = fctx.saved_tensors
-        # (T, B, 4, H) and (T, B, 4, 1) twice: the gates' layer norm; (T, B, 1) twice: the cell state's
-        keep = fctx.keep
-        steps, batch, H = cs.shape
-        kh, kc = (keep, keep) if keep is None or isinstance(keep, float) else keep
-        si, sf, so = sig[..., :H], sig[..., H : 2 * H], sig[..., 3 * H :]  # each (T, B, H)
-        c_prev = torch.cat((c0.unsqueeze(0), cs[:-1]))  # (T, B, H)
-        # every step's local derivatives at once; the sweep then only multiplies and matmuls
-        dso = tc * so * (1.0 - so)  # d h_new / d(pre o)
-        to_c = so * (1.0 - tc * tc)  # d h_new / d c_new, or d c_out under layer norm
+    def backward(fctx, dhs, dcs):
+        (h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, c_news, u, mean, rstd, mean_c, rstd_c,
+         valid, h_mask) = fctx.saved_tensors  # fmt: skip
+        steps, batch, G = gates.shape
+        H = G // 4
+        c_new = cs if c_news is None else c_news
+        i, f, g, o = (gates[..., k * H : (k + 1) * H] for k in range(4))
+        # every step's local derivatives at once, in the buffer that becomes d(gates); the sweep
+        # then only scales it: d(pre i, f, g) by d(c_new), d(pre o) by d(o tanh(c))
+        dgates = torch.empty_like(gates)  # (T, B, 4H)
+        di, df, dg, do = (dgates[..., k * H : (k + 1) * H] for k in range(4))
+        tc = _cell_tanh(c_new, gain_c, bias_c)  # (T, B, H), recomputed
+        torch.mul(_sigmoid_slope(o, do), tc, out=do)  # tanh(c) o (1 - o)
+        to_c = _one_minus_square(tc, tc).mul_(o)  # o (1 - tanh^2): d(o tanh(c)) -> d(c), or d(c_out)
+        _sigmoid_slope(i, di).mul_(g)  # g i (1 - i)
+        _previous(c0, cs, df, lambda c, t, out: torch.mul(c, f[t], out=out))
+        _times_one_minus(df, f)  # c_{t-1} f (1 - f)
+        _one_minus_square(g, dg).mul_(i)  # i (1 - g^2)
         if peep is not None:
             p_i, p_f, p_o = peep.chunk(3)
-            if gain_c is None:
-                to_c = torch.addcmul(to_c, dso, p_o)
-            else:  # the output gate's peephole reads c_new, not its normalised c_out
-                peep_c = _scale(dso * p_o, kh)
-        coef = cs.new_empty((steps, batch, 3, H))  # d c_new -> d(pre i, f, g)
-        coef[:, :, 0] = tg * si * (1.0 - si)
-        coef[:, :, 1] = c_prev * sf * (1.0 - sf)
-        coef[:, :, 2] = si * (1.0 - tg * tg)
-        to_c_prev = sf  # d c_new -> d c_{t-1}
-        if peep is not None:
-            to_c_prev = sf + coef[:, :, 0] * p_i + coef[:, :, 1] * p_f
-        dso, to_c = _scale(dso, kh), _scale(to_c, kh)
-        dgh = cs.new_empty((steps, batch, 4, H))
-        if gain is not None:
-            dus = torch.empty_like(dgh)  # (T, B, 4, H): d(W_hh h), before the gates' layer norm
-            gain4 = gain.view(4, H)
-        if gain_c is not None:
-            dh_news = torch.empty_like(cs)
-        if valid is None:
-            dh_in = _add(dys, dhs)
-        else:
-            m = valid.to(cs.dtype)  # (T, B, 1)
-            held = 1.0 - m
-            mdy = dys * m if dys is not None else None
+        keep = fctx.keep
+        weight_h = _new_weight(_component(keep, 0), valid, gates.dtype)
+        weight_c = _new_weight(_component(keep, 1), valid, gates.dtype)
+        need = fctx.needs_input_grad
+        dus = _chunk_buffer(dgates) if gain is not None else None
+        dweight = None
+        d_couts = torch.empty_like(cs) if gain_c is not None else None  # d(c_out), for the cell norm's gains
+        dh_news = torch.empty_like(hs) if proj is not None else None  # d(W_hr m), for W_hr's gradient
         gh, gc = torch.zeros_like(h0), torch.zeros_like(c0)
         for t in range(steps - 1, -1, -1):
-            if dcs is not None:
-                gc = gc + dcs[t]
-            if valid is None:
-                dh_new = gh + dh_in[t]
-                dc_new = gc
-            else:
-                gh = gh + dhs[t] if dhs is not None else gh
-                dh_new = torch.addcmul(mdy[t], gh, m[t]) if mdy is not None else gh * m[t]
-                dc_new = gc * m[t]
-            dc_kept = _scale(dc_new, kc if kc is None or isinstance(kc, float) else kc[t])
+            dh_new, held_h = _split(_with(gh, dhs, t), weight_h, t)
+            dc_new, held_c = _split(_with(gc, dcs, t), weight_c, t)
+            if proj is not None:
+                dh_new = dh_news[t].copy_(dh_new).mm(proj)  # (B, P) @ (P, H): d(o tanh(c))
+            d = dgates[t].view(batch, 4, H)
+            d[:, 3].mul_(dh_new)  # d(pre o)
             if gain_c is None:
-                dcc = torch.addcmul(dc_kept, dh_new, to_c[t])
+                dc = torch.addcmul(dc_new, dh_new, to_c[t])
             else:
-                dh_news[t] = dh_new
-                dcc = _norm_backward(dh_new * to_c[t], c_new[t], mean_c[t], rstd_c[t], gain_c).add_(dc_kept)
-                if peep is not None:
-                    dcc.addcmul_(dh_new, peep_c[t])
-            dg = dgh[t]
-            torch.mul(coef[t], dcc.unsqueeze(1), out=dg[:, :3])
-            torch.mul(dso[t], dh_new, out=dg[:, 3])
+                d_cout = torch.mul(dh_new, to_c[t], out=d_couts[t])
+                dc = _norm_backward(d_cout, c_new[t], mean_c[t], rstd_c[t], gain_c).add_(dc_new)
+            if peep is not None:
+                dc.addcmul_(d[:, 3], p_o)
+            d[:, :3].mul_(dc.unsqueeze(1))  # d(pre i, f, g)
+            src = dgates[t]
             if gain is not None:
-                dg = dus[t]
-                dg.copy_(_norm_backward(dgh[t] * gain4, u[t], mean[t], rstd[t]))
-            dh = dg.view(batch, -1).mm(weight)  # (B, 4H) @ (4H, H)
-            dc = dcc * to_c_prev[t]
+                du = _norm_backward(d * gain.view(4, H), u[t].view(batch, 4, H), mean[t], rstd[t])
+                src = dus[t % CHUNK].copy_(du.view(batch, G))
+                if need[3] and (n := _chunk_done(t, steps)):
+                    dweight = _weight_grad(dus[:n], h0, hs, h_mask, start=t, out=dweight)
+            gh = src.mm(weight)  # (B, 4H) @ (4H, R)
             if h_mask is not None:
-                dh.mul_(h_mask)
-            if kh is not None:
-                dh.addcmul_(dh_new, kh[t]) if isinstance(kh, Tensor) else dh.add_(dh_new, alpha=kh)
-                dc.addcmul_(dc_new, kc[t]) if isinstance(kc, Tensor) else dc.add_(dc_new, alpha=kc)
-            if valid is not None:  # past the end the state is held: its gradient passes straight back
-                dh.addcmul_(gh, held[t])
-                dc.addcmul_(gc, held[t])
-            gh, gc = dh, dc
-        dgh = dgh.flatten(2)  # (T, B, 4H)
-        hs_prev = torch.cat((h0.unsqueeze(0), hs[:-1]))  # (T, B, H)
-        need = fctx.needs_input_grad
-        du = dgh if gain is None else dus.flatten(2)
-        dweight, _ = _weight_grads(du, hs_prev, h_mask, need[3], False)
-        dbias = dgh.sum((0, 1)) if need[4] and fctx.has_bias else None
-        dgain = dgain_c = dbias_c = None
-        if gain is not None:
-            dgain = (dgh * _normalised(u, mean, rstd).flatten(2)).sum((0, 1))
-            d_cout = dh_news * to_c  # (T, B, H)
-            dgain_c = (d_cout * _normalised(c_new, mean_c, rstd_c)).sum((0, 1))
-            dbias_c = d_cout.sum((0, 1))
-        dpeep = None
+                gh.mul_(h_mask)
+            if held_h is not None:
+                gh.add_(held_h)
+            gc = dc.mul_(f[t])
+            if peep is not None:
+                gc.addcmul_(d[:, 0], p_i).addcmul_(d[:, 1], p_f)
+            if held_c is not None:
+                gc.add_(held_c)
+        del to_c, tc
+        grads = dict.fromkeys(("weight", "bias", "peep", "gain", "gain_c", "bias_c", "proj"))
+        if need[3]:
+            grads["weight"] = _weight_grad(dgates, h0, hs, h_mask) if gain is None else dweight
+        if need[4] and fctx.has_bias:
+            grads["bias"] = dgates.sum((0, 1))
         if peep is not None and need[5]:
-            dpeep = torch.cat(
-                (
-                    (dgh[..., :H] * c_prev).sum((0, 1)),
-                    (dgh[..., H : 2 * H] * c_prev).sum((0, 1)),
-                    (dgh[..., 3 * H :] * c_new).sum((0, 1)),
-                )
-            )
-        return dgh, gh, gc, dweight, dbias, dpeep, dgain, dgain_c, dbias_c, None, None, None
+            grads["peep"] = torch.cat((
+                _previous(c0, cs, torch.empty_like(cs), lambda c, t, out: torch.mul(c, di[t], out=out)).sum((0, 1)),
+                _previous(c0, cs, torch.empty_like(cs), lambda c, t, out: torch.mul(c, df[t], out=out)).sum((0, 1)),
+                (do * c_new).sum((0, 1)),
+            ))  # fmt: skip
+        if gain is not None and need[6]:
+            grads["gain"] = _gain_grad(dgates, u.view(steps, batch, 4, H), mean, rstd)
+        if gain_c is not None:
+            grads["gain_c"] = _gain_grad(d_couts, c_new.unsqueeze(2), mean_c.unsqueeze(2), rstd_c.unsqueeze(2))
+            grads["bias_c"] = d_couts.sum((0, 1))
+        if proj is not None and need[9]:
+            m = _cell_tanh(c_new, gain_c, bias_c).mul_(o)  # (T, B, H): the projection's input, recomputed
+            grads["proj"] = dh_news.flatten(0, 1).t().mm(m.flatten(0, 1))  # (P, T*B) @ (T*B, H)
+        return (dgates, gh, gc, *grads.values(), None, None, None)
+
+
+def _cell_tanh(c: Tensor, gain_c: Tensor | None, bias_c: Tensor | None) -> Tensor:
+    """``tanh(c)``, or ``tanh(layer_norm(c))`` under layer norm, for all steps: (T, B, H)."""
+    return torch.tanh(c) if gain_c is None else _norm(c, gain_c, bias_c)[0].tanh_()
