@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from .._validation import check_bool, check_choice, check_probability
 from ._base import Params, RecurrentCell, State, step_loop
 from ._bptt import fused_scan
+from ._compiled import compiled_scan
 
 INITS = ("torch", "orthogonal")
 LAYER_NORM_EPS = 1e-5
@@ -200,7 +201,11 @@ class GatedCell(RecurrentCell):
     fused_bptt: bool = True
 
     def scan(self, xp, state: State, params: Params, ctx=None, mask=None, return_states: bool = False):
-        result = fused_scan(self, xp, state, params, ctx, mask, return_states) if self.fused_bptt else None
+        result = None
+        if self.fused_bptt:  # the compiled loop where it applies (plain GRU/Elman on CPU), else PyTorch ops
+            result = compiled_scan(self, xp, state, params, ctx, mask, return_states)
+            if result is None:
+                result = fused_scan(self, xp, state, params, ctx, mask, return_states)
         return result if result is not None else step_loop(self, xp, state, params, ctx, mask, return_states)
 
     def _zoneout(self, previous: Tensor, new: Tensor, ctx: Noise | None) -> Tensor:

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .._validation import check_bool, check_choice, check_positive_int
 from ._base import Params, RecurrentCell, State
+from ._compiled import linear_scan, mingru_scan
 
 
 def g(x: Tensor) -> Tensor:
@@ -145,13 +146,21 @@ class _MinimalCell(RecurrentCell):
                 log_b = torch.where(m, log_b, torch.full_like(log_b, -math.inf))
             hs = log_space_scan(log_a, log_b, state[0], self.scan_chunk)  # (T, B, H)
         else:
-            a, b = self._coefficients(xp)
-            if m is not None:
-                a = torch.where(m, a, torch.ones_like(a))
-                b = torch.where(m, b, torch.zeros_like(b))
-            hs = LinearRecurrence.apply(a, b, state[0])  # (T, B, H)
+            hs = self._compiled_scan(xp, state[0], mask)  # gates and recurrence in one pass
+            if hs is None:
+                a, b = self._coefficients(xp)
+                if m is not None:
+                    a = torch.where(m, a, torch.ones_like(a))
+                    b = torch.where(m, b, torch.zeros_like(b))
+                hs = linear_scan(a, b, state[0])  # (T, B, H): compiled, where built
+                if hs is None:
+                    hs = LinearRecurrence.apply(a, b, state[0])
         outputs = torch.where(mask.unsqueeze(-1), hs, 0.0) if mask is not None else hs
         return outputs, (hs[-1],), ((hs,) if return_states else None)
+
+    def _compiled_scan(self, xp: Tensor, h0: Tensor, mask: Tensor | None) -> Tensor | None:
+        """All states through one compiled pass over gates and recurrence, or None (the default)."""
+        return None
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
@@ -176,6 +185,9 @@ class MinGRUCell(_MinimalCell):
     """
 
     num_blocks = 2
+
+    def _compiled_scan(self, xp: Tensor, h0: Tensor, mask: Tensor | None) -> Tensor | None:
+        return mingru_scan(xp, h0, mask)
 
     def _coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         k, h_tilde = xp.chunk(2, dim=-1)

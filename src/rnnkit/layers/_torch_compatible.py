@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from .._validation import check_choice, check_positive_int
 from ..cells import GatedCell, GRUCell, LSTMCell, RNNCell
 from ..cells._base import Params, State
+from ..cells._compiled import applies as compiled_applies
 from ._base import RecurrentLayer
 from ._fused import fused_cell_step, fused_forward
 
@@ -25,9 +26,11 @@ BACKENDS = ("auto", "torch", "loop")
 class _TorchCompatible(RecurrentLayer):
     """Shared body of RNN, LSTM and GRU: flat torch.nn parameters, one template cell per slot.
 
-    ``backend``: ``"auto"`` (default) runs torch.nn's fused kernel when the options allow it and
-    the cells' step loop otherwise; ``"torch"`` insists on the fused kernel; ``"loop"`` always
-    runs the step loop (the reference the tests hold the fused kernel to).
+    ``backend``: ``"auto"`` (default) picks the fastest route the options allow: on CPU rnnkit's
+    compiled loop for a plain GRU or Elman RNN (faster than torch.nn's there, docs/performance.md),
+    else torch.nn's fused kernel, else the cells' scan (hand-written BPTT or step loop);
+    ``"torch"`` insists on torch.nn's fused kernel; ``"loop"`` always runs the cells' scan (the
+    reference the tests hold the fused kernel to).
     """
 
     cell_class: type[GatedCell]
@@ -132,8 +135,14 @@ class _TorchCompatible(RecurrentLayer):
         h = fused_cell_step(self.mode, x, state, weights)
         return h, (h,)
 
+    @property
+    def prefers_compiled_loop(self) -> bool:
+        """Whether ``forward`` takes rnnkit's compiled loop over torch.nn's kernel where it is built
+        (a plain GRU or Elman RNN, backend="auto", on CPU in float32/float64 outside autocast)."""
+        return self.backend == "auto" and self.mode != "LSTM" and not self._cells[0].has_options
+
     def _fused_forward(self, x: Tensor, state: State, lengths: Tensor | None):
-        if not self.uses_fused_kernel:
+        if not self.uses_fused_kernel or (self.prefers_compiled_loop and compiled_applies(x)):
             return None
         return fused_forward(
             self.mode,

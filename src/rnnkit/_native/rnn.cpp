@@ -1,0 +1,488 @@
+// rnnkit's compiled time loops: the recurrences of one direction of one layer, forward and
+// backward, for the Elman RNN (tanh, ReLU), torch.nn's GRU (reset after the recurrent matmul) and
+// the elementwise linear recurrence of minGRU/minLSTM.
+//
+// Why: torch.nn runs the GRU and Elman RNN on CPU as a native loop of separate ATen ops whose
+// backward is replayed op by op by autograd (about a dozen graph nodes per step). Here each step
+// is ONE recurrent matmul (MKL through at::addmm_out) plus ONE pass over the B x H elements that
+// does all the gate math, vectorised (built with -ffast-math so that exp/tanh use glibc's vector
+// math). The backward is the same shape in reverse, and the recurrent weight gradient is one
+// matmul over all steps at the end. The input projection (x W_ih^T + b_ih for all steps) stays
+// outside, in one matmul recorded by autograd.
+//
+// Layouts (contiguous, time-major): xp (T, B, G*H) with torch.nn's gate order (GRU: r, z, n);
+// h0 (B, H); w_hh (G*H, H); b_hh (G*H) or undefined; valid (T, B) of 0/1 or undefined: past a
+// sequence's end its state is held (and its gradient passes straight back).
+// The plain-PyTorch twin of every function here is rnnkit/cells/_bptt.py, and the tests hold the
+// two to each other.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <tuple>
+
+// Inside AT_DISPATCH's lambda a #pragma is not allowed; the _Pragma operator is.
+#define RNNKIT_SIMD _Pragma("omp simd")
+
+namespace {
+
+using at::Tensor;
+
+template <typename T>
+inline T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+inline void check_inputs(const Tensor& xp, const Tensor& h0, const Tensor& w_hh, int64_t gates) {
+  TORCH_CHECK(xp.dim() == 3 && xp.is_contiguous(), "xp must be a contiguous (T, B, G*H) tensor");
+  TORCH_CHECK(h0.dim() == 2 && h0.is_contiguous(), "h0 must be a contiguous (B, H) tensor");
+  const int64_t H = h0.size(1);
+  TORCH_CHECK(xp.size(1) == h0.size(0) && xp.size(2) == gates * H, "xp and h0 do not fit");
+  TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == gates * H && w_hh.size(1) == H, "w_hh must be (G*H, H)");
+  TORCH_CHECK(xp.scalar_type() == h0.scalar_type() && xp.scalar_type() == w_hh.scalar_type(), "dtypes differ");
+}
+
+// Rows of the batch in parallel: big enough chunks that small batches stay on one thread.
+template <typename F>
+inline void for_rows(int64_t rows, int64_t width, const F& body) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) body(b);
+  });
+}
+
+// The recurrent weight as the right operand of a (B, H) @ (H, G*H) product, laid out contiguous:
+// MKL's gemm is measurably faster on it than on the transposed view, and than addmm with a bias
+// (the bias is added in the elementwise pass instead).
+inline Tensor right_operand(const Tensor& w_hh) {
+  return w_hh.t().contiguous();
+}
+
+// b_hh, or zeros where the layer has none, so the elementwise passes need no branch.
+inline Tensor bias_or_zeros(const c10::optional<Tensor>& b_hh, const Tensor& w_hh) {
+  return b_hh.has_value() ? b_hh->contiguous() : at::zeros({w_hh.size(0)}, w_hh.options());
+}
+
+// --- GRU ----------------------------------------------------------------------------------
+// r = s(xr + W_hr h + b_hr), z = s(xz + W_hz h + b_hz), n = tanh(xn + r (W_hn h + b_hn)),
+// h' = n + z (h - n). Saved per step for backward: r, z, n and W_hn h + b_hn, as (T, B, 4H).
+
+std::tuple<Tensor, Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh,
+                                       const c10::optional<Tensor>& b_hh, const c10::optional<Tensor>& valid,
+                                       bool save) {
+  check_inputs(xp, h0, w_hh, 3);
+  const int64_t T = xp.size(0), B = h0.size(0), H = h0.size(1);
+  Tensor hs = at::empty({T, B, H}, h0.options());
+  Tensor saved = save ? at::empty({T, B, 4 * H}, h0.options()) : Tensor();
+  Tensor gh = at::empty({B, 3 * H}, h0.options());  // W_hh h of one step
+  const Tensor w_t = right_operand(w_hh);
+  const Tensor bias = bias_or_zeros(b_hh, w_hh);
+  const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_gru_forward", [&] {
+    for (int64_t t = 0; t < T; ++t) {
+      const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
+      at::mm_out(gh, h_prev, w_t);  // (B, H) @ (H, 3H)
+      const scalar_t* x = xp.data_ptr<scalar_t>() + t * B * 3 * H;
+      const scalar_t* g = gh.data_ptr<scalar_t>();
+      const scalar_t* bh = bias.data_ptr<scalar_t>();
+      const scalar_t* hp = h_prev.data_ptr<scalar_t>();
+      scalar_t* hn = hs.data_ptr<scalar_t>() + t * B * H;
+      scalar_t* s = save ? saved.data_ptr<scalar_t>() + t * B * 4 * H : nullptr;
+      const scalar_t* m = mask.defined() ? mask.data_ptr<scalar_t>() + t * B : nullptr;
+      for_rows(B, 3 * H, [&](int64_t b) {
+        const scalar_t* xb = x + b * 3 * H;
+        const scalar_t* gb = g + b * 3 * H;
+        const scalar_t* hb = hp + b * H;
+        scalar_t* ob = hn + b * H;
+        if (m != nullptr && m[b] == scalar_t(0)) {  // past the end: hold the state
+          for (int64_t j = 0; j < H; ++j) ob[j] = hb[j];
+          if (s != nullptr) {
+            scalar_t* sb = s + b * 4 * H;
+            for (int64_t j = 0; j < 4 * H; ++j) sb[j] = scalar_t(0);
+          }
+          return;
+        }
+        if (s != nullptr) {
+          scalar_t* sb = s + b * 4 * H;
+RNNKIT_SIMD
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t r = sigmoid(xb[j] + gb[j] + bh[j]);
+            const scalar_t z = sigmoid(xb[H + j] + gb[H + j] + bh[H + j]);
+            const scalar_t ghn = gb[2 * H + j] + bh[2 * H + j];
+            const scalar_t n = std::tanh(xb[2 * H + j] + r * ghn);
+            ob[j] = n + z * (hb[j] - n);
+            sb[j] = r;
+            sb[H + j] = z;
+            sb[2 * H + j] = n;
+            sb[3 * H + j] = ghn;
+          }
+        } else {
+RNNKIT_SIMD
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t r = sigmoid(xb[j] + gb[j] + bh[j]);
+            const scalar_t z = sigmoid(xb[H + j] + gb[H + j] + bh[H + j]);
+            const scalar_t n = std::tanh(xb[2 * H + j] + r * (gb[2 * H + j] + bh[2 * H + j]));
+            ob[j] = n + z * (hb[j] - n);
+          }
+        }
+      });
+    }
+  });
+  return {hs, saved};
+}
+
+// grad (T, B, H): the gradient reaching each step's state from outside the recurrence (the
+// outputs' gradient where the sequence is running, plus the states' own). Returns d(xp), dh0,
+// dW_hh, db_hh (undefined without bias).
+//
+// The gradient reaching h_{t-1} has two parts, kept apart until the next (earlier) step's pass
+// adds them: `through` = d(gh_t) @ W_hh (the matmul) and `direct` = dL/dh_t * z_t (the gate's
+// copy of the old state; the whole gradient where the state is held).
+std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad, const Tensor& hs, const Tensor& h0,
+                                                        const Tensor& saved, const Tensor& w_hh, bool has_bias,
+                                                        const c10::optional<Tensor>& valid) {
+  const int64_t T = hs.size(0), B = h0.size(0), H = h0.size(1);
+  TORCH_CHECK(grad.is_contiguous() && saved.is_contiguous() && hs.is_contiguous(), "gru_backward: non-contiguous");
+  Tensor dxp = at::empty({T, B, 3 * H}, h0.options());
+  Tensor dgh = at::empty({T, B, 3 * H}, h0.options());  // d(W_hh h + b_hh)
+  Tensor through = at::zeros({B, H}, h0.options());
+  Tensor direct = at::zeros({B, H}, h0.options());
+  const Tensor w = w_hh.contiguous();
+  const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnnkit_gru_backward", [&] {
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const scalar_t* e = grad.data_ptr<scalar_t>() + t * B * H;
+      const scalar_t* s = saved.data_ptr<scalar_t>() + t * B * 4 * H;
+      const scalar_t* hp = (t == 0 ? h0 : hs[t - 1]).data_ptr<scalar_t>();
+      const scalar_t* c = through.data_ptr<scalar_t>();
+      scalar_t* dx = dxp.data_ptr<scalar_t>() + t * B * 3 * H;
+      scalar_t* dg = dgh.data_ptr<scalar_t>() + t * B * 3 * H;
+      scalar_t* d = direct.data_ptr<scalar_t>();
+      const scalar_t* m = mask.defined() ? mask.data_ptr<scalar_t>() + t * B : nullptr;
+      for_rows(B, 3 * H, [&](int64_t b) {
+        const scalar_t* eb = e + b * H;
+        const scalar_t* cb = c + b * H;
+        scalar_t* db = d + b * H;
+        scalar_t* dxb = dx + b * 3 * H;
+        scalar_t* dgb = dg + b * 3 * H;
+        if (m != nullptr && m[b] == scalar_t(0)) {  // held: the gradient passes straight back
+          for (int64_t j = 0; j < H; ++j) db[j] += cb[j] + eb[j];
+          for (int64_t j = 0; j < 3 * H; ++j) dxb[j] = dgb[j] = scalar_t(0);
+          return;
+        }
+        const scalar_t* sb = s + b * 4 * H;
+        const scalar_t* hb = hp + b * H;
+        RNNKIT_SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t a = cb[j] + db[j] + eb[j];  // dL/dh_t
+          const scalar_t r = sb[j], z = sb[H + j], n = sb[2 * H + j], ghn = sb[3 * H + j];
+          const scalar_t dn = a * (scalar_t(1) - z) * (scalar_t(1) - n * n);  // d(pre n)
+          const scalar_t dz = a * (hb[j] - n) * z * (scalar_t(1) - z);
+          const scalar_t dr = dn * ghn * r * (scalar_t(1) - r);
+          dxb[j] = dr;
+          dxb[H + j] = dz;
+          dxb[2 * H + j] = dn;
+          dgb[j] = dr;
+          dgb[H + j] = dz;
+          dgb[2 * H + j] = dn * r;
+          db[j] = a * z;
+        }
+      });
+      at::mm_out(through, dgh[t], w);  // (B, 3H) @ (3H, H)
+    }
+  });
+  Tensor dh0 = through + direct;
+  const Tensor hs_prev = at::cat({h0.unsqueeze(0), hs.narrow(0, 0, T - 1)});   // (T, B, H)
+  Tensor dw = at::mm(dgh.view({T * B, 3 * H}).t(), hs_prev.view({T * B, H}));  // (3H, T*B) @ (T*B, H)
+  Tensor dbias = has_bias ? dgh.sum({0, 1}) : Tensor();
+  return {dxp, dh0, dw, dbias};
+}
+
+// --- Elman ---------------------------------------------------------------------------------
+// h' = phi(xp + W_hh h + b_hh), phi = tanh or ReLU. Backward reads phi' from h' itself.
+
+std::tuple<Tensor, Tensor> elman_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh,
+                                         const c10::optional<Tensor>& b_hh, const c10::optional<Tensor>& valid,
+                                         bool relu) {
+  check_inputs(xp, h0, w_hh, 1);
+  const int64_t T = xp.size(0), B = h0.size(0), H = h0.size(1);
+  Tensor hs = at::empty({T, B, H}, h0.options());
+  // Past a sequence's end hs holds the old state; the activations backward needs are kept apart.
+  Tensor acts = valid.has_value() ? at::empty({T, B, H}, h0.options()) : hs;
+  Tensor u = at::empty({B, H}, h0.options());  // W_hh h of one step
+  const Tensor w_t = right_operand(w_hh);
+  const Tensor bias = bias_or_zeros(b_hh, w_hh);
+  const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_elman_forward", [&] {
+    for (int64_t t = 0; t < T; ++t) {
+      const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
+      at::mm_out(u, h_prev, w_t);  // (B, H) @ (H, H)
+      const scalar_t* x = xp.data_ptr<scalar_t>() + t * B * H;
+      const scalar_t* p = u.data_ptr<scalar_t>();
+      const scalar_t* bh = bias.data_ptr<scalar_t>();
+      const scalar_t* hp = h_prev.data_ptr<scalar_t>();
+      scalar_t* ob = hs.data_ptr<scalar_t>() + t * B * H;
+      scalar_t* ab = acts.data_ptr<scalar_t>() + t * B * H;
+      const scalar_t* m = mask.defined() ? mask.data_ptr<scalar_t>() + t * B : nullptr;
+      for_rows(B, H, [&](int64_t b) {
+        const scalar_t* xb = x + b * H;
+        const scalar_t* pb = p + b * H;
+        scalar_t* a = ab + b * H;
+        if (relu) {
+          RNNKIT_SIMD
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t v = xb[j] + pb[j] + bh[j];
+            a[j] = v > scalar_t(0) ? v : scalar_t(0);
+          }
+        } else {
+          RNNKIT_SIMD
+          for (int64_t j = 0; j < H; ++j) a[j] = std::tanh(xb[j] + pb[j] + bh[j]);
+        }
+        if (m != nullptr) {
+          const scalar_t* hb = hp + b * H;
+          scalar_t* o = ob + b * H;
+          const bool running = m[b] != scalar_t(0);
+          for (int64_t j = 0; j < H; ++j) o[j] = running ? a[j] : hb[j];
+        }
+      });
+    }
+  });
+  return {hs, acts};
+}
+
+// As gru_backward: `through` = d(pre_t) @ W_hh, `direct` = the gradient of a held state.
+std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, const Tensor& hs, const Tensor& acts,
+                                                          const Tensor& h0, const Tensor& w_hh, bool has_bias,
+                                                          const c10::optional<Tensor>& valid, bool relu) {
+  const int64_t T = hs.size(0), B = h0.size(0), H = h0.size(1);
+  TORCH_CHECK(grad.is_contiguous() && acts.is_contiguous() && hs.is_contiguous(), "elman_backward: non-contiguous");
+  Tensor dpre = at::empty({T, B, H}, h0.options());
+  Tensor through = at::zeros({B, H}, h0.options());
+  Tensor direct = at::zeros({B, H}, h0.options());
+  const Tensor w = w_hh.contiguous();
+  const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnnkit_elman_backward", [&] {
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const scalar_t* e = grad.data_ptr<scalar_t>() + t * B * H;
+      const scalar_t* a = acts.data_ptr<scalar_t>() + t * B * H;
+      const scalar_t* c = through.data_ptr<scalar_t>();
+      scalar_t* dp = dpre.data_ptr<scalar_t>() + t * B * H;
+      scalar_t* d = direct.data_ptr<scalar_t>();
+      const scalar_t* m = mask.defined() ? mask.data_ptr<scalar_t>() + t * B : nullptr;
+      for_rows(B, H, [&](int64_t b) {
+        const scalar_t* eb = e + b * H;
+        const scalar_t* cb = c + b * H;
+        const scalar_t* ab = a + b * H;
+        scalar_t* dpb = dp + b * H;
+        scalar_t* db = d + b * H;
+        if (m != nullptr && m[b] == scalar_t(0)) {  // held: the gradient passes straight back
+          for (int64_t j = 0; j < H; ++j) {
+            db[j] += cb[j] + eb[j];
+            dpb[j] = scalar_t(0);
+          }
+          return;
+        }
+        if (relu) {
+          RNNKIT_SIMD
+          for (int64_t j = 0; j < H; ++j) dpb[j] = ab[j] > scalar_t(0) ? cb[j] + db[j] + eb[j] : scalar_t(0);
+        } else {
+          RNNKIT_SIMD
+          for (int64_t j = 0; j < H; ++j) dpb[j] = (cb[j] + db[j] + eb[j]) * (scalar_t(1) - ab[j] * ab[j]);
+        }
+        for (int64_t j = 0; j < H; ++j) db[j] = scalar_t(0);
+      });
+      at::mm_out(through, dpre[t], w);  // dh_{t-1} = d(pre) @ W_hh, (B, H) @ (H, H)
+    }
+  });
+  Tensor dh0 = through + direct;
+  const Tensor hs_prev = at::cat({h0.unsqueeze(0), hs.narrow(0, 0, T - 1)});
+  Tensor dw = at::mm(dpre.view({T * B, H}).t(), hs_prev.view({T * B, H}));
+  Tensor dbias = has_bias ? dpre.sum({0, 1}) : Tensor();
+  return {dpre, dh0, dw, dbias};
+}
+
+// --- the linear recurrence of minGRU/minLSTM -----------------------------------------------
+// h_t = a_t h_{t-1} + b_t over (T, N); backward g_t = dL/dh_t + a_{t+1} g_{t+1}.
+
+Tensor linear_scan_forward(const Tensor& a, const Tensor& b, const Tensor& h0) {
+  TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && h0.is_contiguous(), "linear_scan: non-contiguous");
+  const int64_t T = a.size(0), N = h0.numel();
+  Tensor hs = at::empty_like(b);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnnkit_linear_scan_forward", [&] {
+    const scalar_t* pa = a.data_ptr<scalar_t>();
+    const scalar_t* pb = b.data_ptr<scalar_t>();
+    const scalar_t* p0 = h0.data_ptr<scalar_t>();
+    scalar_t* ph = hs.data_ptr<scalar_t>();
+    at::parallel_for(0, N, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t t = 0; t < T; ++t) {
+        const scalar_t* prev = t == 0 ? p0 : ph + (t - 1) * N;
+        const scalar_t* at_ = pa + t * N;
+        const scalar_t* bt = pb + t * N;
+        scalar_t* out = ph + t * N;
+RNNKIT_SIMD
+        for (int64_t i = begin; i < end; ++i) out[i] = at_[i] * prev[i] + bt[i];
+      }
+    });
+  });
+  return hs;
+}
+
+// Returns dL/da, dL/db (= g), dL/dh0.
+std::tuple<Tensor, Tensor, Tensor> linear_scan_backward(const Tensor& grad, const Tensor& a, const Tensor& hs,
+                                                        const Tensor& h0) {
+  const int64_t T = a.size(0), N = h0.numel();
+  const Tensor g_in = grad.contiguous();
+  Tensor g = at::empty_like(hs);
+  Tensor da = at::empty_like(hs);
+  Tensor dh0 = at::empty_like(h0);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnnkit_linear_scan_backward", [&] {
+    const scalar_t* pa = a.data_ptr<scalar_t>();
+    const scalar_t* pe = g_in.data_ptr<scalar_t>();
+    const scalar_t* ph = hs.data_ptr<scalar_t>();
+    const scalar_t* p0 = h0.data_ptr<scalar_t>();
+    scalar_t* pg = g.data_ptr<scalar_t>();
+    scalar_t* pda = da.data_ptr<scalar_t>();
+    scalar_t* pd0 = dh0.data_ptr<scalar_t>();
+    at::parallel_for(0, N, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const scalar_t* et = pe + t * N;
+        const scalar_t* prev = t == 0 ? p0 : ph + (t - 1) * N;
+        scalar_t* gt = pg + t * N;
+        scalar_t* dat = pda + t * N;
+        if (t == T - 1) {
+RNNKIT_SIMD
+          for (int64_t i = begin; i < end; ++i) gt[i] = et[i];
+        } else {
+          const scalar_t* an = pa + (t + 1) * N;
+          const scalar_t* gn = pg + (t + 1) * N;
+RNNKIT_SIMD
+          for (int64_t i = begin; i < end; ++i) gt[i] = et[i] + an[i] * gn[i];
+        }
+RNNKIT_SIMD
+        for (int64_t i = begin; i < end; ++i) dat[i] = gt[i] * prev[i];
+      }
+RNNKIT_SIMD
+      for (int64_t i = begin; i < end; ++i) pd0[i] = pg[i] * pa[i];
+    });
+  });
+  return {da, g, dh0};
+}
+
+// --- minGRU, gates and recurrence in one pass ------------------------------------------------
+// Feng et al. 2024, sec. 3.1 and appendix B.3: z = s(k), h~ = g(p) (g(p) = p + 0.5 for p >= 0, else
+// s(p)), h_t = (1 - z) h_{t-1} + z h~. xp (T, B, 2H) holds k then p. Nothing but the states is
+// saved: backward recomputes z and h~ from xp, which autograd keeps anyway.
+
+template <typename scalar_t>
+inline scalar_t candidate(scalar_t p) {
+  return p >= scalar_t(0) ? p + scalar_t(0.5) : sigmoid(p);
+}
+
+Tensor mingru_forward(const Tensor& xp, const Tensor& h0, const c10::optional<Tensor>& valid) {
+  TORCH_CHECK(xp.dim() == 3 && xp.is_contiguous() && h0.is_contiguous(), "mingru_forward: contiguous (T, B, 2H)");
+  const int64_t T = xp.size(0), B = h0.size(0), H = h0.size(1);
+  TORCH_CHECK(xp.size(1) == B && xp.size(2) == 2 * H, "mingru_forward: xp and h0 do not fit");
+  Tensor hs = at::empty({T, B, H}, h0.options());
+  const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_mingru_forward", [&] {
+    const scalar_t* px = xp.data_ptr<scalar_t>();
+    const scalar_t* p0 = h0.data_ptr<scalar_t>();
+    scalar_t* ph = hs.data_ptr<scalar_t>();
+    const scalar_t* pm = mask.defined() ? mask.data_ptr<scalar_t>() : nullptr;
+    for_rows(B, T * H, [&](int64_t b) {
+      for (int64_t t = 0; t < T; ++t) {
+        const scalar_t* hp = t == 0 ? p0 + b * H : ph + ((t - 1) * B + b) * H;
+        scalar_t* out = ph + (t * B + b) * H;
+        if (pm != nullptr && pm[t * B + b] == scalar_t(0)) {
+          for (int64_t j = 0; j < H; ++j) out[j] = hp[j];
+          continue;
+        }
+        const scalar_t* k = px + (t * B + b) * 2 * H;
+        const scalar_t* p = k + H;
+        RNNKIT_SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t z = sigmoid(k[j]);
+          out[j] = hp[j] + z * (candidate(p[j]) - hp[j]);
+        }
+      }
+    });
+  });
+  return hs;
+}
+
+// grad (T, B, H) as in gru_backward. Returns d(xp) (T, B, 2H) and dh0.
+std::tuple<Tensor, Tensor> mingru_backward(const Tensor& grad, const Tensor& xp, const Tensor& hs, const Tensor& h0,
+                                           const c10::optional<Tensor>& valid) {
+  const int64_t T = xp.size(0), B = h0.size(0), H = h0.size(1);
+  const Tensor e = grad.contiguous();
+  Tensor dxp = at::empty({T, B, 2 * H}, h0.options());
+  Tensor dh0 = at::empty({B, H}, h0.options());
+  const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_mingru_backward", [&] {
+    const scalar_t* px = xp.data_ptr<scalar_t>();
+    const scalar_t* pe = e.data_ptr<scalar_t>();
+    const scalar_t* ph = hs.data_ptr<scalar_t>();
+    const scalar_t* p0 = h0.data_ptr<scalar_t>();
+    scalar_t* pd = dxp.data_ptr<scalar_t>();
+    scalar_t* pd0 = dh0.data_ptr<scalar_t>();
+    const scalar_t* pm = mask.defined() ? mask.data_ptr<scalar_t>() : nullptr;
+    for_rows(B, T * H, [&](int64_t b) {
+      scalar_t* carry = pd0 + b * H;  // dL/dh_t through the recurrence; ends as dL/dh0
+      for (int64_t j = 0; j < H; ++j) carry[j] = scalar_t(0);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const scalar_t* eb = pe + (t * B + b) * H;
+        scalar_t* dk = pd + (t * B + b) * 2 * H;
+        scalar_t* dp = dk + H;
+        if (pm != nullptr && pm[t * B + b] == scalar_t(0)) {  // held: a = 1, b = 0
+          for (int64_t j = 0; j < H; ++j) {
+            carry[j] += eb[j];
+            dk[j] = dp[j] = scalar_t(0);
+          }
+          continue;
+        }
+        const scalar_t* hp = t == 0 ? p0 + b * H : ph + ((t - 1) * B + b) * H;
+        const scalar_t* k = px + (t * B + b) * 2 * H;
+        const scalar_t* p = k + H;
+        RNNKIT_SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t g = carry[j] + eb[j];  // dL/dh_t
+          const scalar_t z = sigmoid(k[j]);
+          const scalar_t s = sigmoid(p[j]);
+          const bool linear = p[j] >= scalar_t(0);
+          const scalar_t h_tilde = linear ? p[j] + scalar_t(0.5) : s;
+          dk[j] = g * (h_tilde - hp[j]) * z * (scalar_t(1) - z);
+          dp[j] = g * z * (linear ? scalar_t(1) : s * (scalar_t(1) - s));
+          carry[j] = g * (scalar_t(1) - z);
+        }
+      }
+    });
+  });
+  return {dxp, dh0};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rnnkit_native, m) {
+  m.def("gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? valid, bool save) -> (Tensor, Tensor)",
+        &gru_forward);
+  m.def(
+      "gru_backward(Tensor grad, Tensor hs, Tensor h0, Tensor saved, Tensor w_hh, bool has_bias, Tensor? valid)"
+      " -> (Tensor, Tensor, Tensor, Tensor)",
+      &gru_backward);
+  m.def(
+      "elman_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? valid, bool relu) -> (Tensor, Tensor)",
+      &elman_forward);
+  m.def(
+      "elman_backward(Tensor grad, Tensor hs, Tensor acts, Tensor h0, Tensor w_hh, bool has_bias, Tensor? valid,"
+      " bool relu) -> (Tensor, Tensor, Tensor, Tensor)",
+      &elman_backward);
+  m.def("mingru_forward(Tensor xp, Tensor h0, Tensor? valid) -> Tensor", &mingru_forward);
+  m.def("mingru_backward(Tensor grad, Tensor xp, Tensor hs, Tensor h0, Tensor? valid) -> (Tensor, Tensor)",
+        &mingru_backward);
+  m.def("linear_scan_forward(Tensor a, Tensor b, Tensor h0) -> Tensor", &linear_scan_forward);
+  m.def("linear_scan_backward(Tensor grad, Tensor a, Tensor hs, Tensor h0) -> (Tensor, Tensor, Tensor)",
+        &linear_scan_backward);
+}

@@ -1,0 +1,153 @@
+"""The compiled twin of the hand-written BPTT for plain Elman and GRU scans on CPU.
+
+:func:`compiled_scan` runs one direction of one layer through ``rnnkit/_native/rnn.cpp``: per
+step one recurrent matmul and one vectorised pass of gate math, forward and backward, and the
+recurrent weight gradient in one matmul at the end. It covers the cells without options (bias
+on or off, lengths through the ``valid`` mask) in float32/float64 on CPU outside autocast, and
+returns None for anything else, so the caller falls back to :mod:`._bptt` (same math in PyTorch
+ops, and the reference the tests hold this path to). torch.nn runs these two cells on CPU as
+ATen's op-by-op loop; see docs/performance.md for the measured gain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .. import _native
+from ._base import Params, State
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def applies(xp: Tensor) -> bool:
+    """Whether the compiled loops can run on ``xp`` (and are built)."""
+    return (
+        xp.device.type == "cpu"
+        and xp.dtype in _DTYPES
+        and not torch.is_autocast_enabled("cpu")
+        and not torch._C._are_functorch_transforms_active()
+        and _native.ops() is not None
+    )
+
+
+def compiled_scan(
+    cell, xp: Tensor, state: State, params: Params, ctx: Any, mask: Tensor | None, return_states: bool
+) -> tuple[Tensor, State, tuple[Tensor, ...] | None] | None:
+    """:meth:`RecurrentCell.scan` of a plain GRU or Elman cell, or None where it does not apply."""
+    kind = _kind(cell)
+    if kind is None or cell.has_options or xp.shape[0] == 0 or not applies(xp):
+        return None
+    if ctx is not None and (ctx.h_mask is not None or ctx.weight_hh is not None):
+        return None
+    bias = params["bias_hh"] if cell.bias else None
+    valid = mask.to(xp.dtype) if mask is not None else None  # (T, B)
+    if kind == "gru":
+        hs = _GRU.apply(xp, state[0], params["weight_hh"], bias, valid)
+    else:
+        hs = _Elman.apply(xp, state[0], params["weight_hh"], bias, valid, kind == "relu")
+    ys = hs if valid is None else hs * valid.unsqueeze(-1)  # outputs are zero past the end
+    return ys, (hs[-1],), ((hs,) if return_states else None)
+
+
+def _kind(cell) -> str | None:
+    from ._elman import RNNCell
+    from ._gru import GRUCell
+
+    if type(cell) is GRUCell:
+        return "gru"
+    return cell.nonlinearity if type(cell) is RNNCell else None
+
+
+class _GRU(torch.autograd.Function):
+    """torch.nn's GRU (reset after), gate order r, z, n: ``hs`` (T, B, H) from ``xp`` (T, B, 3H)."""
+
+    @staticmethod
+    def forward(fctx, xp, h0, weight, bias, valid):
+        save = any(fctx.needs_input_grad[:4])
+        hs, saved = _native.ops().gru_forward(xp.contiguous(), h0.contiguous(), weight.contiguous(), bias, valid, save)
+        fctx.save_for_backward(hs, h0, saved, weight, valid)
+        fctx.has_bias = bias is not None
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(fctx, grad):
+        hs, h0, saved, weight, valid = fctx.saved_tensors
+        dxp, dh0, dweight, dbias = _native.ops().gru_backward(
+            grad.contiguous(), hs, h0.contiguous(), saved, weight.contiguous(), fctx.has_bias, valid
+        )
+        return dxp, dh0, dweight, (dbias if fctx.has_bias else None), None
+
+
+class _Elman(torch.autograd.Function):
+    r""":math:`h_t = \phi(x'_t + W_{hh} h_{t-1} + b_{hh})`, :math:`\phi` tanh or ReLU."""
+
+    @staticmethod
+    def forward(fctx, xp, h0, weight, bias, valid, relu):
+        hs, acts = _native.ops().elman_forward(xp.contiguous(), h0.contiguous(), weight.contiguous(), bias, valid, relu)
+        fctx.save_for_backward(hs, acts, h0, weight, valid)
+        fctx.has_bias, fctx.relu = bias is not None, relu
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(fctx, grad):
+        hs, acts, h0, weight, valid = fctx.saved_tensors
+        dxp, dh0, dweight, dbias = _native.ops().elman_backward(
+            grad.contiguous(), hs, acts, h0.contiguous(), weight.contiguous(), fctx.has_bias, valid, fctx.relu
+        )
+        return dxp, dh0, dweight, (dbias if fctx.has_bias else None), None, None
+
+
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor | None:
+    """``h_t = a_t h_{t-1} + b_t`` through the compiled loop, or None where it does not apply."""
+    if not applies(b) or a.dtype != b.dtype or h0.dtype != b.dtype:
+        return None
+    return _LinearScan.apply(a, b, h0)
+
+
+class _LinearScan(torch.autograd.Function):
+    """minGRU/minLSTM's recurrence; the twin of :class:`rnnkit.cells._minimal.LinearRecurrence`."""
+
+    @staticmethod
+    def forward(fctx, a, b, h0):
+        a, h0 = a.contiguous(), h0.contiguous()  # (T, B, H), (B, H)
+        hs = _native.ops().linear_scan_forward(a, b.contiguous(), h0)
+        fctx.save_for_backward(a, hs, h0)
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(fctx, grad):
+        a, hs, h0 = fctx.saved_tensors
+        da, db, dh0 = _native.ops().linear_scan_backward(grad, a, hs, h0)
+        return da, db, dh0
+
+
+def mingru_scan(xp: Tensor, h0: Tensor, mask: Tensor | None) -> Tensor | None:
+    """minGRU's gates and recurrence in one compiled pass: ``xp`` (T, B, 2H) -> states (T, B, H)."""
+    if not applies(xp) or h0.dtype != xp.dtype or xp.shape[0] == 0:
+        return None
+    return _MinGRU.apply(xp, h0, mask.to(xp.dtype) if mask is not None else None)
+
+
+class _MinGRU(torch.autograd.Function):
+    """The twin of :class:`rnnkit.cells._minimal.MinGRUCell`'s coefficients plus the linear scan."""
+
+    @staticmethod
+    def forward(fctx, xp, h0, valid):
+        xp, h0 = xp.contiguous(), h0.contiguous()
+        hs = _native.ops().mingru_forward(xp, h0, valid)
+        fctx.save_for_backward(xp, hs, h0, valid)
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(fctx, grad):
+        xp, hs, h0, valid = fctx.saved_tensors
+        dxp, dh0 = _native.ops().mingru_backward(grad, xp, hs, h0, valid)
+        return dxp, dh0, None

@@ -1,0 +1,196 @@
+"""The compiled loops (rnnkit/_native/rnn.cpp) against their PyTorch twins, and their fallback.
+
+The same layer with the same weights runs the compiled route and, with ``RNNKIT_NATIVE=0``, the
+hand-written BPTT in PyTorch ops (cells/_bptt.py), itself held to the autograd step loop by
+test_bptt.py. Outputs, final states and every gradient must agree: 1e-10 in float64 (the compiled
+math differs in the last bits, being built with -ffast-math), 1e-5 in float32.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+import rnnkit
+from rnnkit import _native
+from rnnkit.cells import _compiled
+from rnnkit.cells._minimal import LinearRecurrence
+
+pytestmark = pytest.mark.skipif(_native.ops() is None, reason="the compiled loops could not be built here")
+
+T, B, I, H = 7, 3, 4, 5
+LENGTHS = [7, 2, 5]
+LAYERS = {
+    "gru": (rnnkit.GRU, {}),
+    "gru_no_bias": (rnnkit.GRU, {"bias": False}),
+    "rnn_tanh": (rnnkit.RNN, {}),
+    "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"}),
+    "rnn_relu_no_bias": (rnnkit.RNN, {"nonlinearity": "relu", "bias": False}),
+}
+TOLERANCES = {torch.float64: dict(atol=1e-10, rtol=1e-10), torch.float32: dict(atol=1e-5, rtol=1e-5)}
+
+
+def outputs_and_grads(layer, dtype, lengths, num_layers, bidirectional):
+    torch.manual_seed(7)
+    x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(num_layers * (2 if bidirectional else 1), B, H, dtype=dtype, requires_grad=True)
+    output, hn = layer(x, h0) if lengths is None else layer(x, h0, lengths=lengths)
+    torch.manual_seed(99)
+    loss = (output * torch.randn_like(output)).sum() + (hn * torch.randn_like(hn)).sum()
+    grads = torch.autograd.grad(loss, [x, h0, *layer.parameters()])
+    return (output, hn), grads
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+@pytest.mark.parametrize("shape", [(1, False), (2, True)], ids=["1 layer", "2 layers bidirectional"])
+def test_matches_the_pytorch_bptt(name, dtype, lengths, shape, monkeypatch):
+    layer_class, options = LAYERS[name]
+    torch.manual_seed(0)
+    layer = layer_class(I, H, num_layers=shape[0], bidirectional=shape[1], **options).to(dtype)
+    assert layer.prefers_compiled_loop
+    compiled = outputs_and_grads(layer, dtype, lengths, *shape)
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    assert _native.ops() is None
+    twin = outputs_and_grads(layer, dtype, lengths, *shape)
+    for a, b in zip(compiled[0] + compiled[1], twin[0] + twin[1]):
+        torch.testing.assert_close(a, b, **TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_matches_torch_nn(name):
+    """backend="auto" on CPU takes the compiled loop and equals torch.nn's layer, gradients included."""
+    layer_class, options = LAYERS[name]
+    torch.manual_seed(0)
+    ours = layer_class(I, H, num_layers=2, **options).double()
+    reference = getattr(torch.nn, layer_class.__name__)(I, H, num_layers=2, **options).double()
+    reference.load_state_dict(ours.state_dict())
+    ours_out = outputs_and_grads(ours, torch.float64, None, 2, False)
+    reference_out = outputs_and_grads(reference, torch.float64, None, 2, False)
+    for a, b in zip(ours_out[0] + ours_out[1], reference_out[0] + reference_out[1]):
+        torch.testing.assert_close(a, b, **TOLERANCES[torch.float64])
+
+
+def test_the_compiled_route_is_taken():
+    x = torch.randn(T, B, I)
+    for cell, taken in (
+        (rnnkit.GRUCell(I, H), True),
+        (rnnkit.RNNCell(I, H, nonlinearity="relu"), True),
+        (rnnkit.GRUCell(I, H, zoneout=0.1), False),
+        (rnnkit.GRUCell(I, H, reset_after=False), False),
+        (rnnkit.LSTMCell(I, H), False),
+    ):
+        params = cell.parameters_dict()
+        xp = cell.project_input(x, params)
+        state = cell.initial_state(B, dtype=x.dtype, device=x.device)
+        result = _compiled.compiled_scan(cell, xp, state, params, None, None, False)
+        assert (result is not None) is taken
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not _compiled.applies(x)
+
+
+@pytest.mark.parametrize("name", ["gru", "rnn_tanh", "rnn_relu"])
+def test_gradcheck(name):
+    layer_class, options = LAYERS[name]
+    torch.manual_seed(0)
+    layer = layer_class(I, H, **options).double()
+    names, params = zip(*layer.named_parameters())
+    x = torch.randn(4, 2, I, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, 2, H, dtype=torch.float64, requires_grad=True)
+
+    def f(x, h0, *values):
+        return torch.func.functional_call(layer, dict(zip(names, values)), (x, h0), {"lengths": [4, 3]})
+
+    # torch.func's functional_call runs no transform, so the compiled route is the one checked
+    assert _compiled.applies(x)
+    assert gradcheck(f, (x, h0, *params))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_linear_scan_matches_its_twin(dtype):
+    torch.manual_seed(0)
+    a = torch.rand(50, 3, 4, dtype=dtype, requires_grad=True)
+    b = torch.randn(50, 3, 4, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(3, 4, dtype=dtype, requires_grad=True)
+    results = []
+    for scan in (_compiled.linear_scan, LinearRecurrence.apply):
+        hs = scan(a, b, h0)
+        grads = torch.autograd.grad((hs * torch.linspace(-1, 1, 4, dtype=dtype)).sum(), (a, b, h0))
+        results.append((hs, *grads))
+    for x, y in zip(*results):
+        torch.testing.assert_close(x, y, **TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_mingru_matches_its_twin(dtype, lengths, monkeypatch):
+    """minGRU's one-pass compiled scan against its coefficients and the PyTorch linear recurrence."""
+    torch.manual_seed(0)
+    layer = rnnkit.MinGRU(I, H, num_layers=2).to(dtype)
+    compiled = outputs_and_grads(layer, dtype, lengths, 2, False)
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    twin = outputs_and_grads(layer, dtype, lengths, 2, False)
+    for a, b in zip(compiled[0] + compiled[1], twin[0] + twin[1]):
+        torch.testing.assert_close(a, b, **TOLERANCES[dtype])
+
+
+def test_mingru_and_minlstm_take_the_compiled_scans():
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    assert type(rnnkit.MinGRU(I, H).double()(x)[0].grad_fn).__name__ == "_MinGRUBackward"
+    assert type(rnnkit.MinLSTM(I, H).double()(x)[0].grad_fn).__name__ == "_LinearScanBackward"
+
+
+def test_switched_off_and_falls_back(monkeypatch):
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    assert _native.ops() is None
+    x = torch.randn(T, B, I)
+    assert not _compiled.applies(x)
+    output, _ = rnnkit.GRU(I, H)(x)  # torch.nn's kernel again
+    assert output.shape == (T, B, H)
+
+
+def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
+    monkeypatch.setattr(_native, "_state", {})
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with pytest.warns(RuntimeWarning, match="compiled RNN loops are unavailable"):
+        assert _native.ops() is None
+    assert _native.ops() is None  # remembered: no second attempt, no second warning
+    torch.manual_seed(0)
+    layer = rnnkit.GRU(I, H)
+    output, _ = layer(torch.randn(T, B, I))
+    assert output.shape == (T, B, H)
+
+
+def test_the_build_is_cached(monkeypatch):
+    """A second build for the same setup reuses the library (the compiler is not run again)."""
+    first = _native.build()  # built by ops() already
+    real_run = subprocess.run
+
+    def run(command, **kwargs):
+        if "--version" not in command:
+            pytest.fail(f"compiled again: {command}")
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(_native.subprocess, "run", run)
+    assert _native.build() == first
+
+
+def test_a_compiler_is_used_when_present():
+    """Where g++ exists the library must build: a broken rnn.cpp must not pass as a silent fallback."""
+    if shutil.which("g++") is None:
+        pytest.skip("no g++ on this machine; the PyTorch twin runs")
+    assert _native.available()
+
+
+def test_loading_keeps_subnormal_numbers():
+    """The library is built with -ffast-math but linked without it: loading it must not switch the
+    process to flush-to-zero (gcc's crtfastmath.o would; hypothesis, for one, refuses to run then)."""
+    assert _native.ops() is not None
+    assert 5e-324 * 1.0 > 0.0
+    assert (torch.tensor(1e-44) * 1.0).item() > 0.0
