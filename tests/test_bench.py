@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+import rnnkit
 from rnnkit import bench, cli
 from rnnkit.bench import CONFIGS, Case, Config, case_flops, forward_flops, parse_configs, select_cases
 from rnnkit.bench import _measure
@@ -161,6 +162,14 @@ def test_loop_reference_is_the_same_cell_with_its_options(kind, options):
     x = torch.randn(4, 2, 5)
     with torch.no_grad():
         torch.testing.assert_close(loop.module(x)[0], ours.module(x)[0])
+
+
+def test_layer_path_follows_autocast():
+    """Under bf16 autocast the hand-written BPTT steps aside; the row's path says so."""
+    layer = rnnkit.GRU(6, 6, zoneout=0.1)
+    x = torch.randn(4, 2, 6)
+    assert bench.layer_path(layer, x) == "bptt"
+    assert bench.layer_path(layer, x, lambda: torch.autocast("cpu", dtype=torch.bfloat16)) == "loop"
 
 
 def test_step_contenders_share_weights():

@@ -134,7 +134,7 @@ def build_contenders(case: Case, device: torch.device, dtype: str = "fp32") -> t
     name = f"rnnkit.{_CLASS_NAMES[case.kind]}"
     described = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in options.items())
     return (
-        Contender(name + (f"({described})" if described else ""), layer_path(ours, x),
+        Contender(name + (f"({described})" if described else ""), layer_path(ours, x, amp),
                   _sequence_call(ours, x, case.mode, amp), ours),
         Contender(f"torch.nn.{_CLASS_NAMES[case.kind]}" + (" (cuDNN)" if on_cuda else ""), "torch",
                   _sequence_call(reference, x, case.mode, amp), reference),
@@ -142,19 +142,20 @@ def build_contenders(case: Case, device: torch.device, dtype: str = "fp32") -> t
     )  # fmt: skip
 
 
-def layer_path(layer: nn.Module, x: torch.Tensor) -> str:
+def layer_path(layer: nn.Module, x: torch.Tensor, amp: Callable = contextlib.nullcontext) -> str:
     """Which route a torch-compatible layer takes on ``x``: "fused", "bptt" or "loop".
 
     "fused": torch.nn's kernel through ``torch._VF``; "bptt": the cells' scan as one hand-written
     autograd Function (its graph node is a Python ``BackwardCFunction``); "loop": the cells' steps
-    recorded op by op by autograd. Found by running the first step with gradients.
+    recorded op by op by autograd. Found by running the first step with gradients, under ``amp()``
+    (the row's autocast: the hand-written BPTT steps aside under it).
     """
     if layer.uses_fused_kernel:
         return "fused"
     training = layer.training
     try:
         layer.train()
-        with torch.enable_grad():
+        with torch.enable_grad(), amp():
             output = layer(x[:1])[0]
     finally:
         layer.train(training)
