@@ -45,10 +45,18 @@ def compiled_scan(
         return None
     bias = params["bias_hh"] if cell.bias else None
     valid = mask.to(xp.dtype) if mask is not None else None  # (T, B)
-    if kind == "gru":
-        hs = _GRU.apply(xp, state[0], params["weight_hh"], bias, valid)
+    weight = params["weight_hh"]
+    if not torch.is_grad_enabled():  # inference: the forward sweep alone, nothing kept for backward
+        ops = _native.ops()
+        xp, h0, weight = xp.contiguous(), state[0].contiguous(), weight.contiguous()
+        if kind == "gru":
+            hs = ops.gru_forward(xp, h0, weight, bias, valid, False)[0]
+        else:
+            hs = ops.elman_forward(xp, h0, weight, bias, valid, kind == "relu")[0]
+    elif kind == "gru":
+        hs = _GRU.apply(xp, state[0], weight, bias, valid)
     else:
-        hs = _Elman.apply(xp, state[0], params["weight_hh"], bias, valid, kind == "relu")
+        hs = _Elman.apply(xp, state[0], weight, bias, valid, kind == "relu")
     ys = hs if valid is None else hs * valid.unsqueeze(-1)  # outputs are zero past the end
     return ys, (hs[-1],), ((hs,) if return_states else None)
 
@@ -67,8 +75,7 @@ class _GRU(torch.autograd.Function):
 
     @staticmethod
     def forward(fctx, xp, h0, weight, bias, valid):
-        save = any(fctx.needs_input_grad[:4])
-        hs, saved = _native.ops().gru_forward(xp.contiguous(), h0.contiguous(), weight.contiguous(), bias, valid, save)
+        hs, saved = _native.ops().gru_forward(xp.contiguous(), h0.contiguous(), weight.contiguous(), bias, valid, True)
         fctx.save_for_backward(hs, h0, saved, weight, valid)
         fctx.has_bias = bias is not None
         return hs
