@@ -194,3 +194,19 @@ def test_loading_keeps_subnormal_numbers():
     assert _native.ops() is not None
     assert 5e-324 * 1.0 > 0.0
     assert (torch.tensor(1e-44) * 1.0).item() > 0.0
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_inference_sweep_equals_the_training_one(name, lengths):
+    """Under no_grad the forward sweep runs without the Function; the numbers are the same."""
+    layer_class, options = LAYERS[name]
+    torch.manual_seed(0)
+    layer = layer_class(I, H, num_layers=2, bidirectional=True, **options).double()
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    trained = layer(x, lengths=lengths) if lengths else layer(x)
+    with torch.no_grad():
+        inferred = layer(x, lengths=lengths) if lengths else layer(x)
+    assert trained[0].grad_fn is not None and inferred[0].grad_fn is None
+    for a, b in zip(trained, inferred):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
