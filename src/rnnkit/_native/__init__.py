@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import warnings
@@ -99,7 +98,7 @@ def _commands(compiler: str, objects: Path, output: Path) -> tuple[list[str], li
     from torch.utils import cpp_extension
 
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
-    includes = [f"-I{p}" for p in cpp_extension.include_paths()] + [f"-I{sysconfig.get_paths()['include']}"]
+    includes = [f"-I{p}" for p in cpp_extension.include_paths()]
     libraries = [f"-L{p}" for p in cpp_extension.library_paths()]
     # -ffast-math lets gcc call glibc's vector exp/tanh (libmvec) in the gate loops: about 10x
     # the scalar calls. The math differs from PyTorch's in the last bits only (tests: 1e-5 fp32).
