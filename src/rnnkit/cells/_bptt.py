@@ -533,8 +533,6 @@ class _LSTMScan(torch.autograd.Function):
         cs = xp.new_empty((steps, batch, H))
         keep_h, keep_c = _component(keep, 0), _component(keep, 1)
         mix_h, mix_c = _mixes(keep_h, valid), _mixes(keep_c, valid)
-        # c before zoneout: backward needs it; under lengths alone the held cs serves (zero gradient there)
-        c_news = torch.empty_like(cs) if keep_c is not None else None
         us = torch.empty_like(xp) if gain is not None else None
         if peep is not None:
             p_if, p_o = peep[: 2 * H].view(2, H), peep[2 * H :]
@@ -555,11 +553,7 @@ class _LSTMScan(torch.autograd.Function):
                 a.view(batch, 4, H)[:, :2].addcmul_(c.unsqueeze(1), p_if)
             a[:, : 2 * H].sigmoid_()
             i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H].tanh_(), a[:, 3 * H :]
-            if c_news is not None:
-                c_new = torch.mul(f, c, out=c_news[t])
-            else:
-                c_new = torch.mul(f, c, out=cs[t]) if valid is None else f * c
-            c_new.addcmul_(i, g)
+            c_new = (f * c if mix_c else torch.mul(f, c, out=cs[t])).addcmul_(i, g)
             if peep is not None:  # the output gate peeks at the new one
                 o.addcmul_(c_new, p_o)
             o.sigmoid_()
@@ -570,15 +564,17 @@ class _LSTMScan(torch.autograd.Function):
                 normed_c[0].append(mean_c)
                 normed_c[1].append(rstd_c)
                 tc = c_out.tanh_()
-            h_new = tc.mul_(o)  # (B, H)
-            if proj is not None:
-                h_new = h_new.mm(proj_t)  # (B, P)
+            direct = None if mix_h else hs[t]  # without zoneout and lengths the new h is the state
+            if proj is None:
+                h_new = torch.mul(tc, o, out=direct) if direct is not None else tc.mul_(o)  # (B, H)
+            else:
+                h_new = torch.mm(tc.mul_(o), proj_t, out=direct) if direct is not None else tc.mul_(o).mm(proj_t)  # (B, P)
             v = None if valid is None else valid[t]
-            h = _mix(h, h_new, _at(keep_h, t), v, hs[t]) if mix_h else hs[t].copy_(h_new)
+            h = _mix(h, h_new, _at(keep_h, t), v, hs[t]) if mix_h else h_new
             c = _mix(c, c_new, _at(keep_c, t), v, cs[t]) if mix_c else c_new
         norms = tuple(torch.stack(parts) for parts in normed) if gain is not None else (None,) * 2
         norms_c = tuple(torch.stack(parts) for parts in normed_c) if gain_c is not None else (None,) * 2
-        fctx.save_for_backward(h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, c_news, us,
+        fctx.save_for_backward(h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, us,
                                *norms, *norms_c, valid, h_mask)  # fmt: skip
         fctx.keep, fctx.has_bias = keep, bias is not None
         fctx.set_materialize_grads(False)
@@ -587,17 +583,23 @@ class _LSTMScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(fctx, dhs, dcs):
-        (h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, c_news, u, mean, rstd, mean_c, rstd_c,
+        (h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, u, mean, rstd, mean_c, rstd_c,
          valid, h_mask) = fctx.saved_tensors  # fmt: skip
         steps, batch, G = gates.shape
         H = G // 4
-        c_new = cs if c_news is None else c_news
         i, f, g, o = (gates[..., k * H : (k + 1) * H] for k in range(4))
+        keep = fctx.keep
+        # c before zoneout, recomputed as forward did; under lengths alone the held cs serves (its
+        # gradient is zero past the end); without either it is cs
+        c_new = cs
+        if _component(keep, 1) is not None:
+            c_new = _previous(c0, cs, torch.empty_like(cs), lambda c, t, out: torch.mul(f[t], c, out=out)).addcmul_(i, g)
+        c_new_once = c_new is not cs and gain_c is None and peep is None and proj is None  # read by tanh only
         # every step's local derivatives at once, in the buffer that becomes d(gates); the sweep
         # then only scales it: d(pre i, f, g) by d(c_new), d(pre o) by d(o tanh(c))
         dgates = torch.empty_like(gates)  # (T, B, 4H)
         di, df, dg, do = (dgates[..., k * H : (k + 1) * H] for k in range(4))
-        tc = _cell_tanh(c_new, gain_c, bias_c)  # (T, B, H), recomputed
+        tc = c_new.tanh_() if c_new_once else _cell_tanh(c_new, gain_c, bias_c)  # (T, B, H), recomputed
         torch.mul(_sigmoid_slope(o, do), tc, out=do)  # tanh(c) o (1 - o)
         to_c = _one_minus_square(tc, tc).mul_(o)  # o (1 - tanh^2): d(o tanh(c)) -> d(c), or d(c_out)
         _sigmoid_slope(i, di).mul_(g)  # g i (1 - i)
@@ -606,7 +608,6 @@ class _LSTMScan(torch.autograd.Function):
         _one_minus_square(g, dg).mul_(i)  # i (1 - g^2)
         if peep is not None:
             p_i, p_f, p_o = peep.chunk(3)
-        keep = fctx.keep
         weight_h = _new_weight(_component(keep, 0), valid, gates.dtype)
         weight_c = _new_weight(_component(keep, 1), valid, gates.dtype)
         need = fctx.needs_input_grad
@@ -646,7 +647,9 @@ class _LSTMScan(torch.autograd.Function):
                 gc.addcmul_(d[:, 0], p_i).addcmul_(d[:, 1], p_f)
             if held_c is not None:
                 gc.add_(held_c)
-        del to_c, tc
+        del to_c, tc, weight_h, weight_c  # free before the sums
+        if c_new_once:
+            del c_new
         grads = dict.fromkeys(("weight", "bias", "peep", "gain", "gain_c", "bias_c", "proj"))
         if need[3]:
             grads["weight"] = _weight_grad(dgates, h0, hs, h_mask) if gain is None else dweight
