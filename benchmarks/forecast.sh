@@ -5,6 +5,9 @@
 # Usage:  bash benchmarks/forecast.sh [OUT_DIR]     (needs: pip install 'rnnkit[timeseries]')
 #   EXTRA="--task.strategy=autoregressive" bash benchmarks/forecast.sh runs/forecast-ar
 #   EXTRA="--task.head=quantile" SEEDS=0 bash benchmarks/forecast.sh runs/forecast-quantile
+# Intervals are conformally calibrated by default (task.calibrate); each table shows the calibrated
+# `coverage` and `width` beside the head's own (`raw coverage`, `raw width`), same model, same run.
+#   EXTRA="--task.calibrate=false" bash benchmarks/forecast.sh runs/forecast-raw   # no calibration model
 # Each run prints its table; OUT_DIR/DATASET-seedN/ holds the run, plots/backtest.png among it.
 set -euo pipefail
 out=${1:-runs/forecast-bench}
