@@ -173,6 +173,20 @@ def test_gradcheck(name):
     assert gradcheck(f, (x, *hx, *params))
 
 
+@pytest.mark.parametrize("name", ["rnn_layer_norm", "gru_everything", "gru_before_everything", "lstm_everything",
+                                  "lstm_proj_everything"])
+def test_backward_twice_with_retain_graph(name):
+    """Backward reads what forward saved without writing to it, so a retained graph gives the same gradients twice."""
+    layer_class, options = VARIANTS[name]
+    layer = make_layer(layer_class, options, fused=True).train()
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    output = layer(x, lengths=LENGTHS)[0]
+    loss = (output * torch.randn_like(output)).sum()
+    inputs = [x, *layer.parameters()]
+    first = torch.autograd.grad(loss, inputs, retain_graph=True)
+    torch.testing.assert_close(torch.autograd.grad(loss, inputs), first, atol=0, rtol=0)
+
+
 def test_double_backward_raises():
     layer = make_layer(rnnkit.GRU, {}, fused=True)
     x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
