@@ -200,6 +200,11 @@ def test_calibration_switched_off_round_trips(tmp_path, capsys):
     result = fc.forecast_run(run, data)
     np.testing.assert_allclose(result["lower"], raw["lower"][0])
     np.testing.assert_allclose(result["upper"], raw["upper"][0])
+    saved = json.loads((run / fc.FORECAST_FILE).read_text())
+    del saved["config"]["calibrate"], saved["config"]["calibration_size"]  # a run from before calibration
+    (run / fc.FORECAST_FILE).write_text(json.dumps(saved))
+    assert fc.load_run(run)[1].calibrate is False
+    np.testing.assert_allclose(fc.forecast_run(run, data)["upper"], raw["upper"][0])
 
 
 # --- bad settings -----------------------------------------------------------------------------------

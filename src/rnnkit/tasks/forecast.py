@@ -755,7 +755,8 @@ def load_run(run_dir: str | Path) -> tuple[nn.Module, ForecastConfig, Scaler, di
     if not (run_dir / FORECAST_FILE).is_file():
         raise FileNotFoundError(f"{run_dir / FORECAST_FILE} does not exist: is {run_dir} a forecast run directory?")
     saved = read_json(run_dir / FORECAST_FILE)
-    config = from_dict(ForecastConfig, saved["config"], where="task")
+    # a run saved before calibration existed has no such setting: its intervals are the head's own
+    config = from_dict(ForecastConfig, {"calibrate": False, **saved["config"]}, where="task")
     scaler = Scaler.from_dict(read_json(run_dir / SCALER_FILE))
     saved["calibration"] = None
     if config.calibrate:
