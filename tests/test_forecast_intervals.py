@@ -229,7 +229,7 @@ def test_bad_calibration_settings_name_the_argument(settings, error, message):
 def test_calibration_part_too_long_for_the_training_part():
     frame = random_walk(60)
     config = fc.ForecastConfig(horizon=4, lookback=8, season=1, test_size=10, calibration_size=40)
-    with pytest.raises(ValueError, match="calibration_size=40 leaves 10 training rows before it, fewer than lookback=8"):
+    with pytest.raises(ValueError, match="calibration_size=40 leaves 10 training rows before it, fewer than lookback"):
         fc.resolve(frame, config, "walk")
     fc.resolve(frame, fc.ForecastConfig(horizon=4, lookback=8, season=1, test_size=10, calibration_size=30), "walk")
     fc.resolve(frame, fc.ForecastConfig(horizon=4, lookback=8, season=1, test_size=10, calibration_size=40,

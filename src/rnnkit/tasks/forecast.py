@@ -653,8 +653,11 @@ def _prepare(task: ForecastConfig, model_settings: dict[str, Any], seed: int) ->
         calibration = None
         if c.calibrate:
             train_config = _run_train_config(run_dir)
-            calibration = calibrate(setup, scaler, setup.train_end,
-                                    lambda x, y: _fit_model(setup.config, x, y, model_settings, train_config))  # fmt: skip
+
+            def fit(inputs: Tensor, targets: Tensor) -> nn.Module:  # the calibration model, trained as the run's
+                return _fit_model(setup.config, inputs, targets, model_settings, train_config)
+
+            calibration = calibrate(setup, scaler, setup.train_end, fit)
             if run_dir is not None:
                 atomic_write_text(Path(run_dir) / CALIBRATION_FILE, calibration.to_json())
         bt = backtest(trained, setup, scaler, baselines=task.baselines, calibration=calibration)
