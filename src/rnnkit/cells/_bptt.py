@@ -238,14 +238,19 @@ def _one_minus_square(x: Tensor, out: Tensor) -> Tensor:
 
 def _sigmoid_slope(x: Tensor, out: Tensor) -> Tensor:
     """``x (1 - x)`` into ``out`` (the sigmoid's derivative from its output)."""
-    return _times_one_minus(out.copy_(x), x)
+    return torch.addcmul(x, x, x, value=-1.0, out=out)
 
 
-def _previous(h0: Tensor, hs: Tensor, out: Tensor, op) -> Tensor:
-    """``op(h_{t-1}, ...)`` for all steps without concatenating ``h0`` and ``hs[:-1]``."""
-    op(h0, 0, out[0])
-    if hs.shape[0] > 1:
-        op(hs[:-1], slice(1, None), out[1:])
+def _previous(h0: Tensor, hs: Tensor, out: Tensor, op, part: slice | None = None) -> Tensor:
+    """``op(h_{t-1}, t, out_t)`` for the steps ``t`` of ``part`` (all by default; ``out`` holds just
+    those), without concatenating ``h0`` and ``hs[:-1]``."""
+    start, stop = (0, hs.shape[0]) if part is None else (part.start, part.stop)
+    if start == 0:
+        op(h0, 0, out[0])
+        if stop > 1:
+            op(hs[: stop - 1], slice(1, stop), out[1:])
+    else:
+        op(hs[start - 1 : stop - 1], slice(start, stop), out)
     return out
 
 
@@ -587,89 +592,95 @@ class _LSTMScan(torch.autograd.Function):
          valid, h_mask) = fctx.saved_tensors  # fmt: skip
         steps, batch, G = gates.shape
         H = G // 4
+        need = fctx.needs_input_grad
         i, f, g, o = (gates[..., k * H : (k + 1) * H] for k in range(4))
-        keep = fctx.keep
-        # c before zoneout, recomputed as forward did; under lengths alone the held cs serves (its
-        # gradient is zero past the end); without either it is cs
-        c_new = cs
-        if _component(keep, 1) is not None:
-            c_new = _previous(c0, cs, torch.empty_like(cs), lambda c, t, out: torch.mul(f[t], c, out=out)).addcmul_(i, g)
-        c_new_once = c_new is not cs and gain_c is None and peep is None and proj is None  # read by tanh only
-        # every step's local derivatives at once, in the buffer that becomes d(gates); the sweep
-        # then only scales it: d(pre i, f, g) by d(c_new), d(pre o) by d(o tanh(c))
-        dgates = torch.empty_like(gates)  # (T, B, 4H)
+        dgates = torch.empty_like(gates)  # (T, B, 4H): local derivatives, then d(gates) = d(x'_t)
         di, df, dg, do = (dgates[..., k * H : (k + 1) * H] for k in range(4))
-        tc = c_new.tanh_() if c_new_once else _cell_tanh(c_new, gain_c, bias_c)  # (T, B, H), recomputed
-        torch.mul(_sigmoid_slope(o, do), tc, out=do)  # tanh(c) o (1 - o)
-        to_c = _one_minus_square(tc, tc).mul_(o)  # o (1 - tanh^2): d(o tanh(c)) -> d(c), or d(c_out)
-        _sigmoid_slope(i, di).mul_(g)  # g i (1 - i)
-        _previous(c0, cs, df, lambda c, t, out: torch.mul(c, f[t], out=out))
-        _times_one_minus(df, f)  # c_{t-1} f (1 - f)
-        _one_minus_square(g, dg).mul_(i)  # i (1 - g^2)
-        if peep is not None:
-            p_i, p_f, p_o = peep.chunk(3)
+        keep = fctx.keep
         weight_h = _new_weight(_component(keep, 0), valid, gates.dtype)
         weight_c = _new_weight(_component(keep, 1), valid, gates.dtype)
-        need = fctx.needs_input_grad
-        dus = _chunk_buffer(dgates) if gain is not None else None
-        dweight = None
-        d_couts = torch.empty_like(cs) if gain_c is not None else None  # d(c_out), for the cell norm's gains
-        dh_news = torch.empty_like(hs) if proj is not None else None  # d(W_hr m), for W_hr's gradient
+        if peep is not None:
+            p_i, p_f, p_o = peep.chunk(3)
+        dus = _chunk_buffer(dgates) if gain is not None else None  # d(W_hh h) under layer norm
+        d_couts = _chunk_buffer(cs) if gain_c is not None else None  # d(c_out), for the cell norm's gains
+        dh_news = _chunk_buffer(hs) if proj is not None else None  # d(W_hr m), for W_hr's gradient
+        sums = dict.fromkeys(("weight", "bias", "peep", "gain", "gain_c", "bias_c", "proj"))
         gh, gc = torch.zeros_like(h0), torch.zeros_like(c0)
-        for t in range(steps - 1, -1, -1):
-            dh_new, held_h = _split(_with(gh, dhs, t), weight_h, t)
-            dc_new, held_c = _split(_with(gc, dcs, t), weight_c, t)
-            if proj is not None:
-                dh_new = dh_news[t].copy_(dh_new).mm(proj)  # (B, P) @ (P, H): d(o tanh(c))
-            d = dgates[t].view(batch, 4, H)
-            d[:, 3].mul_(dh_new)  # d(pre o)
-            if gain_c is None:
-                dc = torch.addcmul(dc_new, dh_new, to_c[t])
-            else:
-                d_cout = torch.mul(dh_new, to_c[t], out=d_couts[t])
-                dc = _norm_backward(d_cout, c_new[t], mean_c[t], rstd_c[t], gain_c).add_(dc_new)
-            if peep is not None:
-                dc.addcmul_(d[:, 3], p_o)
-            d[:, :3].mul_(dc.unsqueeze(1))  # d(pre i, f, g)
-            src = dgates[t]
-            if gain is not None:
-                du = _norm_backward(d * gain.view(4, H), u[t].view(batch, 4, H), mean[t], rstd[t])
-                src = dus[t % CHUNK].copy_(du.view(batch, G))
-                if need[3] and (n := _chunk_done(t, steps)):
-                    dweight = _weight_grad(dus[:n], h0, hs, h_mask, start=t, out=dweight)
-            gh = src.mm(weight)  # (B, 4H) @ (4H, R)
-            if h_mask is not None:
-                gh.mul_(h_mask)
-            if held_h is not None:
-                gh.add_(held_h)
-            gc = dc.mul_(f[t])
-            if peep is not None:
-                gc.addcmul_(d[:, 0], p_i).addcmul_(d[:, 1], p_f)
-            if held_c is not None:
-                gc.add_(held_c)
-        del to_c, tc, weight_h, weight_c  # free before the sums
-        if c_new_once:
-            del c_new
-        grads = dict.fromkeys(("weight", "bias", "peep", "gain", "gain_c", "bias_c", "proj"))
-        if need[3]:
-            grads["weight"] = _weight_grad(dgates, h0, hs, h_mask) if gain is None else dweight
-        if need[4] and fctx.has_bias:
-            grads["bias"] = dgates.sum((0, 1))
-        if peep is not None and need[5]:
-            grads["peep"] = torch.cat((
-                _previous(c0, cs, torch.empty_like(cs), lambda c, t, out: torch.mul(c, di[t], out=out)).sum((0, 1)),
-                _previous(c0, cs, torch.empty_like(cs), lambda c, t, out: torch.mul(c, df[t], out=out)).sum((0, 1)),
-                (do * c_new).sum((0, 1)),
-            ))  # fmt: skip
-        if gain is not None and need[6]:
-            grads["gain"] = _gain_grad(dgates, u.view(steps, batch, 4, H), mean, rstd)
-        if gain_c is not None:
-            grads["gain_c"] = _gain_grad(d_couts, c_new.unsqueeze(2), mean_c.unsqueeze(2), rstd_c.unsqueeze(2))
-            grads["bias_c"] = d_couts.sum((0, 1))
-        if proj is not None and need[9]:
-            m = _cell_tanh(c_new, gain_c, bias_c).mul_(o)  # (T, B, H): the projection's input, recomputed
-            grads["proj"] = dh_news.flatten(0, 1).t().mm(m.flatten(0, 1))  # (P, T*B) @ (T*B, H)
-        return (dgates, gh, gc, *grads.values(), None, None, None)
+        # the sweep runs a chunk of steps at a time, latest first: each chunk's local derivatives
+        # at once (a few ops over CHUNK steps, while they are in cache), then its steps, then its sums
+        for start in reversed(range(0, steps, CHUNK)):
+            part = slice(start, min(start + CHUNK, steps))
+            n = part.stop - start
+
+            def times_c_prev(x: Tensor, out: Tensor) -> Tensor:  # c_{t-1} * x_t over the chunk
+                return _previous(c0, cs, out, lambda c, t, o: torch.mul(c, x[t], out=o), part)
+
+            # c before zoneout, as forward computed it; under lengths alone the held cs serves (its
+            # gradient is zero past the end); without either it is cs
+            c_new = cs[part]
+            if _component(keep, 1) is not None:
+                c_new = times_c_prev(f, torch.empty_like(c_new)).addcmul_(i[part], g[part])
+            tc = _cell_tanh(c_new, gain_c, bias_c)  # (n, B, H)
+            torch.mul(_sigmoid_slope(o[part], do[part]), tc, out=do[part])  # tanh(c) o (1 - o)
+            to_c = _one_minus_square(tc, tc).mul_(o[part])  # o (1 - tanh^2): d(o tanh(c)) -> d(c), or d(c_out)
+            _sigmoid_slope(i[part], di[part]).mul_(g[part])  # g i (1 - i)
+            _times_one_minus(times_c_prev(f, df[part]), f[part])  # c_{t-1} f (1 - f)
+            _one_minus_square(g[part], dg[part]).mul_(i[part])  # i (1 - g^2)
+            for t in range(part.stop - 1, start - 1, -1):
+                j = t - start
+                dh_new, held_h = _split(_with(gh, dhs, t), weight_h, t)
+                dc_new, held_c = _split(_with(gc, dcs, t), weight_c, t)
+                if proj is not None:
+                    dh_new = dh_news[j].copy_(dh_new).mm(proj)  # (B, P) @ (P, H): d(o tanh(c))
+                d = dgates[t].view(batch, 4, H)
+                d[:, 3].mul_(dh_new)  # d(pre o)
+                if gain_c is None:
+                    dc = torch.addcmul(dc_new, dh_new, to_c[j])
+                else:
+                    d_cout = torch.mul(dh_new, to_c[j], out=d_couts[j])
+                    dc = _norm_backward(d_cout, c_new[j], mean_c[t], rstd_c[t], gain_c).add_(dc_new)
+                if peep is not None:
+                    dc.addcmul_(d[:, 3], p_o)
+                d[:, :3].mul_(dc.unsqueeze(1))  # d(pre i, f, g)
+                src = dgates[t]
+                if gain is not None:
+                    du = _norm_backward(d * gain.view(4, H), u[t].view(batch, 4, H), mean[t], rstd[t])
+                    src = dus[j].copy_(du.view(batch, G))
+                gh = src.mm(weight)  # (B, 4H) @ (4H, R)
+                if h_mask is not None:
+                    gh.mul_(h_mask)
+                if held_h is not None:
+                    gh.add_(held_h)
+                gc = dc.mul_(f[t])
+                if peep is not None:
+                    gc.addcmul_(d[:, 0], p_i).addcmul_(d[:, 1], p_f)
+                if held_c is not None:
+                    gc.add_(held_c)
+            del to_c, tc
+            if need[3]:
+                src = dgates[part] if gain is None else dus[:n]
+                sums["weight"] = _weight_grad(src, h0, hs, h_mask, start=start, out=sums["weight"])
+            terms = {}
+            if need[4] and fctx.has_bias:
+                terms["bias"] = dgates[part].sum((0, 1))
+            if peep is not None and need[5]:
+                scratch = torch.empty_like(c_new)
+                terms["peep"] = torch.cat((
+                    times_c_prev(di, scratch).sum((0, 1)), times_c_prev(df, scratch).sum((0, 1)),
+                    torch.mul(do[part], c_new, out=scratch).sum((0, 1)),
+                ))  # fmt: skip
+            if gain is not None and need[6]:
+                terms["gain"] = _gain_grad(dgates[part], u[part].view(n, batch, 4, H), mean[part], rstd[part])
+            if gain_c is not None:
+                terms["gain_c"] = _gain_grad(d_couts[:n], c_new.unsqueeze(2), mean_c[part].unsqueeze(2),
+                                             rstd_c[part].unsqueeze(2))
+                terms["bias_c"] = d_couts[:n].sum((0, 1))
+            if proj is not None and need[9]:
+                m = _cell_tanh(c_new, gain_c, bias_c).mul_(o[part])  # (n, B, H): the projection's input
+                terms["proj"] = dh_news[:n].flatten(0, 1).t().mm(m.flatten(0, 1))  # (P, n*B) @ (n*B, H)
+            for name, term in terms.items():
+                sums[name] = term if sums[name] is None else sums[name].add_(term)
+        return (dgates, gh, gc, *sums.values(), None, None, None)
 
 
 def _cell_tanh(c: Tensor, gain_c: Tensor | None, bias_c: Tensor | None) -> Tensor:
