@@ -312,8 +312,8 @@ class _ElmanScan(torch.autograd.Function):
             if gain is not None:
                 du = _norm_backward((src * gain).unsqueeze(1), u[t].unsqueeze(1), mean[t], rstd[t])
                 src = dus[t % CHUNK].copy_(du.squeeze(1))
-                if need[2] and (n := _chunk_done(t, steps)):
-                    dweight = _weight_grad(dus[:n], h0, hs, h_mask, start=t, out=dweight)
+                if need[2] and (size := _chunk_done(t, steps)):
+                    dweight = _weight_grad(dus[:size], h0, hs, h_mask, start=t, out=dweight)
             g = src.mm(weight)  # (B, H) @ (H, R)
             if h_mask is not None:
                 g.mul_(h_mask)
@@ -376,15 +376,10 @@ class _GRUScan(torch.autograd.Function):
         h0, weight, gain, hs, acts, rg, u, mean, rstd, valid, h_mask = fctx.saved_tensors
         steps, batch, H = hs.shape
         r, z, n = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
-        # d(pre r), d(pre z), d(W_hn h + b_hn), d(pre n): local derivatives now, gradients after the sweep;
+        # d(pre r), d(pre z), d(W_hn h + b_hn), d(pre n): local derivatives, then gradients;
         # with dn = (1 - z)(1 - n^2): r: dn (W_hn h + b_hn) r (1 - r), z: (h_{t-1} - n) z (1 - z), n_h: dn r, n: dn
         buf = acts.new_empty((steps, batch, 4 * H))
         dr, dz, dnh, dn = (buf[..., k * H : (k + 1) * H] for k in range(4))
-        _times_one_minus(_one_minus_square(n, dn), z)
-        torch.mul(dn, r, out=dnh)
-        _times_one_minus(torch.mul(dn, rg, out=dr), r)
-        _previous(h0, hs, dz, lambda h, t, out: torch.sub(h, n[t], out=out))
-        _times_one_minus(dz.mul_(z), z)
         dgh = buf[..., : 3 * H]  # (T, B, 3H) strided: d(W_hh h + b_hh), gate order r, z, n
         need = fctx.needs_input_grad
         dus = _chunk_buffer(acts) if gain is not None else None
@@ -392,14 +387,21 @@ class _GRUScan(torch.autograd.Function):
         weight_new = _new_weight(fctx.keep, valid, hs.dtype)
         g = torch.zeros_like(h0)
         for t in range(steps - 1, -1, -1):
+            if t % CHUNK == CHUNK - 1 or t == steps - 1:  # the chunk's local derivatives, while in cache
+                part = slice(t - t % CHUNK, t + 1)
+                _times_one_minus(_one_minus_square(n[part], dn[part]), z[part])
+                torch.mul(dn[part], r[part], out=dnh[part])
+                _times_one_minus(torch.mul(dn[part], rg[part], out=dr[part]), r[part])
+                _previous(h0, hs, dz[part], lambda h, s, out: torch.sub(h, n[s], out=out), part)
+                _times_one_minus(dz[part].mul_(z[part]), z[part])
             dnew, held = _split(_with(g, dhs, t), weight_new, t)
             buf[t].view(batch, 4, H).mul_(dnew.unsqueeze(1))
             src = dgh[t]
             if gain is not None:
                 du = _norm_backward((src * gain).view(batch, 3, H), u[t].view(batch, 3, H), mean[t], rstd[t])
                 src = dus[t % CHUNK].copy_(du.view(batch, 3 * H))
-                if need[2] and (n := _chunk_done(t, steps)):
-                    dweight = _weight_grad(dus[:n], h0, hs, h_mask, start=t, out=dweight)
+                if need[2] and (size := _chunk_done(t, steps)):
+                    dweight = _weight_grad(dus[:size], h0, hs, h_mask, start=t, out=dweight)
             dh = src.mm(weight)  # (B, 3H) @ (3H, R)
             if h_mask is not None:
                 dh.mul_(h_mask)
@@ -471,17 +473,19 @@ class _GRUBeforeScan(torch.autograd.Function):
         # d(r h)), (h_{t-1} - n) z (1 - z) and (1 - z)(1 - n^2) (by the new state's gradient)
         dgh = torch.empty_like(acts)
         dr, dz, dn = dgh[..., :H], dgh[..., H : 2 * H], dgh[..., 2 * H :]
-        _times_one_minus(_one_minus_square(n, dn), z)
-        _previous(h0, hs, dz, lambda h, t, out: torch.sub(h, n[t], out=out))
-        _times_one_minus(dz.mul_(z), z)
-        _previous(h0, hs, dr, lambda h, t, out: torch.mul(h, r[t], out=out))
-        _times_one_minus(dr, r)
         need = fctx.needs_input_grad
         dus = _chunk_buffer(acts) if gain is not None else None
         dw_rz = dw_n = None
         weight_new = _new_weight(fctx.keep, valid, hs.dtype)
         g = torch.zeros_like(h0)
         for t in range(steps - 1, -1, -1):
+            if t % CHUNK == CHUNK - 1 or t == steps - 1:  # the chunk's local derivatives, while in cache
+                part = slice(t - t % CHUNK, t + 1)
+                _times_one_minus(_one_minus_square(n[part], dn[part]), z[part])
+                _previous(h0, hs, dz[part], lambda h, s, out: torch.sub(h, n[s], out=out), part)
+                _times_one_minus(dz[part].mul_(z[part]), z[part])
+                _previous(h0, hs, dr[part], lambda h, s, out: torch.mul(h, r[s], out=out), part)
+                _times_one_minus(dr[part], r[part])
             dnew, held = _split(_with(g, dhs, t), weight_new, t)
             d = dgh[t]
             d[:, H:].view(batch, 2, H).mul_(dnew.unsqueeze(1))
@@ -499,9 +503,9 @@ class _GRUBeforeScan(torch.autograd.Function):
                 du_rz = _norm_backward((src_rz * gain[: 2 * H]).view(batch, 2, H), u[t, :, : 2 * H].view(batch, 2, H),
                                        mean[t, :, :2], rstd[t, :, :2])
                 src_rz = dus[t % CHUNK, :, : 2 * H].copy_(du_rz.view(batch, 2 * H))
-                if need[2] and (n := _chunk_done(t, steps)):
-                    dw_rz = _weight_grad(dus[:n, :, : 2 * H], h0, hs, h_mask, start=t, out=dw_rz)
-                    dw_n = _weight_grad(dus[:n, :, 2 * H :], h0, hs, h_mask, gate=r, start=t, out=dw_n)
+                if need[2] and (size := _chunk_done(t, steps)):
+                    dw_rz = _weight_grad(dus[:size, :, : 2 * H], h0, hs, h_mask, start=t, out=dw_rz)
+                    dw_n = _weight_grad(dus[:size, :, 2 * H :], h0, hs, h_mask, gate=r, start=t, out=dw_n)
             dh = src_rz.mm(w_rz)  # (B, 2H) @ (2H, R)
             if h_mask is not None:
                 dh.mul_(h_mask)
