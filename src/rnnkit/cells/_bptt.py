@@ -8,10 +8,17 @@ Here each cell family's scan is one ``torch.autograd.Function``:
   and the gate math, written in place into a few preallocated ``(T, B, .)`` buffers: the gate
   activations, the states, and under layer norm the recurrent pre-activations. That is all
   backward reads; everything else it recomputes (``tanh(c)``, the projection's input);
-* backward: every step's local derivatives at once, written into the buffer that becomes
-  ``d(gates)``; then a reverse sweep that only scales that buffer by the incoming state
-  gradient and does one matmul per step for ``dh_{t-1}``; then the recurrent weight gradient in
-  ONE matmul over all steps, ``(T*B, G*H)^T @ (T*B, R)``, and the biases and gains as sums.
+* backward: a reverse sweep in chunks of :data:`CHUNK` steps. For each chunk, its steps' local
+  derivatives at once (a few ops over the chunk while it is in cache), written into the buffer
+  that becomes ``d(gates)``; then per step only a scaling of that buffer by the incoming state
+  gradient and one matmul for ``dh_{t-1}``; then the recurrent weight gradient as one matmul
+  over the chunk's steps, ``(n*B, G*H)^T @ (n*B, R)``, and the biases and gains as sums.
+  Nothing is written to what forward saved, so a retained graph can be run backward again.
+
+Memory: forward keeps the gate activations (in place of the input projections' copy), the states
+and, under layer norm, the recurrent pre-activations and their statistics; backward adds
+``d(gates)`` (returned as ``d(x'_t)``) and chunk-sized scratch. At H256 B32 T50 that is at or
+below the peak of the autograd step loop of the same cell and options (``rnnkit bench``'s MB).
 
 Covered: Elman (tanh, ReLU); GRU, reset after the recurrent matmul (torch.nn's form) and before
 it (Cho et al. 2014, eq. 8); LSTM with peepholes and projections (Sak et al. 2014). Each with bias
