@@ -79,14 +79,14 @@ def run(layer, x, hx, lengths, training):
     return (output, *state, *extra), grads
 
 
-def compare(name, *, num_layers=1, bidirectional=False, lengths=None, training=False, return_states=False):
+def compare(name, *, num_layers=1, bidirectional=False, lengths=None, training=False, return_states=False, steps=T):
     layer_class, options = VARIANTS[name]
     results = []
     for fused in (True, False):
         layer = make_layer(layer_class, options, fused=fused, num_layers=num_layers,
                            bidirectional=bidirectional, return_states=return_states)
         torch.manual_seed(7)
-        x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(steps, B, I, dtype=torch.float64, requires_grad=True)
         slots = num_layers * (2 if bidirectional else 1)
         hx = tuple(torch.randn(slots, B, n, dtype=torch.float64, requires_grad=True) for n in layer._cells[0].state_sizes)
         results.append(run(layer, x, hx, lengths, training))
@@ -130,6 +130,20 @@ def test_chunked_sums(name, chunk, monkeypatch):
     """Under layer norm backward sums the weight and gain gradients a chunk of steps at a time."""
     monkeypatch.setattr(_bptt, "CHUNK", chunk)
     compare(name, lengths=LENGTHS, training=True)
+
+
+@pytest.mark.parametrize("name", ["rnn_stochastic", "gru_everything", "gru_before_everything", "lstm_everything",
+                                  "lstm_proj_everything"])
+def test_one_step(name):
+    compare(name, training=True, steps=1, lengths=[1, 1, 1])
+
+
+@pytest.mark.parametrize("name", ["rnn_layer_norm", "gru_everything", "gru_before_everything", "lstm_everything",
+                                  "lstm_proj_everything"])
+def test_longer_than_a_chunk(name):
+    """Sequences over several of backward's chunks (rnnkit.cells._bptt.CHUNK steps each)."""
+    steps = 2 * _bptt.CHUNK + 3
+    compare(name, training=True, steps=steps, lengths=[steps, _bptt.CHUNK, _bptt.CHUNK + 1])
 
 
 def test_fused_path_is_taken():
