@@ -223,6 +223,11 @@ def _weight_grad(
     return out
 
 
+def _with_bias(x: Tensor, bias: Tensor | None, out: Tensor) -> Tensor:
+    """``x + bias`` into ``out``: one step at a time, while the step's rows are in cache."""
+    return torch.add(x, bias, out=out) if bias is not None else out.copy_(x)
+
+
 def _chunk_buffer(like: Tensor) -> Tensor:
     """Room for CHUNK steps of ``like`` (T, B, G): d(W_hh h) under layer norm, one chunk at a time."""
     return like.new_empty((min(CHUNK, like.shape[0]),) + like.shape[1:])
@@ -272,14 +277,14 @@ class _ElmanScan(torch.autograd.Function):
     def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
         steps, batch, H = xp.shape
         weight_t = weight.t()  # (R, H)
-        acts = xp + bias if bias is not None else xp.clone()  # (T, B, H): b_hh folded in once
+        acts = torch.empty_like(xp)  # (T, B, H): x'_t + b_hh, then the activations
         mixing = _mixes(keep, valid)
         hs = torch.empty_like(acts) if mixing else acts
         us = torch.empty_like(acts) if gain is not None else None  # W_hh h, before the layer norm
         means, rstds = [], []
         h = h0
         for t in range(steps):
-            a = acts[t]  # (B, H)
+            a = _with_bias(xp[t], bias, acts[t])  # (B, H)
             hin = h if h_mask is None else h * h_mask
             if gain is None:
                 a.addmm_(hin, weight_t)
@@ -431,14 +436,14 @@ class _GRUBeforeScan(torch.autograd.Function):
         steps, batch, G = xp.shape
         H = G // 3
         w_rz, w_n = weight[: 2 * H].t(), weight[2 * H :].t()  # (R, 2H), (R, H)
-        acts = xp + bias if bias is not None else xp.clone()  # (T, B, 3H): b_hh folded in, then r, z, n
+        acts = torch.empty_like(xp)  # (T, B, 3H): x'_t + b_hh, then the activations r, z, n
         hs = xp.new_empty((steps, batch, H))
         us = torch.empty_like(xp) if gain is not None else None
         means, rstds = [], []
         mixing = _mixes(keep, valid)
         h = h0
         for t in range(steps):
-            a = acts[t]
+            a = _with_bias(xp[t], bias, acts[t])
             hin = h if h_mask is None else h * h_mask
             if gain is None:
                 a[:, : 2 * H].addmm_(hin, w_rz)
@@ -544,7 +549,7 @@ class _LSTMScan(torch.autograd.Function):
         H = G // 4
         weight_t = weight.t()  # (R, 4H)
         proj_t = proj.t() if proj is not None else None  # (H, P)
-        gates = xp + bias if bias is not None else xp.clone()  # (T, B, 4H): b_hh folded in, then i, f, g, o
+        gates = torch.empty_like(xp)  # (T, B, 4H): x'_t + b_hh, then the activations i, f, g, o
         hs = xp.new_empty((steps, batch, h0.shape[-1]))
         cs = xp.new_empty((steps, batch, H))
         keep_h, keep_c = _component(keep, 0), _component(keep, 1)
@@ -555,7 +560,7 @@ class _LSTMScan(torch.autograd.Function):
         normed, normed_c = ([], []), ([], [])
         h, c = h0, c0
         for t in range(steps):
-            a = gates[t]  # (B, 4H)
+            a = _with_bias(xp[t], bias, gates[t])  # (B, 4H)
             hin = h if h_mask is None else h * h_mask
             if gain is None:
                 a.addmm_(hin, weight_t)
