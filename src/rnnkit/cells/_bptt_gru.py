@@ -1,0 +1,224 @@
+"""The hand-written BPTT of the GRU, both forms (see :mod:`rnnkit.cells._bptt`, which holds what the
+cell families share and picks the Function: :func:`~rnnkit.cells._bptt.fused_scan`)."""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from . import _bptt as shared
+from ._bptt import (
+    _norm,
+    _norm_backward,
+    _gain_grad,
+    _weight_grad,
+    _with_bias,
+    _chunk_buffer,
+    _chunk_done,
+    _times_one_minus,
+    _one_minus_square,
+    _previous,
+    _at,
+    _mixes,
+    _mix,
+    _new_weight,
+    _split,
+    _with,
+)
+
+class _GRUScan(torch.autograd.Function):
+    """torch.nn's GRU (reset after the recurrent matmul), gate order r, z, n."""
+
+    @staticmethod
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
+        steps, batch, G = xp.shape
+        H = G // 3
+        weight_t = weight.t()  # (R, 3H)
+        acts = torch.empty_like(xp)  # (T, B, 3H): r, z, n
+        rg = xp.new_empty((steps, batch, H))  # r * (W_hn h + b_hn), the reset part of n's pre-activation
+        hs = xp.new_empty((steps, batch, H))
+        us = torch.empty_like(xp) if gain is not None else None
+        means, rstds = [], []
+        mixing = _mixes(keep, valid)
+        h = h0
+        for t in range(steps):
+            hin = h if h_mask is None else h * h_mask
+            if gain is None:
+                gh = torch.addmm(bias, hin, weight_t) if bias is not None else hin.mm(weight_t)  # (B, 3H)
+            else:  # each gate's recurrent pre-activation normalised over its H units
+                u = torch.mm(hin, weight_t, out=us[t]).view(batch, 3, H)
+                xhat, mean, rstd = _norm(u)
+                means.append(mean)
+                rstds.append(rstd)
+                xhat = xhat.view(batch, G)
+                gh = torch.addcmul(bias, xhat, gain) if bias is not None else xhat.mul_(gain)
+            a = acts[t]
+            rz = torch.add(xp[t, :, : 2 * H], gh[:, : 2 * H], out=a[:, : 2 * H]).sigmoid_()  # (B, 2H)
+            reset = torch.mul(rz[:, :H], gh[:, 2 * H :], out=rg[t])
+            n = torch.add(xp[t, :, 2 * H :], reset, out=a[:, 2 * H :]).tanh_()  # (B, H)
+            if mixing:  # (1 - z) n + z h, then zoneout and lengths
+                h = _mix(h, torch.lerp(n, h, rz[:, H:]), _at(keep, t), None if valid is None else valid[t], hs[t])
+            else:
+                h = torch.lerp(n, h, rz[:, H:], out=hs[t])
+        norms = (us, torch.stack(means), torch.stack(rstds)) if gain is not None else (None,) * 3
+        fctx.save_for_backward(h0, weight, gain, hs, acts, rg, *norms, valid, h_mask)
+        fctx.keep, fctx.has_bias = keep, bias is not None
+        fctx.set_materialize_grads(False)
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(fctx, dhs):
+        h0, weight, gain, hs, acts, rg, u, mean, rstd, valid, h_mask = fctx.saved_tensors
+        steps, batch, H = hs.shape
+        r, z, n = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
+        # d(pre r), d(pre z), d(W_hn h + b_hn), d(pre n): local derivatives, then gradients;
+        # with dn = (1 - z)(1 - n^2): r: dn (W_hn h + b_hn) r (1 - r), z: (h_{t-1} - n) z (1 - z), n_h: dn r, n: dn
+        buf = acts.new_empty((steps, batch, 4 * H))
+        dr, dz, dnh, dn = (buf[..., k * H : (k + 1) * H] for k in range(4))
+        dgh = buf[..., : 3 * H]  # (T, B, 3H) strided: d(W_hh h + b_hh), gate order r, z, n
+        need = fctx.needs_input_grad
+        chunk = shared.CHUNK  # steps per chunk, read when backward runs
+        dus = _chunk_buffer(acts) if gain is not None else None
+        dweight = None
+        weight_new = _new_weight(fctx.keep, valid, hs.dtype)
+        g = torch.zeros_like(h0)
+        for t in range(steps - 1, -1, -1):
+            if t % chunk == chunk - 1 or t == steps - 1:  # the chunk's local derivatives, while in cache
+                part = slice(t - t % chunk, t + 1)
+                _times_one_minus(_one_minus_square(n[part], dn[part]), z[part])
+                torch.mul(dn[part], r[part], out=dnh[part])
+                _times_one_minus(torch.mul(dn[part], rg[part], out=dr[part]), r[part])
+                _previous(h0, hs, dz[part], lambda h, s, out: torch.sub(h, n[s], out=out), part)
+                _times_one_minus(dz[part].mul_(z[part]), z[part])
+            dnew, held = _split(_with(g, dhs, t), weight_new, t)
+            buf[t].view(batch, 4, H).mul_(dnew.unsqueeze(1))
+            src = dgh[t]
+            if gain is not None:
+                du = _norm_backward((src * gain).view(batch, 3, H), u[t].view(batch, 3, H), mean[t], rstd[t])
+                src = dus[t % chunk].copy_(du.view(batch, 3 * H))
+                if need[2] and (size := _chunk_done(t, steps)):
+                    dweight = _weight_grad(dus[:size], h0, hs, h_mask, start=t, out=dweight)
+            dh = src.mm(weight)  # (B, 3H) @ (3H, R)
+            if h_mask is not None:
+                dh.mul_(h_mask)
+            dh.addcmul_(dnew, z[t])  # h_t = n + z (h_{t-1} - n)
+            g = dh if held is None else dh.add_(held)
+        if gain is None and need[2]:
+            dweight = _weight_grad(dgh, h0, hs, h_mask)
+        dbias = dgh.sum((0, 1)) if need[3] and fctx.has_bias else None
+        dgain = _gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd) if gain is not None and need[4] else None
+        dnh.copy_(dn)  # d(x'_t): as d(W_hh h + b_hh) in r and z, d(pre n) in n
+        return dgh, g, dweight, dbias, dgain, None, None, None, None
+
+
+class _GRUBeforeScan(torch.autograd.Function):
+    r"""The reset-before GRU (Cho et al. 2014, eq. 8):
+    :math:`n_t = \tanh(x'_n + W_{hn} (r_t \odot h_{t-1}) + b_{hn})`, the rest as torch.nn's."""
+
+    @staticmethod
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
+        steps, batch, G = xp.shape
+        H = G // 3
+        w_rz, w_n = weight[: 2 * H].t(), weight[2 * H :].t()  # (R, 2H), (R, H)
+        acts = torch.empty_like(xp)  # (T, B, 3H): x'_t + b_hh, then the activations r, z, n
+        hs = xp.new_empty((steps, batch, H))
+        us = torch.empty_like(xp) if gain is not None else None
+        means, rstds = [], []
+        mixing = _mixes(keep, valid)
+        h = h0
+        for t in range(steps):
+            a = _with_bias(xp[t], bias, acts[t])
+            hin = h if h_mask is None else h * h_mask
+            if gain is None:
+                a[:, : 2 * H].addmm_(hin, w_rz)
+            else:
+                u = us[t, :, : 2 * H].copy_(hin.mm(w_rz)).view(batch, 2, H)
+                xhat, mean, rstd = _norm(u)
+                a[:, : 2 * H].addcmul_(xhat.view(batch, 2 * H), gain[: 2 * H])
+            rz = a[:, : 2 * H].sigmoid_()
+            rh = rz[:, :H] * h  # the reset gate scales the state before W_hn; dropout still applies
+            if h_mask is not None:
+                rh.mul_(h_mask)
+            if gain is None:
+                a[:, 2 * H :].addmm_(rh, w_n)
+            else:
+                u_n = us[t, :, 2 * H :].copy_(rh.mm(w_n)).unsqueeze(1)  # (B, 1, H)
+                xhat_n, mean_n, rstd_n = _norm(u_n)
+                a[:, 2 * H :].addcmul_(xhat_n.squeeze(1), gain[2 * H :])
+                means.append(torch.cat((mean, mean_n), 1))  # (B, 3, 1)
+                rstds.append(torch.cat((rstd, rstd_n), 1))
+            n = a[:, 2 * H :].tanh_()
+            if mixing:
+                h = _mix(h, torch.lerp(n, h, rz[:, H:]), _at(keep, t), None if valid is None else valid[t], hs[t])
+            else:
+                h = torch.lerp(n, h, rz[:, H:], out=hs[t])
+        norms = (us, torch.stack(means), torch.stack(rstds)) if gain is not None else (None,) * 3
+        fctx.save_for_backward(h0, weight, gain, hs, acts, *norms, valid, h_mask)
+        fctx.keep, fctx.has_bias = keep, bias is not None
+        fctx.set_materialize_grads(False)
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(fctx, dhs):
+        h0, weight, gain, hs, acts, u, mean, rstd, valid, h_mask = fctx.saved_tensors
+        steps, batch, H = hs.shape
+        r, z, n = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
+        w_rz, w_n = weight[: 2 * H], weight[2 * H :]  # (2H, R), (H, R)
+        # d(pre r, z, n) = d(x'_t): first the local derivatives, h_{t-1} r (1 - r) (to be scaled by
+        # d(r h)), (h_{t-1} - n) z (1 - z) and (1 - z)(1 - n^2) (by the new state's gradient)
+        dgh = torch.empty_like(acts)
+        dr, dz, dn = dgh[..., :H], dgh[..., H : 2 * H], dgh[..., 2 * H :]
+        need = fctx.needs_input_grad
+        chunk = shared.CHUNK  # steps per chunk, read when backward runs
+        dus = _chunk_buffer(acts) if gain is not None else None
+        dw_rz = dw_n = None
+        weight_new = _new_weight(fctx.keep, valid, hs.dtype)
+        g = torch.zeros_like(h0)
+        for t in range(steps - 1, -1, -1):
+            if t % chunk == chunk - 1 or t == steps - 1:  # the chunk's local derivatives, while in cache
+                part = slice(t - t % chunk, t + 1)
+                _times_one_minus(_one_minus_square(n[part], dn[part]), z[part])
+                _previous(h0, hs, dz[part], lambda h, s, out: torch.sub(h, n[s], out=out), part)
+                _times_one_minus(dz[part].mul_(z[part]), z[part])
+                _previous(h0, hs, dr[part], lambda h, s, out: torch.mul(h, r[s], out=out), part)
+                _times_one_minus(dr[part], r[part])
+            dnew, held = _split(_with(g, dhs, t), weight_new, t)
+            d = dgh[t]
+            d[:, H:].view(batch, 2, H).mul_(dnew.unsqueeze(1))
+            src_n = d[:, 2 * H :]
+            if gain is not None:
+                du_n = _norm_backward((src_n * gain[2 * H :]).unsqueeze(1), u[t, :, 2 * H :].unsqueeze(1),
+                                      mean[t, :, 2:], rstd[t, :, 2:])
+                src_n = dus[t % chunk, :, 2 * H :].copy_(du_n.squeeze(1))
+            drh = src_n.mm(w_n)  # (B, H) @ (H, R): d(r h) after the dropout mask
+            if h_mask is not None:
+                drh.mul_(h_mask)
+            d[:, :H].mul_(drh)
+            src_rz = d[:, : 2 * H]
+            if gain is not None:
+                du_rz = _norm_backward((src_rz * gain[: 2 * H]).view(batch, 2, H), u[t, :, : 2 * H].view(batch, 2, H),
+                                       mean[t, :, :2], rstd[t, :, :2])
+                src_rz = dus[t % chunk, :, : 2 * H].copy_(du_rz.view(batch, 2 * H))
+                if need[2] and (size := _chunk_done(t, steps)):
+                    dw_rz = _weight_grad(dus[:size, :, : 2 * H], h0, hs, h_mask, start=t, out=dw_rz)
+                    dw_n = _weight_grad(dus[:size, :, 2 * H :], h0, hs, h_mask, gate=r, start=t, out=dw_n)
+            dh = src_rz.mm(w_rz)  # (B, 2H) @ (2H, R)
+            if h_mask is not None:
+                dh.mul_(h_mask)
+            dh.addcmul_(drh, r[t]).addcmul_(dnew, z[t])
+            g = dh if held is None else dh.add_(held)
+        dweight = dbias = dgain = None
+        if need[2]:
+            if gain is None:
+                dw_rz = _weight_grad(dgh[..., : 2 * H], h0, hs, h_mask)
+                dw_n = _weight_grad(dgh[..., 2 * H :], h0, hs, h_mask, gate=r)
+            dweight = torch.cat((dw_rz, dw_n))
+        if need[3] and fctx.has_bias:
+            dbias = dgh.sum((0, 1))
+        if gain is not None and need[4]:
+            dgain = _gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd)
+        return dgh, g, dweight, dbias, dgain, None, None, None, None
+
+

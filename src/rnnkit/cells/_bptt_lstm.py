@@ -1,0 +1,197 @@
+"""The hand-written BPTT of the LSTM, with peepholes and projections (see :mod:`rnnkit.cells._bptt`,
+which holds what the cell families share and picks the Function:
+:func:`~rnnkit.cells._bptt.fused_scan`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from . import _bptt as shared
+from ._bptt import (
+    _norm,
+    _norm_backward,
+    _gain_grad,
+    _weight_grad,
+    _with_bias,
+    _chunk_buffer,
+    _times_one_minus,
+    _one_minus_square,
+    _sigmoid_slope,
+    _previous,
+    _component,
+    _at,
+    _mixes,
+    _mix,
+    _new_weight,
+    _split,
+    _with,
+)
+
+
+class _LSTMScan(torch.autograd.Function):
+    """torch.nn's LSTM (gate order i, f, g, o), with optional peepholes (Gers et al. 2002) and
+    projection ``h_t = W_hr (o_t * tanh(c_t))`` (Sak et al. 2014)."""
+
+    @staticmethod
+    def forward(fctx, xp, h0, c0, weight, bias, peep, gain, gain_c, bias_c, proj, valid, h_mask, keep):
+        steps, batch, G = xp.shape
+        H = G // 4
+        weight_t = weight.t()  # (R, 4H)
+        proj_t = proj.t() if proj is not None else None  # (H, P)
+        gates = torch.empty_like(xp)  # (T, B, 4H): x'_t + b_hh, then the activations i, f, g, o
+        hs = xp.new_empty((steps, batch, h0.shape[-1]))
+        cs = xp.new_empty((steps, batch, H))
+        keep_h, keep_c = _component(keep, 0), _component(keep, 1)
+        mix_h, mix_c = _mixes(keep_h, valid), _mixes(keep_c, valid)
+        us = torch.empty_like(xp) if gain is not None else None
+        if peep is not None:
+            p_if, p_o = peep[: 2 * H].view(2, H), peep[2 * H :]
+        normed, normed_c = ([], []), ([], [])
+        h, c = h0, c0
+        for t in range(steps):
+            a = _with_bias(xp[t], bias, gates[t])  # (B, 4H)
+            hin = h if h_mask is None else h * h_mask
+            if gain is None:
+                a.addmm_(hin, weight_t)
+            else:  # each gate's recurrent pre-activation normalised over its H units
+                u = torch.mm(hin, weight_t, out=us[t]).view(batch, 4, H)
+                xhat, mean, rstd = _norm(u)  # (B, 4, H), (B, 4, 1), (B, 4, 1)
+                normed[0].append(mean)
+                normed[1].append(rstd)
+                a.addcmul_(xhat.view(batch, G), gain)
+            if peep is not None:  # the input and forget gates peek at the previous cell state
+                a.view(batch, 4, H)[:, :2].addcmul_(c.unsqueeze(1), p_if)
+            a[:, : 2 * H].sigmoid_()
+            i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H].tanh_(), a[:, 3 * H :]
+            c_new = (f * c if mix_c else torch.mul(f, c, out=cs[t])).addcmul_(i, g)
+            if peep is not None:  # the output gate peeks at the new one
+                o.addcmul_(c_new, p_o)
+            o.sigmoid_()
+            if gain_c is None:
+                tc = torch.tanh(c_new)
+            else:
+                c_out, mean_c, rstd_c = _norm(c_new, gain_c, bias_c)  # (B, H), (B, 1), (B, 1)
+                normed_c[0].append(mean_c)
+                normed_c[1].append(rstd_c)
+                tc = c_out.tanh_()
+            direct = None if mix_h else hs[t]  # without zoneout and lengths the new h is the state
+            if proj is None:
+                h_new = torch.mul(tc, o, out=direct) if direct is not None else tc.mul_(o)  # (B, H)
+            else:
+                m = tc.mul_(o)
+                h_new = torch.mm(m, proj_t, out=direct) if direct is not None else m.mm(proj_t)  # (B, P)
+            v = None if valid is None else valid[t]
+            h = _mix(h, h_new, _at(keep_h, t), v, hs[t]) if mix_h else h_new
+            c = _mix(c, c_new, _at(keep_c, t), v, cs[t]) if mix_c else c_new
+        norms = tuple(torch.stack(parts) for parts in normed) if gain is not None else (None,) * 2
+        norms_c = tuple(torch.stack(parts) for parts in normed_c) if gain_c is not None else (None,) * 2
+        fctx.save_for_backward(h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, us,
+                               *norms, *norms_c, valid, h_mask)  # fmt: skip
+        fctx.keep, fctx.has_bias = keep, bias is not None
+        fctx.set_materialize_grads(False)
+        return hs, cs
+
+    @staticmethod
+    @once_differentiable
+    def backward(fctx, dhs, dcs):
+        (h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, u, mean, rstd, mean_c, rstd_c,
+         valid, h_mask) = fctx.saved_tensors  # fmt: skip
+        steps, batch, G = gates.shape
+        H = G // 4
+        need = fctx.needs_input_grad
+        chunk = shared.CHUNK  # steps per chunk, read when backward runs
+        i, f, g, o = (gates[..., k * H : (k + 1) * H] for k in range(4))
+        dgates = torch.empty_like(gates)  # (T, B, 4H): local derivatives, then d(gates) = d(x'_t)
+        di, df, dg, do = (dgates[..., k * H : (k + 1) * H] for k in range(4))
+        keep = fctx.keep
+        weight_h = _new_weight(_component(keep, 0), valid, gates.dtype)
+        weight_c = _new_weight(_component(keep, 1), valid, gates.dtype)
+        if peep is not None:
+            p_i, p_f, p_o = peep.chunk(3)
+        dus = _chunk_buffer(dgates) if gain is not None else None  # d(W_hh h) under layer norm
+        d_couts = _chunk_buffer(cs) if gain_c is not None else None  # d(c_out), for the cell norm's gains
+        dh_news = _chunk_buffer(hs) if proj is not None else None  # d(W_hr m), for W_hr's gradient
+        sums = dict.fromkeys(("weight", "bias", "peep", "gain", "gain_c", "bias_c", "proj"))
+        gh, gc = torch.zeros_like(h0), torch.zeros_like(c0)
+        # the sweep runs a chunk of steps at a time, latest first: each chunk's local derivatives
+        # at once (a few ops over CHUNK steps, while they are in cache), then its steps, then its sums
+        for start in reversed(range(0, steps, chunk)):
+            part = slice(start, min(start + chunk, steps))
+            n = part.stop - start
+
+            def times_c_prev(x: Tensor, out: Tensor) -> Tensor:  # c_{t-1} * x_t over the chunk
+                return _previous(c0, cs, out, lambda c, t, o: torch.mul(c, x[t], out=o), part)
+
+            # c before zoneout, as forward computed it; under lengths alone the held cs serves (its
+            # gradient is zero past the end); without either it is cs
+            c_new = cs[part]
+            if _component(keep, 1) is not None:
+                c_new = times_c_prev(f, torch.empty_like(c_new)).addcmul_(i[part], g[part])
+            tc = _cell_tanh(c_new, gain_c, bias_c)  # (n, B, H)
+            torch.mul(_sigmoid_slope(o[part], do[part]), tc, out=do[part])  # tanh(c) o (1 - o)
+            to_c = _one_minus_square(tc, tc).mul_(o[part])  # o (1 - tanh^2): d(o tanh(c)) -> d(c), or d(c_out)
+            _sigmoid_slope(i[part], di[part]).mul_(g[part])  # g i (1 - i)
+            _times_one_minus(times_c_prev(f, df[part]), f[part])  # c_{t-1} f (1 - f)
+            _one_minus_square(g[part], dg[part]).mul_(i[part])  # i (1 - g^2)
+            for t in range(part.stop - 1, start - 1, -1):
+                j = t - start
+                dh_new, held_h = _split(_with(gh, dhs, t), weight_h, t)
+                dc_new, held_c = _split(_with(gc, dcs, t), weight_c, t)
+                if proj is not None:
+                    dh_new = dh_news[j].copy_(dh_new).mm(proj)  # (B, P) @ (P, H): d(o tanh(c))
+                d = dgates[t].view(batch, 4, H)
+                d[:, 3].mul_(dh_new)  # d(pre o)
+                if gain_c is None:
+                    dc = torch.addcmul(dc_new, dh_new, to_c[j])
+                else:
+                    d_cout = torch.mul(dh_new, to_c[j], out=d_couts[j])
+                    dc = _norm_backward(d_cout, c_new[j], mean_c[t], rstd_c[t], gain_c).add_(dc_new)
+                if peep is not None:
+                    dc.addcmul_(d[:, 3], p_o)
+                d[:, :3].mul_(dc.unsqueeze(1))  # d(pre i, f, g)
+                src = dgates[t]
+                if gain is not None:
+                    du = _norm_backward(d * gain.view(4, H), u[t].view(batch, 4, H), mean[t], rstd[t])
+                    src = dus[j].copy_(du.view(batch, G))
+                gh = src.mm(weight)  # (B, 4H) @ (4H, R)
+                if h_mask is not None:
+                    gh.mul_(h_mask)
+                if held_h is not None:
+                    gh.add_(held_h)
+                gc = dc.mul_(f[t])
+                if peep is not None:
+                    gc.addcmul_(d[:, 0], p_i).addcmul_(d[:, 1], p_f)
+                if held_c is not None:
+                    gc.add_(held_c)
+            del to_c, tc
+            if need[3]:
+                src = dgates[part] if gain is None else dus[:n]
+                sums["weight"] = _weight_grad(src, h0, hs, h_mask, start=start, out=sums["weight"])
+            terms = {}
+            if need[4] and fctx.has_bias:
+                terms["bias"] = dgates[part].sum((0, 1))
+            if peep is not None and need[5]:
+                scratch = torch.empty_like(c_new)
+                terms["peep"] = torch.cat((
+                    times_c_prev(di, scratch).sum((0, 1)), times_c_prev(df, scratch).sum((0, 1)),
+                    torch.mul(do[part], c_new, out=scratch).sum((0, 1)),
+                ))  # fmt: skip
+            if gain is not None and need[6]:
+                terms["gain"] = _gain_grad(dgates[part], u[part].view(n, batch, 4, H), mean[part], rstd[part])
+            if gain_c is not None:
+                terms["gain_c"] = _gain_grad(d_couts[:n], c_new.unsqueeze(2), mean_c[part].unsqueeze(2),
+                                             rstd_c[part].unsqueeze(2))
+                terms["bias_c"] = d_couts[:n].sum((0, 1))
+            if proj is not None and need[9]:
+                m = _cell_tanh(c_new, gain_c, bias_c).mul_(o[part])  # (n, B, H): the projection's input
+                terms["proj"] = dh_news[:n].flatten(0, 1).t().mm(m.flatten(0, 1))  # (P, n*B) @ (n*B, H)
+            for name, term in terms.items():
+                sums[name] = term if sums[name] is None else sums[name].add_(term)
+        return (dgates, gh, gc, *sums.values(), None, None, None)
+
+
+def _cell_tanh(c: Tensor, gain_c: Tensor | None, bias_c: Tensor | None) -> Tensor:
+    """``tanh(c)``, or ``tanh(layer_norm(c))`` under layer norm, for all steps: (T, B, H)."""
+    return torch.tanh(c) if gain_c is None else _norm(c, gain_c, bias_c)[0].tanh_()
