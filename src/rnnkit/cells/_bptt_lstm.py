@@ -166,9 +166,8 @@ class _LSTMScan(torch.autograd.Function):
                 if held_c is not None:
                     gc.add_(held_c)
             del to_c, tc
-            if need[3]:
-                src = dgates[part] if gain is None else dus[:n]
-                sums["weight"] = _weight_grad(src, h0, hs, h_mask, start=start, out=sums["weight"])
+            if need[3] and gain is not None:  # d(W_hh h) of this chunk only
+                sums["weight"] = _weight_grad(dus[:n], h0, hs, h_mask, start=start, out=sums["weight"])
             terms = {}
             if need[4] and fctx.has_bias:
                 terms["bias"] = dgates[part].sum((0, 1))
@@ -189,6 +188,8 @@ class _LSTMScan(torch.autograd.Function):
                 terms["proj"] = dh_news[:n].flatten(0, 1).t().mm(m.flatten(0, 1))  # (P, n*B) @ (n*B, H)
             for name, term in terms.items():
                 sums[name] = term if sums[name] is None else sums[name].add_(term)
+        if need[3] and gain is None:  # one matmul over all steps, once the chunks' scratch is gone
+            sums["weight"] = _weight_grad(dgates, h0, hs, h_mask)
         return (dgates, gh, gc, *sums.values(), None, None, None)
 
 
