@@ -14,6 +14,7 @@ import torch
 
 import rnnkit
 from rnnkit import bench, cli
+from rnnkit import _native
 from rnnkit.bench import CONFIGS, Case, Config, case_flops, forward_flops, parse_configs, select_cases
 from rnnkit.bench import _measure
 
@@ -52,6 +53,15 @@ def test_deepbench_convention_leaves_out_the_input_projection():
     assert forward_flops("lstm", 250, 200, 1, 15, 2, input_projection=False) == 9_600_000  # 2*4*200*200*15*2
     assert forward_flops("gru", 7, 10, 2, 3, input_projection=False) == 2 * 3 * 10 * 10 * 2 * 3
     assert forward_flops("mingru", 256, 256, 16, 512, input_projection=False) == 0
+
+
+def test_forward_flops_with_a_projection():
+    # layer 1: 2*4*H*(I + P) + 2*H*P; layer 2 reads P inputs
+    H, P, I, B, T = 10, 4, 7, 2, 3
+    per_layer = lambda inputs: (2 * 4 * H * (inputs + P) + 2 * H * P) * B * T  # noqa: E731
+    assert forward_flops("lstm", I, H, B, T, 2, proj_size=P) == per_layer(I) + per_layer(P)
+    case = Case("lstm", H, B, T, "train", input_size=I, options=(("proj_size", P),))
+    assert case_flops(case) == 3 * per_layer(I)
 
 
 def test_training_counts_three_forwards_and_a_step_one():
@@ -132,13 +142,14 @@ def test_contenders_share_weights(kind):
         expected = reference.module(x)[0]
         torch.testing.assert_close(ours.module(x)[0], expected)
         torch.testing.assert_close(loop.module(x)[0], expected)
-    assert ours.path == "fused" and loop.path == "loop"
+    compiled = kind != "lstm" and _native.ops() is not None  # plain GRU/Elman on CPU: rnnkit's C++ loop
+    assert ours.path == ("compiled" if compiled else "fused") and loop.path == "loop"
 
 
 def test_loop_reference_is_the_autograd_step_loop():
     case = Case("gru", 6, 2, 4, "train", backend="loop")
     ours, _, loop = bench.build_contenders(case, torch.device("cpu"))
-    assert ours.name == "rnnkit.GRU(backend='loop')" and ours.path in ("bptt", "loop")
+    assert ours.name == "rnnkit.GRU(backend='loop')" and ours.path in ("compiled", "bptt", "loop")
     assert loop.path == "loop"
     assert bench.layer_path(loop.module, torch.randn(4, 2, 6)) == "loop"
     with pytest.raises(ValueError, match="backend must be one of"):
@@ -222,7 +233,8 @@ def test_tiny_run_fills_every_field(tiny_rows):
         assert row.vs_loop == pytest.approx(row.loop_ms / row.ms)
         assert row.gflops == pytest.approx(case_flops(TINY[tiny_rows.index(row)]) / row.ms / 1e6)
     paths = [r.path for r in tiny_rows]
-    assert paths[:2] == ["fused", "fused"] and paths[3] == "fused" and paths[5:] == ["step", "scan"]
+    assert paths[:2] == ["fused", "fused"] and paths[5:] == ["step", "scan"]
+    assert paths[3] == ("compiled" if _native.ops() is not None else "fused")  # plain Elman on CPU
     assert paths[2] in ("bptt", "loop") and paths[4] in ("bptt", "loop")  # zoneout GRU, layer-norm LSTM
     assert tiny_rows[0].loop_ref == "rnnkit.LSTM autograd step loop"
     assert tiny_rows[-1].torch_ref == "torch.nn.GRU" and tiny_rows[-1].loop_ref == "rnnkit.MinGRU stepped"

@@ -102,19 +102,24 @@ def forward_flops(
     layers: int = 1,
     *,
     input_projection: bool = True,
+    proj_size: int = 0,
 ) -> int:
     """Matmul FLOPs of one forward: ``2 * G * H * (I + H) * B * T`` summed over the layers.
 
     G = 1 (Elman), 3 (GRU), 4 (LSTM), 2 (minGRU, whose recurrence has no matmul: ``H`` drops out
-    of ``I + H``). Layers above the first read ``H`` inputs. ``input_projection=False`` leaves out
-    the ``I`` term, DeepBench's convention. Elementwise work is not counted.
+    of ``I + H``). Layers above the first read ``H`` inputs. An LSTM with ``proj_size`` P feeds
+    back (and passes up) P units and adds the projection ``2 * H * P * B * T`` per layer.
+    ``input_projection=False`` leaves out the ``I`` term, DeepBench's convention. Elementwise work
+    is not counted.
     """
     gates = GATES[check_choice("kind", kind, tuple(GATES))]
-    recurrent = 0 if kind == "mingru" else hidden_size
+    state = proj_size or hidden_size  # what is fed back and passed up
+    recurrent = 0 if kind == "mingru" else state
     total, size = 0, input_size
     for _ in range(layers):
         total += 2 * gates * hidden_size * ((size if input_projection else 0) + recurrent) * batch * steps
-        size = hidden_size
+        total += 2 * hidden_size * proj_size * batch * steps
+        size = state
     return total
 
 
@@ -122,7 +127,7 @@ def case_flops(case: Case, *, input_projection: bool = True) -> int:
     """FLOPs of one timed call of ``case``: training counts 3 x forward (forward + two backward matmuls)."""
     flops = forward_flops(
         case.kind, case.input_size, case.hidden_size, case.batch, case.steps, case.layers,
-        input_projection=input_projection,
+        input_projection=input_projection, proj_size=int(dict(case.options).get("proj_size", 0)),
     )  # fmt: skip
     return 3 * flops if case.mode == "train" else flops
 

@@ -33,6 +33,7 @@ from torch import nn
 from torch.autograd.function import BackwardCFunction
 
 from .. import cells
+from ..cells import _compiled
 from ..layers import MinGRU, create_layer
 from ._configs import Case
 
@@ -48,7 +49,7 @@ class Contender:
     """A named zero-argument call that runs one timed unit of work, and the module behind it."""
 
     name: str
-    path: str  # "fused" (torch._VF kernel), "loop" (cells' step loop), "scan", "step", "torch"
+    path: str  # "compiled" (rnnkit/_native), "fused" (torch._VF), "bptt", "loop" (cells' step loop), "scan", "step", "torch"
     call: Callable[[], object]
     module: nn.Module
 
@@ -143,15 +144,14 @@ def build_contenders(case: Case, device: torch.device, dtype: str = "fp32") -> t
 
 
 def layer_path(layer: nn.Module, x: torch.Tensor, amp: Callable = contextlib.nullcontext) -> str:
-    """Which route a torch-compatible layer takes on ``x``: "fused", "bptt" or "loop".
+    """Which route a torch-compatible layer takes on ``x``: "compiled", "fused", "bptt" or "loop".
 
-    "fused": torch.nn's kernel through ``torch._VF``; "bptt": the cells' scan as one hand-written
-    autograd Function (its graph node is a Python ``BackwardCFunction``); "loop": the cells' steps
-    recorded op by op by autograd. Found by running the first step with gradients, under ``amp()``
-    (the row's autocast: the hand-written BPTT steps aside under it).
+    "compiled": rnnkit's C++ time loop (``rnnkit/_native``); "fused": torch.nn's kernel through
+    ``torch._VF``; "bptt": the cells' scan as one hand-written autograd Function (its graph node is
+    a Python ``BackwardCFunction``); "loop": the cells' steps recorded op by op by autograd. Found
+    by running the first step with gradients, under ``amp()`` (the row's autocast: the compiled
+    loop and the hand-written BPTT step aside under it).
     """
-    if layer.uses_fused_kernel:
-        return "fused"
     training = layer.training
     try:
         layer.train()
@@ -159,7 +159,10 @@ def layer_path(layer: nn.Module, x: torch.Tensor, amp: Callable = contextlib.nul
             output = layer(x[:1])[0]
     finally:
         layer.train(training)
-    return "bptt" if isinstance(output.grad_fn, BackwardCFunction) else "loop"
+    if isinstance(output.grad_fn, BackwardCFunction):
+        function = output.grad_fn._forward_cls
+        return "compiled" if function.__module__ == _compiled.__name__ else "bptt"
+    return "fused" if layer.uses_fused_kernel else "loop"
 
 
 def _step_contenders(case: Case, device: torch.device, amp) -> tuple[Contender, Contender, Contender]:
