@@ -210,3 +210,18 @@ def test_inference_sweep_equals_the_training_one(name, lengths):
     assert trained[0].grad_fn is not None and inferred[0].grad_fn is None
     for a, b in zip(trained, inferred):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_a_read_only_home_caches_in_the_temporary_folder(monkeypatch, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # a file where the cache folder would go: mkdir fails
+    monkeypatch.delenv("RNNKIT_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    monkeypatch.setattr(_native.tempfile, "tempdir", str(tmp_path / "tmp"))
+    home, temporary = _native._cache_roots()
+    assert home == blocked / "rnnkit" and temporary.parent == tmp_path / "tmp"
+    key = _native._build_key(shutil.which("g++") or "g++")
+    cached = temporary / key / "rnnkit_native.so"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")  # a build already there: found, not compiled again
+    assert _native.build() == cached

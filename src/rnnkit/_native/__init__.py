@@ -5,11 +5,12 @@ which case every caller takes its plain-PyTorch twin (``cells/_bptt.py``, ``cell
 Nothing is required: without a C++ compiler, or with ``RNNKIT_NATIVE=0``, rnnkit runs the same
 math in PyTorch ops.
 
-The build is one ``g++`` call against torch's headers and libraries (about 10-20 s, once). The
-shared library is cached under ``$RNNKIT_CACHE`` (default ``~/.cache/rnnkit``) in a folder named
-by a hash of the source, torch's version, the compiler and the CPU's instruction-set flags (it is
-compiled with ``-march=native``), written to a temporary name and renamed into place, so
-concurrent first uses (pytest workers, torchrun processes) neither clash nor load half a file.
+The build is a ``g++`` compile and link against torch's headers and libraries (about 15-20 s,
+once). The shared library is cached under ``$RNNKIT_CACHE`` (default ``~/.cache/rnnkit``, or the
+temporary folder where the home is read-only) in a folder named by a hash of the source, torch's
+version, the compiler and the CPU's instruction-set flags (it is compiled with ``-march=native``),
+written to a temporary name and renamed into place, so concurrent first uses (pytest workers,
+torchrun processes) neither clash nor load half a file.
 A build that fails is remembered for the process and reported once as a warning.
 """
 
@@ -69,11 +70,20 @@ def build() -> Path:
     compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if compiler is None:
         raise RuntimeError("no C++ compiler found (install g++)")
-    folder = _cache_root() / _build_key(compiler)
-    target = folder / f"{_LIBRARY}.so"
-    if target.exists():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
+    key = _build_key(compiler)
+    for root in _cache_roots():
+        folder = root / key
+        target = folder / f"{_LIBRARY}.so"
+        if target.exists():
+            return target
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a read-only or missing home: try the next place
+            continue
+        if os.access(folder, os.W_OK):
+            break
+    else:
+        raise RuntimeError(f"no writable cache folder among {', '.join(map(str, _cache_roots()))}")
     fd, temporary = tempfile.mkstemp(suffix=".so", dir=folder)
     os.close(fd)
     objects = Path(temporary).with_suffix(".o")
@@ -141,9 +151,14 @@ def _cpu_flags() -> str:
     return sys.platform
 
 
-def _cache_root() -> Path:
+def _cache_roots() -> list[Path]:
+    """Where builds are cached: ``$RNNKIT_CACHE``, else ``$XDG_CACHE_HOME/rnnkit`` (``~/.cache``),
+    then the temporary folder (for a read-only home)."""
     root = os.environ.get("RNNKIT_CACHE")
-    return Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rnnkit"
+    if root:
+        return [Path(root)]
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rnnkit"
+    return [home, Path(tempfile.gettempdir()) / f"rnnkit-{os.getuid() if hasattr(os, 'getuid') else 'user'}"]
 
 
 def _first_line(error: Exception) -> str:
