@@ -145,6 +145,73 @@ def test_windowed_gaussian_constant_and_bad_arguments():
         g.score("3")
 
 
+def test_windowed_gaussian_warm_is_streaming_unscored():
+    rng = np.random.default_rng(2)
+    values = 50.0 + rng.normal(size=200)
+    expected, expected_flags = anomaly.score_all(anomaly.WindowedGaussian(window=60, min_history=20), values)
+    g = anomaly.WindowedGaussian(window=60, min_history=20)
+    g.warm(np.concatenate([[np.nan], values[:120]]))  # only its last 60 finite values count
+    scores, flags = anomaly.score_all(g, values[120:])
+    np.testing.assert_allclose(scores, expected[120:], rtol=1e-9)
+    np.testing.assert_array_equal(flags, expected_flags[120:])
+    cold = anomaly.WindowedGaussian(window=60, min_history=20)
+    assert anomaly.score_all(cold, values[120:])[0][:20].tolist() == [0.0] * 20  # what the warm start removes
+
+
+def test_dynamic_threshold_warm_fits_at_once_and_keeps_its_cadence():
+    e = _errors_with_anomaly()
+    t = anomaly.DynamicThreshold(window=200, refit_every=50, min_history=100)
+    t.warm(e[:450])  # the last 200 count
+    assert t.epsilon == pytest.approx(anomaly.select_epsilon(e[250:450], t.z_values)[0])
+    anomaly.score_all(t, e[450:499])
+    assert t.epsilon == pytest.approx(anomaly.select_epsilon(e[250:450], t.z_values)[0])
+    t.score(e[499])  # refit_every errors after the warm start
+    assert t.epsilon == pytest.approx(anomaly.select_epsilon(e[300:500], t.z_values)[0])
+    scores, flags = anomaly.score_all(t, e[500:700])
+    assert np.flatnonzero(flags).tolist() == [100, 101, 102, 103, 104]  # the anomaly at 600..604
+    # too few errors to fit on: it fits at min_history, as a cold one does
+    short = anomaly.DynamicThreshold(window=200, refit_every=50, min_history=100)
+    short.warm(e[:60])
+    assert short.epsilon is None
+    anomaly.score_all(short, e[60:99])
+    assert short.epsilon is None
+    short.score(e[99])
+    assert short.epsilon == pytest.approx(anomaly.select_epsilon(e[:100], short.z_values)[0])
+
+
+def test_dynamic_threshold_warm_state_round_trip_and_old_states():
+    e = _errors_with_anomaly(seed=3)
+    whole = anomaly.DynamicThreshold(window=300, refit_every=40)
+    whole.warm(e[:250])
+    expected = anomaly.score_all(whole, e[250:])
+    first = anomaly.DynamicThreshold(window=300, refit_every=40)
+    first.warm(e[:250])
+    anomaly.score_all(first, e[250:602])
+    state = first.state_dict()
+    resumed = anomaly.DynamicThreshold(window=300, refit_every=40)
+    resumed.load_state_dict(state)
+    rest = anomaly.score_all(resumed, e[602:])
+    np.testing.assert_array_equal(rest[0], expected[0][352:])
+    np.testing.assert_array_equal(rest[1], expected[1][352:])
+    # a state saved before warm() existed (no refit_at) resumes on the old cadence
+    cold = anomaly.DynamicThreshold(window=300, refit_every=40)
+    whole_cold = anomaly.score_all(cold, e)
+    first = anomaly.DynamicThreshold(window=300, refit_every=40)
+    anomaly.score_all(first, e[:555])
+    state = first.state_dict()
+    del state["refit_at"]
+    resumed = anomaly.DynamicThreshold(window=300, refit_every=40)
+    resumed.load_state_dict(state)
+    np.testing.assert_array_equal(anomaly.score_all(resumed, e[555:])[0], whole_cold[0][555:])
+
+
+def _errors_with_anomaly(n=1500, seed=0):
+    rng = np.random.default_rng(seed)
+    e = np.abs(rng.normal(0.3, 0.1, size=n))
+    e[600:605] += 3.0
+    return e
+
+
 def _sine(n=600, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(n)

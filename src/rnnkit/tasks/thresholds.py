@@ -5,6 +5,9 @@ and memory bounded independently of the stream's length, and returns a non-negat
 score and whether the point is flagged; ``state_dict()`` / ``load_state_dict()`` save and
 restore what it has learned from the stream. A missing reading (NaN, or an infinite value) is
 reported as score ``nan``, flag ``False``, counted (``missing``) and kept out of the statistics.
+The scorers here also have ``warm(values)``: history seen before the stream (a trained
+detector's validation errors), taken in without being scored, so the stream is judged from its
+first point instead of after ``min_history`` points.
 
 - :class:`WindowedGaussian`: NAB's baseline, the z-score of a value against the previous
   ``window`` values; also the ``"gaussian"`` threshold of an LSTM's errors (Malhotra et al. 2015).
@@ -97,6 +100,20 @@ class WindowedGaussian:
                 result = abs(x - mean) / std
             elif abs(x - mean) > 1e-12 * max(1.0, abs(mean)):
                 result = math.inf
+        self._push(x)
+        return result, result >= self.threshold
+
+    def warm(self, values: Sequence[float]) -> None:
+        """Take ``values`` (their last ``window`` finite ones) into the window without scoring them:
+        the next value is scored against them, as if they had been streamed first."""
+        values = np.asarray(values, dtype=float).ravel()
+        for value in values[np.isfinite(values)][-self.window :]:
+            if self._count == 0:
+                self._shift = float(value)
+            self._push(float(value) - self._shift)
+
+    def _push(self, x: float) -> None:
+        """``x`` (a value minus the shift) into the ring and the running sums."""
         slot = self._count % self.window
         if self._count >= self.window:  # the oldest value leaves the window
             old = self._buffer[slot]
@@ -106,7 +123,6 @@ class WindowedGaussian:
         self._sum += x
         self._sum_sq += x * x
         self._count += 1
-        return result, result >= self.threshold
 
     def state_dict(self) -> dict[str, Any]:
         return {"window": self.window, "threshold": self.threshold, "min_history": self.min_history,
@@ -196,7 +212,8 @@ class DynamicThreshold:
     Cost: a refit is ``O(len(z_values) * window)``, so the amortised cost per error is
     ``O(len(z_values) * window / refit_every + log window)`` and the memory ``O(window)``:
     bounded by the window size, independent of the stream's length. Until the first refit the
-    score is 0 and nothing is flagged.
+    score is 0 and nothing is flagged; :meth:`warm` with at least ``min_history`` errors seen
+    before the stream (a trained detector's validation errors) fits the threshold at once.
 
     >>> t = DynamicThreshold(window=50, refit_every=10)
     >>> flags = [t.score(e)[1] for e in [1.0, 1.2, 0.9, 1.1] * 15 + [5.0]]
@@ -222,6 +239,7 @@ class DynamicThreshold:
         self.prune = float(prune)
         self._buffer = np.zeros(self.window)  # the last `window` errors, a ring
         self._count = 0
+        self._refit_at = self.min_history  # the count at which the threshold is chosen next
         self.epsilon: float | None = None
         self.z: float | None = None
         self._ranked = np.empty(0)  # the window's sequence maxima, descending, then its nominal max
@@ -244,11 +262,24 @@ class DynamicThreshold:
                 self._run_max = 0.0
         self._buffer[self._count % self.window] = e
         self._count += 1
-        if self._count >= self.min_history and (self._count - self.min_history) % self.refit_every == 0:
+        if self._count == self._refit_at:
             self._refit()
         return score, flag
 
+    def warm(self, errors: Sequence[float]) -> None:
+        """Take ``errors`` (their last ``window`` finite ones) into the window without scoring them,
+        and choose the threshold over the window at once if it holds ``min_history`` errors (else
+        at ``min_history``, as usual); the next refit comes ``refit_every`` errors later."""
+        errors = np.asarray(errors, dtype=float).ravel()
+        errors = errors[np.isfinite(errors)][-self.window :]
+        for e in errors:
+            self._buffer[self._count % self.window] = e
+            self._count += 1
+        if self._count >= self.min_history and len(errors):
+            self._refit()
+
     def _refit(self) -> None:
+        self._refit_at = self._count + self.refit_every
         n = min(self._count, self.window)
         start = self._count % self.window if self._count >= self.window else 0
         errors = np.roll(self._buffer, -start)[:n]  # (n,) oldest first
@@ -271,8 +302,9 @@ class DynamicThreshold:
     def state_dict(self) -> dict[str, Any]:
         return {"window": self.window, "refit_every": self.refit_every, "min_history": self.min_history,
                 "z_values": self.z_values.tolist(), "prune": self.prune, "buffer": self._buffer.copy(),
-                "count": self._count, "epsilon": self.epsilon, "z": self.z, "ranked": self._ranked.copy(),
-                "large_from": self._large_from.copy(), "run_max": self._run_max, "missing": self.missing}  # fmt: skip
+                "count": self._count, "refit_at": self._refit_at, "epsilon": self.epsilon, "z": self.z,
+                "ranked": self._ranked.copy(), "large_from": self._large_from.copy(), "run_max": self._run_max,
+                "missing": self.missing}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in ("window", "refit_every", "min_history", "prune"):
@@ -281,6 +313,9 @@ class DynamicThreshold:
         self.z_values = np.array(state["z_values"], dtype=float)
         self._buffer = np.array(state["buffer"], dtype=float)
         self._count, self.epsilon, self.z = int(state["count"]), state["epsilon"], state["z"]
+        self._refit_at = int(state["refit_at"]) if "refit_at" in state else (  # a state saved before warm()
+            self.min_history if self._count < self.min_history
+            else self._count + self.refit_every - (self._count - self.min_history) % self.refit_every)  # fmt: skip
         self._ranked = np.array(state["ranked"], dtype=float)
         self._large_from = np.array(state["large_from"], dtype=bool)
         self._run_max, self.missing = float(state["run_max"]), int(state["missing"])
@@ -315,7 +350,9 @@ class DynamicThresholdConfig:
 @dataclass(frozen=True)
 class ThresholdMethod:
     """A way to flag smoothed errors. A detector's settings hold one section per method, named
-    after it (``gaussian``, ``dynamic``), of type ``config_class``; ``threshold`` names the one used."""
+    after it (``gaussian``, ``dynamic``), of type ``config_class``; ``threshold`` names the one used.
+    The scorer ``build`` returns also has ``warm(errors)`` (a trained detector warms it with its
+    validation errors)."""
 
     name: str
     help: str
