@@ -108,6 +108,81 @@ def test_load_picks_another_threshold_and_rejects_unknown_ones(run):
         anomaly.RNNDetector.load(run, threshold="median")
 
 
+# --- the warm start: a new series is judged from its first point ----------------------------------
+
+
+def _flagged_rows(out):
+    return [i for i, line in enumerate(out.splitlines()[1:]) if line.endswith("True")]
+
+
+def test_detect_flags_a_spike_at_the_start_of_a_new_file(run, tmp_path, capsys):
+    data = _write(tmp_path / "early.csv", _series(seed=5, spike=12))
+    capsys.readouterr()
+    assert main(["detect", str(run), "--data", str(data)]) == 0
+    flagged = _flagged_rows(capsys.readouterr().out)
+    # flagged at once, and the LSTM's start from a zero state (larger errors for a few points) is not
+    assert flagged and flagged[0] == 12 and all(12 <= i <= 30 for i in flagged), flagged
+    # a cold threshold (as before the warm start) cannot flag it: it fits first after min_history = 40
+    cold = anomaly.RNNDetector.load(run, warm_start=False)
+    assert not cold.batch_scores(_series(seed=5, spike=12))[1][:40].any()
+
+
+@pytest.mark.parametrize("threshold", ["dynamic", "gaussian"])
+def test_warm_streaming_equals_batch(run, threshold):
+    detector = anomaly.RNNDetector.load(run, threshold=threshold)
+    values = _series(n=500, seed=8, spike=5)
+    batch, batch_flags = detector.batch_scores(values)
+    streamed, stream_flags = anomaly.score_all(detector.scorer(), values)
+    np.testing.assert_allclose(streamed, batch, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(stream_flags, batch_flags)
+    assert batch[0] == 0 and not batch_flags[0]  # the first value has no prediction
+    assert batch_flags[5:10].any() and not batch_flags[:5].any()
+    # a stream stopped and resumed inside the spike continues as the whole one (warm state included)
+    first = detector.scorer()
+    anomaly.score_all(first, values[:7])
+    resumed = detector.scorer()
+    resumed.load_state_dict(first.state_dict())
+    rest = anomaly.score_all(resumed, values[7:])
+    np.testing.assert_allclose(rest[0], streamed[7:], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(rest[1], stream_flags[7:])
+
+
+def test_warm_start_round_trips_through_the_run_directory(run):
+    text = (run / "detector.json").read_text()
+    assert len(text.splitlines()) < 80  # the errors on one line, the rest readable
+    saved = json.loads(text)["warm_start"]["errors"]
+    # the validation tail (rows 480..599) scored as a new file is: from a zero state, its first row unscored
+    cold = anomaly.RNNDetector.load(run, warm_start=False)
+    assert cold.warm_errors is None
+    np.testing.assert_allclose(saved, cold.smoothed_errors(_series()[480:])[1:], rtol=1e-6, atol=1e-9)
+    detector = anomaly.RNNDetector.load(run)
+    np.testing.assert_array_equal(detector.warm_errors, np.array(saved))
+    threshold = detector.threshold()
+    assert threshold.epsilon == pytest.approx(anomaly.select_epsilon(np.array(saved), threshold.z_values)[0])
+
+
+def test_an_old_run_directory_starts_cold_with_a_warning(run, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    saved = json.loads((old / "detector.json").read_text())
+    del saved["warm_start"]
+    (old / "detector.json").write_text(json.dumps(saved, indent=1))
+    data = _write(tmp_path / "early.csv", _series(seed=5, spike=12))
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="no warm_start errors .* flags nothing in the first 40 points"):
+        assert main(["detect", str(old), "--data", str(data)]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
+    scores, flags = anomaly.RNNDetector.load(run, warm_start=False).batch_scores(_series(seed=5, spike=12))
+    np.testing.assert_allclose([float(r[2]) for r in rows], scores, atol=1e-4)  # as a cold start scores it
+    assert [r[3] == "True" for r in rows] == flags.tolist() and not flags[:40].any()
+    monkeypatch.setattr("sys.stdin", io.StringIO("1.0\n2.0\n"))
+    with pytest.warns(UserWarning, match="no warm_start errors"):
+        assert main(["detect", str(old)]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["1.0,0.0000,0", "2.0,0.0000,0"]
+
+
 def test_resume_continues_the_run(tmp_path):
     data = _write(tmp_path / "train.csv", _series())
     run_dir = tmp_path / "run"

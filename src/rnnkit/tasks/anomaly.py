@@ -18,13 +18,16 @@ method* (:data:`THRESHOLDS`) reads the stream of smoothed errors:
   (KDD 2018), section 3.2: ``z`` chosen by their criterion, and their pruning (3.3).
 
 A detector trained by ``rnnkit train detect`` lives in a run directory; :meth:`RNNDetector.load`
-reads it back (``detector.json`` holds the scaling, the error statistics and the threshold
-settings; nothing is unpickled).
+reads it back (``detector.json`` holds the scaling, the error statistics, the threshold
+settings and the smoothed errors of the validation tail; nothing is unpickled). Those errors
+*warm* the threshold (:attr:`RNNDetector.warm_errors`): a new stream is judged against a
+threshold already fitted, from its first point.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -109,13 +112,20 @@ class RNNDetector:
     :meth:`load` reads a detector trained by ``rnnkit train detect``. :meth:`batch_scores` scores
     a whole series in one forward pass; :meth:`scorer` is the equivalent streaming scorer (the
     same scores and flags). Scores and flags are those of the configured threshold method over
-    the smoothed errors (:data:`THRESHOLDS`).
+    the smoothed errors (:data:`THRESHOLDS`). The first point of a series has no prediction: it
+    scores 0, is not flagged, and stays out of the threshold's history.
+
+    ``warm_errors`` (``None``, or smoothed errors the model made before the stream: :meth:`load`
+    sets it to the run's validation tail) warms every fresh threshold (``warm(errors)``), so
+    that a series is scored against a fitted threshold from its first point instead of after
+    the method's ``min_history`` points.
     """
 
     def __init__(self, config: RNNDetectorConfig = RNNDetectorConfig()) -> None:
         self.config = config
         self.model: nn.Module | None = None
         self.center, self.scale = 0.0, 1.0
+        self.warm_errors: np.ndarray | None = None  # (W,) seen by every fresh threshold before the stream
         self.info: dict[str, Any] = {}  # what a run directory's detector.json says beyond the settings
 
     def fit(self, values: Sequence[float]) -> RNNDetector:
@@ -139,8 +149,13 @@ class RNNDetector:
         return self
 
     @classmethod
-    def load(cls, run_dir: str | Path, *, threshold: str | None = None) -> RNNDetector:
-        """The detector of a ``rnnkit train detect`` run; ``threshold`` picks another method by name."""
+    def load(cls, run_dir: str | Path, *, threshold: str | None = None, warm_start: bool = True) -> RNNDetector:
+        """The detector of a ``rnnkit train detect`` run; ``threshold`` picks another method by name.
+
+        With ``warm_start`` the threshold starts from the run's validation-tail errors
+        (``detector.json``'s ``warm_start``); a run trained before they were saved starts cold,
+        with a warning. ``warm_start=False``: cold, as for a detector that has seen nothing.
+        """
         from ..training import load
 
         run_dir = Path(run_dir)
@@ -159,17 +174,36 @@ class RNNDetector:
             center, scale = float(saved["center"]), float(saved["scale"])
         except (KeyError, TypeError) as error:
             raise ValueError(f"{run_dir / DETECTOR_FILE} is not a detector file: missing or bad {error}") from None
+        warm = None
+        if warm_start and "warm_start" in saved:
+            try:
+                warm = np.array(saved["warm_start"]["errors"], dtype=float)  # (W,)
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"{run_dir / DETECTOR_FILE} is not a detector file: bad warm_start ({error})") from None
+            if warm.ndim != 1 or not np.isfinite(warm).all():
+                raise ValueError(f"{run_dir / DETECTOR_FILE} is not a detector file: warm_start errors must be"
+                                 f" a list of finite numbers")  # fmt: skip
         model = load(run_dir)
         config = replace(config, hidden_size=model.config.encoder.hidden_size,
                          threshold=check_threshold(threshold) if threshold is not None else config.threshold)  # fmt: skip
+        if warm_start and warm is None:
+            history = getattr(config, config.threshold).min_history
+            warnings.warn(f"{run_dir / DETECTOR_FILE} has no warm_start errors (trained before they were saved):"
+                          f" the {config.threshold} threshold starts cold and flags nothing in the first {history}"
+                          f" points; retrain to warm it", stacklevel=2)  # fmt: skip
         detector = cls(config)
         detector.model, detector.center, detector.scale, detector.info = model, center, scale, saved
+        detector.warm_errors = warm
         return detector
 
     def threshold(self) -> StreamingScorer:
-        """A fresh scorer of the smoothed-error stream: the configured threshold method."""
+        """A fresh scorer of the smoothed-error stream: the configured threshold method, warmed
+        with ``warm_errors`` if there are any."""
         method = THRESHOLDS[self.config.threshold]
-        return method.build(getattr(self.config, method.name))
+        scorer = method.build(getattr(self.config, method.name))
+        if self.warm_errors is not None and len(self.warm_errors):
+            scorer.warm(self.warm_errors)
+        return scorer
 
     def _require_model(self) -> nn.Module:
         if self.model is None:
@@ -198,7 +232,15 @@ class RNNDetector:
 
     def batch_scores(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """Scores and flags of a whole (finite) series at once; equal to streaming it."""
-        return score_all(self.threshold(), self.smoothed_errors(values))
+        return self.score_errors(self.smoothed_errors(values))
+
+    def score_errors(self, smoothed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and flags of a series' smoothed errors (:meth:`smoothed_errors`) by a fresh
+        threshold; the first point has no prediction: score 0, not flagged, not fed to it."""
+        scores, flags = np.zeros(len(smoothed)), np.zeros(len(smoothed), dtype=bool)
+        if len(smoothed):
+            scores[1:], flags[1:] = score_all(self.threshold(), smoothed[1:])
+        return scores, flags
 
     def scorer(self) -> RNNScorer:
         self._require_model()
@@ -226,6 +268,7 @@ class RNNScorer:
         value = _check_value(value)
         d = self.detector
         missing = not math.isfinite(value)
+        first = not missing and self._prediction is None  # the first value: nothing to compare it with
         if missing:
             self.missing += 1
             if self._prediction is None:
@@ -233,8 +276,7 @@ class RNNScorer:
             x = self._prediction
         else:
             x = (value - d.center) / d.scale
-            if self._prediction is None:
-                error = 0.0
+            if first:
                 self._level = 0.0
             else:
                 error = abs(x - self._prediction)
@@ -245,6 +287,8 @@ class RNNScorer:
         self._prediction = float(y[0, 0])
         if missing:
             return math.nan, False
+        if first:
+            return 0.0, False
         return self._threshold.score(self._level)
 
     def state_dict(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@
   :class:`~rnnkit.tasks.anomaly.RNNDetector` on a (mostly normal) series through the
   :class:`~rnnkit.training.Trainer`: the series' last ``validation`` fraction is held out, the
   scaling is fitted on the rest, and the run directory gets ``detector.json`` (scaling, error
-  statistics, threshold settings) beside the usual files.
+  statistics, threshold settings, and the validation tail's smoothed errors that warm the
+  threshold of ``rnnkit detect RUN_DIR``) beside the usual files.
 - :func:`detect_run`, :func:`detect_csv` and :func:`detect_lines` are what ``rnnkit detect``
   runs: a trained run directory, or a detector fitted afresh, over a CSV file or numbers on stdin.
 """
@@ -24,6 +25,7 @@ from .._io import atomic_write_text, save_figure
 from ._registry import Prepared, Task, register_task
 from .anomaly import (
     DETECTOR_FILE,
+    THRESHOLDS,
     DynamicThresholdConfig,
     GaussianThresholdConfig,
     RNNDetector,
@@ -114,12 +116,21 @@ def _prepare(task: DetectConfig, model_settings: dict[str, Any], seed: int) -> P
 
     def report(result) -> str:
         run_dir = Path(result.run_dir)
-        detector = RNNDetector.load(run_dir)  # the weights the run directory keeps
+        # the weights the run directory keeps; cold: the series below is the one its warm start comes from
+        detector = RNNDetector.load(run_dir, warm_start=False)
         smoothed = detector.smoothed_errors(values)
         statistics = {"train": error_statistics(smoothed[1:train_rows]),
                       "validation": error_statistics(smoothed[train_rows:])}  # fmt: skip
-        atomic_write_text(run_dir / DETECTOR_FILE, json.dumps({**saved, "errors": statistics}, indent=1))
-        scores, flags = score_all(detector.threshold(), smoothed)
+        # The threshold of a new stream is warmed with the validation tail's errors (the training
+        # rows' are lower: the model fitted them), at most as many as the largest threshold window
+        # holds, scored as `rnnkit detect` scores a new file: the LSTM from a zero state, so they
+        # hold the start-of-stream transient (a few points of larger errors) a new stream has.
+        keep = max(getattr(getattr(task, name), "window", 1) for name in THRESHOLDS)
+        warm = detector.smoothed_errors(values[train_rows:][-(keep + 1) :])[1:]  # the first has no prediction
+        document = {**saved, "errors": statistics,
+                    "warm_start": {"from": "validation tail, from a zero state", "errors": warm.tolist()}}  # fmt: skip
+        atomic_write_text(run_dir / DETECTOR_FILE, _json_inline_last_list(document))
+        scores, flags = detector.score_errors(smoothed)
         result_frame = _result_frame(frame, scores, flags)
         plot_detections(result_frame, run_dir / "plots" / PLOT_FILE, title=f"{task.threshold} threshold: {source}")
         v = statistics["validation"]
@@ -131,6 +142,7 @@ def _prepare(task: DetectConfig, model_settings: dict[str, Any], seed: int) -> P
             f" std {v['std']:.4f}, max {v['max']:.4f}",
             f"{task.threshold} threshold over the whole series: {int(flags.sum())} point(s) flagged;"
             f" plot: {run_dir / 'plots' / PLOT_FILE}",
+            f"a new series is scored against a warm threshold: it has seen {len(warm)} smoothed errors of the validation tail",
             f"score a file: rnnkit detect {run_dir} --data FILE.csv; a stream: producer | rnnkit detect {run_dir}",
         ])  # fmt: skip
 
@@ -206,6 +218,15 @@ def detect_csv(path, *, detector: str = "gaussian", time_column: str = "timestam
     if plot is not None:
         plot_detections(result, plot, title=f"{detector}: {path}")
     return result
+
+
+def _json_inline_last_list(document: dict[str, Any]) -> str:
+    """``document`` as indented JSON, with ``document["warm_start"]["errors"]`` on one line
+    (thousands of numbers, one a line, would bury the rest)."""
+    errors = document["warm_start"]["errors"]
+    marker = "\u0000errors"  # a JSON string no real value of the document can be
+    text = json.dumps({**document, "warm_start": {**document["warm_start"], "errors": marker}}, indent=1)
+    return text.replace(json.dumps(marker), json.dumps(errors), 1)
 
 
 def _result_frame(frame, scores: np.ndarray, flags: np.ndarray):
