@@ -383,3 +383,57 @@ def test_rnn_scorer_state_round_trip_for_any_cell(cell):
     resumed = detector.scorer()
     resumed.load_state_dict(first.state_dict())
     np.testing.assert_allclose(anomaly.score_all(resumed, values[90:])[0], expected[0][90:], rtol=1e-6, atol=1e-7)
+
+
+# --- gaps in a regular series ----------------------------------------------------------------
+
+
+def test_find_gaps_in_a_regular_series():
+    from rnnkit.tasks.detect import find_gaps
+
+    times = pd.date_range("2021-01-01", periods=50, freq="5min").delete([10, 11, 12, 30])
+    gaps, cadence = find_gaps(times)
+    assert cadence == pd.Timedelta(minutes=5)
+    assert gaps == [(pd.Timestamp("2021-01-01 00:50"), 3), (pd.Timestamp("2021-01-01 02:30"), 1)]
+    assert find_gaps(pd.Index(np.delete(np.arange(0, 100, 2), [5])))[0] == [(10, 1)]  # numeric time
+    irregular = pd.DatetimeIndex(pd.Timestamp("2021-01-01") + pd.to_timedelta(np.cumsum(np.arange(1, 40)), "s"))
+    assert find_gaps(irregular) == ([], None)
+
+
+def _gappy_file(path):
+    times = pd.date_range("2021-01-01", periods=600, freq="h")
+    keep = np.ones(600, dtype=bool)
+    keep[[200, 201, 202, 350]] = False
+    return _write(path, _series(seed=5, spike=400)[keep], times[keep])
+
+
+GAP_WARNINGS = ["3 reading(s) missing from 2021-01-09 08:00:00 (one every h); scored as missing",
+                "1 reading(s) missing from 2021-01-15 14:00:00 (one every h); scored as missing"]  # fmt: skip
+
+
+def test_a_gap_is_reported_and_scored_as_missing(run, tmp_path, capsys):
+    data = _gappy_file(tmp_path / "gappy.csv")
+    columns = ["--time-column", "time", "--target", "y"]
+    for command in (["detect", str(run), "--data", str(data)], ["detect", "--data", str(data), *columns]):
+        capsys.readouterr()
+        with pytest.warns(RuntimeWarning) as warned:
+            assert main(command) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 601  # the 4 missing hours are back, as rows
+        assert lines[201] == "2021-01-09 08:00:00,,,False" and lines[351].startswith("2021-01-15 14:00:00,,,")
+        assert sum(",,," in line for line in lines) == 4
+        assert [str(w.message) for w in warned if "missing" in str(w.message)] == [f"{data}: {m}" for m in GAP_WARNINGS]
+    flagged = [i for i, line in enumerate(lines[1:]) if line.endswith("True")]
+    assert flagged and all(399 <= i <= 420 for i in flagged), flagged  # the scorer kept running past the gaps
+
+
+def test_warnings_print_as_one_line_each(tmp_path):
+    import subprocess
+    import sys
+
+    data = _gappy_file(tmp_path / "gappy.csv")
+    result = subprocess.run([sys.executable, "-m", "rnnkit.cli", "detect", "--data", str(data), "--time-column", "time",
+                             "--target", "y"],
+                            capture_output=True, text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [f"rnnkit: warning: {data}: {m}" for m in GAP_WARNINGS]

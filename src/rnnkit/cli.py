@@ -490,8 +490,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Python warnings as the command line's other messages: one line, no source location."""
+    text = " ".join(str(message).splitlines())
+    return f"rnnkit: warning: {text}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    import warnings
+
+    # the format, not the display: code that records warnings (catch_warnings, pytest) still does
+    formatted, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = formatted
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         try:
