@@ -19,6 +19,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import _native
 from ._base import Params, State
+from ._bptt import _autocast_enabled
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -28,7 +29,7 @@ def applies(xp: Tensor) -> bool:
     return (
         xp.device.type == "cpu"
         and xp.dtype in _DTYPES
-        and not torch.is_autocast_enabled("cpu")
+        and not _autocast_enabled("cpu")
         and not torch._C._are_functorch_transforms_active()
         and _native.ops() is not None
     )
