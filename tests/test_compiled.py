@@ -46,10 +46,14 @@ def outputs_and_grads(layer, dtype, lengths, num_layers, bidirectional):
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, "float32 packed"])
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
 @pytest.mark.parametrize("shape", [(1, False), (2, True)], ids=["1 layer", "2 layers bidirectional"])
 def test_matches_the_pytorch_bptt(name, dtype, lengths, shape, monkeypatch):
+    if dtype == "float32 packed":  # the per-step products on oneDNN's packed weights, at any size
+        monkeypatch.setattr(_compiled, "PACK_FROM", 1)
+        assert _compiled.pack(torch.randn(3 * H, H), B) is not None
+        dtype = torch.float32
     layer_class, options = LAYERS[name]
     torch.manual_seed(0)
     layer = layer_class(I, H, num_layers=shape[0], bidirectional=shape[1], **options).to(dtype)
@@ -198,12 +202,16 @@ def test_loading_keeps_subnormal_numbers():
 
 @pytest.mark.parametrize("name", list(LAYERS))
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
-def test_inference_sweep_equals_the_training_one(name, lengths):
+@pytest.mark.parametrize("packed", [False, True])
+def test_inference_sweep_equals_the_training_one(name, lengths, packed, monkeypatch):
     """Under no_grad the forward sweep runs without the Function; the numbers are the same."""
     layer_class, options = LAYERS[name]
     torch.manual_seed(0)
-    layer = layer_class(I, H, num_layers=2, bidirectional=True, **options).double()
-    x = torch.randn(T, B, I, dtype=torch.float64)
+    dtype = torch.float32 if packed else torch.float64
+    if packed:
+        monkeypatch.setattr(_compiled, "PACK_FROM", 1)
+    layer = layer_class(I, H, num_layers=2, bidirectional=True, **options).to(dtype)
+    x = torch.randn(T, B, I, dtype=dtype)
     trained = layer(x, lengths=lengths) if lengths else layer(x)
     with torch.no_grad():
         inferred = layer(x, lengths=lengths) if lengths else layer(x)

@@ -18,6 +18,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -61,6 +62,22 @@ inline Tensor right_operand(const Tensor& w_hh) {
   return w_hh.t();
 }
 
+// One step's product x @ W^T: oneDNN's matmul on a weight packed once per call
+// (mkldnn::_linear_pointwise, packed by mkldnn::_reorder_linear_weight in Python) where `packed`
+// is given, else MKL's mm into `out`. At the few rows of a step (B = 16-32) the packed product
+// measured 1.5-2x MKL's at H >= 512 (docs/performance.md); the caller packs only there.
+inline Tensor step_product(const Tensor& x, const Tensor& w_t, const c10::optional<Tensor>& packed, Tensor& out) {
+  if (!packed.has_value()) {
+    at::mm_out(out, x, w_t);
+    return out;
+  }
+  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
+  std::vector<c10::IValue> stack{x, *packed, c10::IValue(), std::string("none"),
+                                 c10::List<c10::optional<at::Scalar>>(), c10::IValue()};
+  op.callBoxed(&stack);
+  return stack[0].toTensor();
+}
+
 // b_hh, or zeros where the layer has none, so the elementwise passes need no branch.
 inline Tensor bias_or_zeros(const c10::optional<Tensor>& b_hh, const Tensor& w_hh) {
   return b_hh.has_value() ? b_hh->contiguous() : at::zeros({w_hh.size(0)}, w_hh.options());
@@ -72,7 +89,7 @@ inline Tensor bias_or_zeros(const c10::optional<Tensor>& b_hh, const Tensor& w_h
 
 std::tuple<Tensor, Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh,
                                        const c10::optional<Tensor>& b_hh, const c10::optional<Tensor>& valid,
-                                       bool save) {
+                                       bool save, const c10::optional<Tensor>& packed) {
   check_inputs(xp, h0, w_hh, 3);
   const int64_t T = xp.size(0), B = h0.size(0), H = h0.size(1);
   Tensor hs = at::empty({T, B, H}, h0.options());
@@ -84,9 +101,9 @@ std::tuple<Tensor, Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_gru_forward", [&] {
     for (int64_t t = 0; t < T; ++t) {
       const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
-      at::mm_out(gh, h_prev, w_t);  // (B, H) @ (H, 3H)
+      const Tensor product = step_product(h_prev, w_t, packed, gh);  // (B, H) @ (H, 3H)
       const scalar_t* x = xp.data_ptr<scalar_t>() + t * B * 3 * H;
-      const scalar_t* g = gh.data_ptr<scalar_t>();
+      const scalar_t* g = product.data_ptr<scalar_t>();
       const scalar_t* bh = bias.data_ptr<scalar_t>();
       const scalar_t* hp = h_prev.data_ptr<scalar_t>();
       scalar_t* hn = hs.data_ptr<scalar_t>() + t * B * H;
@@ -143,7 +160,8 @@ RNNKIT_SIMD
 // copy of the old state; the whole gradient where the state is held).
 std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad, const Tensor& hs, const Tensor& h0,
                                                         const Tensor& saved, const Tensor& w_hh, bool has_bias,
-                                                        const c10::optional<Tensor>& valid) {
+                                                        const c10::optional<Tensor>& valid,
+                                                        const c10::optional<Tensor>& packed) {
   const int64_t T = hs.size(0), B = h0.size(0), H = h0.size(1);
   TORCH_CHECK(grad.is_contiguous() && saved.is_contiguous() && hs.is_contiguous(), "gru_backward: non-contiguous");
   Tensor dxp = at::empty({T, B, 3 * H}, h0.options());
@@ -191,7 +209,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad, cons
           db[j] = a * z;
         }
       });
-      at::mm_out(through, dgh[t], w);  // (B, 3H) @ (3H, H)
+      through = step_product(dgh[t], w, packed, through);  // (B, 3H) @ (3H, H)
     }
   });
   Tensor dh0 = through + direct;
@@ -206,7 +224,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad, cons
 
 std::tuple<Tensor, Tensor> elman_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh,
                                          const c10::optional<Tensor>& b_hh, const c10::optional<Tensor>& valid,
-                                         bool relu) {
+                                         bool relu, const c10::optional<Tensor>& packed) {
   check_inputs(xp, h0, w_hh, 1);
   const int64_t T = xp.size(0), B = h0.size(0), H = h0.size(1);
   Tensor hs = at::empty({T, B, H}, h0.options());
@@ -219,9 +237,9 @@ std::tuple<Tensor, Tensor> elman_forward(const Tensor& xp, const Tensor& h0, con
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_elman_forward", [&] {
     for (int64_t t = 0; t < T; ++t) {
       const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
-      at::mm_out(u, h_prev, w_t);  // (B, H) @ (H, H)
+      const Tensor product = step_product(h_prev, w_t, packed, u);  // (B, H) @ (H, H)
       const scalar_t* x = xp.data_ptr<scalar_t>() + t * B * H;
-      const scalar_t* p = u.data_ptr<scalar_t>();
+      const scalar_t* p = product.data_ptr<scalar_t>();
       const scalar_t* bh = bias.data_ptr<scalar_t>();
       const scalar_t* hp = h_prev.data_ptr<scalar_t>();
       scalar_t* ob = hs.data_ptr<scalar_t>() + t * B * H;
@@ -256,7 +274,8 @@ std::tuple<Tensor, Tensor> elman_forward(const Tensor& xp, const Tensor& h0, con
 // As gru_backward: `through` = d(pre_t) @ W_hh, `direct` = the gradient of a held state.
 std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, const Tensor& hs, const Tensor& acts,
                                                           const Tensor& h0, const Tensor& w_hh, bool has_bias,
-                                                          const c10::optional<Tensor>& valid, bool relu) {
+                                                          const c10::optional<Tensor>& valid, bool relu,
+                                                          const c10::optional<Tensor>& packed) {
   const int64_t T = hs.size(0), B = h0.size(0), H = h0.size(1);
   TORCH_CHECK(grad.is_contiguous() && acts.is_contiguous() && hs.is_contiguous(), "elman_backward: non-contiguous");
   Tensor dpre = at::empty({T, B, H}, h0.options());
@@ -294,7 +313,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, co
         }
         for (int64_t j = 0; j < H; ++j) db[j] = scalar_t(0);
       });
-      at::mm_out(through, dpre[t], w);  // dh_{t-1} = d(pre) @ W_hh, (B, H) @ (H, H)
+      through = step_product(dpre[t], w, packed, through);  // dh_{t-1} = d(pre) @ W_hh, (B, H) @ (H, H)
     }
   });
   Tensor dh0 = through + direct;
@@ -466,18 +485,21 @@ std::tuple<Tensor, Tensor> mingru_backward(const Tensor& grad, const Tensor& xp,
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_native, m) {
-  m.def("gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? valid, bool save) -> (Tensor, Tensor)",
+  m.def(
+      "gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? valid, bool save, Tensor? packed)"
+      " -> (Tensor, Tensor)",
         &gru_forward);
   m.def(
-      "gru_backward(Tensor grad, Tensor hs, Tensor h0, Tensor saved, Tensor w_hh, bool has_bias, Tensor? valid)"
-      " -> (Tensor, Tensor, Tensor, Tensor)",
+      "gru_backward(Tensor grad, Tensor hs, Tensor h0, Tensor saved, Tensor w_hh, bool has_bias, Tensor? valid,"
+      " Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor)",
       &gru_backward);
   m.def(
-      "elman_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? valid, bool relu) -> (Tensor, Tensor)",
+      "elman_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? valid, bool relu, Tensor? packed)"
+      " -> (Tensor, Tensor)",
       &elman_forward);
   m.def(
       "elman_backward(Tensor grad, Tensor hs, Tensor acts, Tensor h0, Tensor w_hh, bool has_bias, Tensor? valid,"
-      " bool relu) -> (Tensor, Tensor, Tensor, Tensor)",
+      " bool relu, Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor)",
       &elman_backward);
   m.def("mingru_forward(Tensor xp, Tensor h0, Tensor? valid) -> Tensor", &mingru_forward);
   m.def("mingru_backward(Tensor grad, Tensor xp, Tensor hs, Tensor h0, Tensor? valid) -> (Tensor, Tensor)",
