@@ -133,6 +133,21 @@ def _mixes(k, valid) -> bool:
     return k is not None or valid is not None
 
 
+def _keep_for_backward(fctx, *tensors, keep, bias, **attributes) -> None:
+    """What every scan's forward leaves its backward: ``tensors`` (saved), the zoneout weights,
+    whether there is a bias, ``attributes``; gradients of unused outputs stay None, not zeros."""
+    fctx.save_for_backward(*tensors)
+    fctx.keep, fctx.has_bias = keep, bias is not None
+    for name, value in attributes.items():
+        setattr(fctx, name, value)
+    fctx.set_materialize_grads(False)
+
+
+def _stacked_norms(us, means: list, rstds: list, gain) -> tuple:
+    """A layer-normed scan's pre-norm products and per-step statistics, or three Nones without it."""
+    return (us, torch.stack(means), torch.stack(rstds)) if gain is not None else (None,) * 3
+
+
 def _mix(previous: Tensor, new: Tensor, k, v: Tensor | None, out: Tensor) -> Tensor:
     """The step's state, written to ``out``: zoneout (eq. 3 of Krueger et al. 2016; ``k`` the step's
     bool keep mask, or the rate at evaluation), then the lengths' hold (``v`` (B, 1) bool)."""
@@ -302,10 +317,9 @@ class _ElmanScan(torch.autograd.Function):
                 a.addcmul_(xhat.squeeze(1), gain)
             a = a.tanh_() if kind == "tanh" else a.relu_()
             h = _mix(h, a, _at(keep, t), None if valid is None else valid[t], hs[t]) if mixing else a
-        norms = (us, torch.stack(means), torch.stack(rstds)) if gain is not None else (None,) * 3
-        fctx.save_for_backward(h0, weight, gain, hs, acts if mixing else None, *norms, valid, h_mask)
-        fctx.keep, fctx.kind, fctx.has_bias = keep, kind, bias is not None
-        fctx.set_materialize_grads(False)
+        norms = _stacked_norms(us, means, rstds, gain)
+        _keep_for_backward(fctx, h0, weight, gain, hs, acts if mixing else None, *norms, valid, h_mask,
+                           keep=keep, bias=bias, kind=kind)  # fmt: skip
         return hs
 
     @staticmethod

@@ -24,7 +24,17 @@ from ._bptt import (
     _new_weight,
     _split,
     _with,
+    _keep_for_backward,
+    _stacked_norms,
 )
+
+
+def _new_state(h, n, z, keep, valid, t: int, out, mixing: bool):
+    """Both GRU forms' state update into ``out``: ``(1 - z) n + z h``, then zoneout and lengths."""
+    if mixing:
+        return _mix(h, torch.lerp(n, h, z), _at(keep, t), None if valid is None else valid[t], out)
+    return torch.lerp(n, h, z, out=out)
+
 
 class _GRUScan(torch.autograd.Function):
     """torch.nn's GRU (reset after the recurrent matmul), gate order r, z, n."""
@@ -56,14 +66,9 @@ class _GRUScan(torch.autograd.Function):
             rz = torch.add(xp[t, :, : 2 * H], gh[:, : 2 * H], out=a[:, : 2 * H]).sigmoid_()  # (B, 2H)
             reset = torch.mul(rz[:, :H], gh[:, 2 * H :], out=rg[t])
             n = torch.add(xp[t, :, 2 * H :], reset, out=a[:, 2 * H :]).tanh_()  # (B, H)
-            if mixing:  # (1 - z) n + z h, then zoneout and lengths
-                h = _mix(h, torch.lerp(n, h, rz[:, H:]), _at(keep, t), None if valid is None else valid[t], hs[t])
-            else:
-                h = torch.lerp(n, h, rz[:, H:], out=hs[t])
-        norms = (us, torch.stack(means), torch.stack(rstds)) if gain is not None else (None,) * 3
-        fctx.save_for_backward(h0, weight, gain, hs, acts, rg, *norms, valid, h_mask)
-        fctx.keep, fctx.has_bias = keep, bias is not None
-        fctx.set_materialize_grads(False)
+            h = _new_state(h, n, rz[:, H:], keep, valid, t, hs[t], mixing)
+        norms = _stacked_norms(us, means, rstds, gain)
+        _keep_for_backward(fctx, h0, weight, gain, hs, acts, rg, *norms, valid, h_mask, keep=keep, bias=bias)
         return hs
 
     @staticmethod
@@ -149,14 +154,9 @@ class _GRUBeforeScan(torch.autograd.Function):
                 means.append(torch.cat((mean, mean_n), 1))  # (B, 3, 1)
                 rstds.append(torch.cat((rstd, rstd_n), 1))
             n = a[:, 2 * H :].tanh_()
-            if mixing:
-                h = _mix(h, torch.lerp(n, h, rz[:, H:]), _at(keep, t), None if valid is None else valid[t], hs[t])
-            else:
-                h = torch.lerp(n, h, rz[:, H:], out=hs[t])
-        norms = (us, torch.stack(means), torch.stack(rstds)) if gain is not None else (None,) * 3
-        fctx.save_for_backward(h0, weight, gain, hs, acts, *norms, valid, h_mask)
-        fctx.keep, fctx.has_bias = keep, bias is not None
-        fctx.set_materialize_grads(False)
+            h = _new_state(h, n, rz[:, H:], keep, valid, t, hs[t], mixing)
+        norms = _stacked_norms(us, means, rstds, gain)
+        _keep_for_backward(fctx, h0, weight, gain, hs, acts, *norms, valid, h_mask, keep=keep, bias=bias)
         return hs
 
     @staticmethod

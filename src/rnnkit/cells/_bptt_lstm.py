@@ -27,6 +27,7 @@ from ._bptt import (
     _new_weight,
     _split,
     _with,
+    _keep_for_backward,
 )
 
 
@@ -87,10 +88,8 @@ class _LSTMScan(torch.autograd.Function):
             c = _mix(c, c_new, _at(keep_c, t), v, cs[t]) if mix_c else c_new
         norms = tuple(torch.stack(parts) for parts in normed) if gain is not None else (None,) * 2
         norms_c = tuple(torch.stack(parts) for parts in normed_c) if gain_c is not None else (None,) * 2
-        fctx.save_for_backward(h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, us,
-                               *norms, *norms_c, valid, h_mask)  # fmt: skip
-        fctx.keep, fctx.has_bias = keep, bias is not None
-        fctx.set_materialize_grads(False)
+        _keep_for_backward(fctx, h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, us,
+                           *norms, *norms_c, valid, h_mask, keep=keep, bias=bias)  # fmt: skip
         return hs, cs
 
     @staticmethod
