@@ -19,7 +19,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import _native
 from ._base import Params, State
-from ._bptt import _autocast_enabled
+from ._bptt import _autocast_enabled, _kind
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -39,22 +39,14 @@ def compiled_scan(
     cell, xp: Tensor, state: State, params: Params, ctx: Any, mask: Tensor | None, return_states: bool
 ) -> tuple[Tensor, State, tuple[Tensor, ...] | None] | None:
     """:meth:`RecurrentCell.scan` of a plain GRU or Elman cell, or None where it does not apply."""
-    kind = _kind(cell)
-    if kind is None or cell.has_options or xp.shape[0] == 0 or not applies(xp):
-        return None
-    if ctx is not None and (ctx.h_mask is not None or ctx.weight_hh is not None):
+    kind = _kind(cell)  # options (has_options) are what put masks in ctx: without them it has none
+    if kind not in ("gru", "tanh", "relu") or cell.has_options or xp.shape[0] == 0 or not applies(xp):
         return None
     bias = params["bias_hh"] if cell.bias else None
     valid = mask.to(xp.dtype) if mask is not None else None  # (T, B)
     weight = params["weight_hh"]
     if not torch.is_grad_enabled():  # inference: the forward sweep alone, nothing kept for backward
-        ops = _native.ops()
-        xp, h0, weight = xp.contiguous(), state[0].contiguous(), weight.contiguous()
-        packed = pack(weight, h0.shape[0])
-        if kind == "gru":
-            hs = ops.gru_forward(xp, h0, weight, bias, valid, False, packed)[0]
-        else:
-            hs = ops.elman_forward(xp, h0, weight, bias, valid, kind == "relu", packed)[0]
+        hs = _sweep(kind, xp, state[0], weight, bias, valid, save=False)[0]
     elif kind == "gru":
         hs = _GRU.apply(xp, state[0], weight, bias, valid)
     else:
@@ -82,13 +74,15 @@ def pack(weight: Tensor, batch: int) -> Tensor | None:
         return None
 
 
-def _kind(cell) -> str | None:
-    from ._elman import RNNCell
-    from ._gru import GRUCell
-
-    if type(cell) is GRUCell:
-        return "gru"
-    return cell.nonlinearity if type(cell) is RNNCell else None
+def _sweep(kind: str, xp: Tensor, h0: Tensor, weight: Tensor, bias, valid, *, save: bool) -> tuple[Tensor, Tensor]:
+    """The compiled forward sweep: states ``hs`` (T, B, H) and what backward reads (the GRU's
+    gates where ``save``; the Elman's activations, ``hs`` itself without lengths)."""
+    ops = _native.ops()
+    xp, h0, weight = xp.contiguous(), h0.contiguous(), weight.contiguous()
+    packed = pack(weight, h0.shape[0])
+    if kind == "gru":
+        return ops.gru_forward(xp, h0, weight, bias, valid, save, packed)
+    return ops.elman_forward(xp, h0, weight, bias, valid, kind == "relu", packed)
 
 
 class _GRU(torch.autograd.Function):
@@ -96,8 +90,7 @@ class _GRU(torch.autograd.Function):
 
     @staticmethod
     def forward(fctx, xp, h0, weight, bias, valid):
-        h0, weight = h0.contiguous(), weight.contiguous()
-        hs, saved = _native.ops().gru_forward(xp.contiguous(), h0, weight, bias, valid, True, pack(weight, h0.shape[0]))
+        hs, saved = _sweep("gru", xp, h0, weight, bias, valid, save=True)
         fctx.save_for_backward(hs, h0, saved, weight, valid)
         fctx.has_bias = bias is not None
         return hs
@@ -118,9 +111,7 @@ class _Elman(torch.autograd.Function):
 
     @staticmethod
     def forward(fctx, xp, h0, weight, bias, valid, relu):
-        h0, weight = h0.contiguous(), weight.contiguous()
-        packed = pack(weight, h0.shape[0])
-        hs, acts = _native.ops().elman_forward(xp.contiguous(), h0, weight, bias, valid, relu, packed)
+        hs, acts = _sweep("relu" if relu else "tanh", xp, h0, weight, bias, valid, save=True)
         fctx.save_for_backward(hs, acts, h0, weight, valid)
         fctx.has_bias, fctx.relu = bias is not None, relu
         return hs
