@@ -84,6 +84,15 @@ inline Tensor bias_or_zeros(const c10::optional<Tensor>& b_hh, const Tensor& w_h
   return b_hh.has_value() ? b_hh->contiguous() : at::zeros({w_hh.size(0)}, w_hh.options());
 }
 
+// dW_hh and db_hh from every step's d(W_hh h + b_hh) (T, B, G*H): ONE matmul over all steps
+// against the states they multiplied, h_0 .. h_{T-1}, and a sum (undefined without bias).
+std::tuple<Tensor, Tensor> recurrent_grads(const Tensor& d, const Tensor& hs, const Tensor& h0, bool has_bias) {
+  const int64_t T = hs.size(0), B = h0.size(0), H = h0.size(1);
+  const Tensor hs_prev = at::cat({h0.unsqueeze(0), hs.narrow(0, 0, T - 1)});      // (T, B, H)
+  Tensor dw = at::mm(d.view({T * B, d.size(2)}).t(), hs_prev.view({T * B, H}));  // (G*H, T*B) @ (T*B, H)
+  return {dw, has_bias ? d.sum({0, 1}) : Tensor()};
+}
+
 // --- GRU ----------------------------------------------------------------------------------
 // r = s(xr + W_hr h + b_hr), z = s(xz + W_hz h + b_hz), n = tanh(xn + r (W_hn h + b_hn)),
 // h' = n + z (h - n). Saved per step for backward: r, z, n and W_hn h + b_hn, as (T, B, 4H).
@@ -213,11 +222,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad, cons
       through = step_product(dgh[t], w, packed, through);  // (B, 3H) @ (3H, H)
     }
   });
-  Tensor dh0 = through + direct;
-  const Tensor hs_prev = at::cat({h0.unsqueeze(0), hs.narrow(0, 0, T - 1)});   // (T, B, H)
-  Tensor dw = at::mm(dgh.view({T * B, 3 * H}).t(), hs_prev.view({T * B, H}));  // (3H, T*B) @ (T*B, H)
-  Tensor dbias = has_bias ? dgh.sum({0, 1}) : Tensor();
-  return {dxp, dh0, dw, dbias};
+  auto [dw, dbias] = recurrent_grads(dgh, hs, h0, has_bias);
+  return {dxp, through + direct, dw, dbias};
 }
 
 // --- Elman ---------------------------------------------------------------------------------
@@ -317,11 +323,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, co
       through = step_product(dpre[t], w, packed, through);  // dh_{t-1} = d(pre) @ W_hh, (B, H) @ (H, H)
     }
   });
-  Tensor dh0 = through + direct;
-  const Tensor hs_prev = at::cat({h0.unsqueeze(0), hs.narrow(0, 0, T - 1)});
-  Tensor dw = at::mm(dpre.view({T * B, H}).t(), hs_prev.view({T * B, H}));
-  Tensor dbias = has_bias ? dpre.sum({0, 1}) : Tensor();
-  return {dpre, dh0, dw, dbias};
+  auto [dw, dbias] = recurrent_grads(dpre, hs, h0, has_bias);
+  return {dpre, through + direct, dw, dbias};
 }
 
 // --- the linear recurrence of minGRU/minLSTM -----------------------------------------------
