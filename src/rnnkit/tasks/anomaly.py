@@ -234,6 +234,13 @@ class RNNDetector:
         """Scores and flags of a whole (finite) series at once; equal to streaming it."""
         return self.score_errors(self.smoothed_errors(values))
 
+    def score_series(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and flags of a whole series that may miss readings (NaN): :meth:`batch_scores`
+        where every value is finite, else the streaming scorer, which reports each missing reading
+        and carries its state across it (the two give the same scores where both apply)."""
+        values = np.asarray(values, dtype=float)
+        return self.batch_scores(values) if np.isfinite(values).all() else score_all(self.scorer(), values)
+
     def score_errors(self, smoothed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores and flags of a series' smoothed errors (:meth:`smoothed_errors`) by a fresh
         threshold; the first point has no prediction: score 0, not flagged, not fed to it."""

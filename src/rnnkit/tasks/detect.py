@@ -250,10 +250,7 @@ def detect_run(run_dir, data, *, time_column: str | None = None, target: str | N
                                 target or detector.info.get("target", "value"), fill=True)  # fmt: skip
     if len(values) < 2:
         raise ValueError(f"{data} is too short to score: {len(values)} row(s), at least 2 are needed")
-    if np.isfinite(values).all():
-        scores, flags = detector.batch_scores(values)
-    else:  # filled gaps: the streaming scorer reports them and carries its state across (same scores)
-        scores, flags = score_all(detector.scorer(), values)
+    scores, flags = detector.score_series(values)  # filled gaps are missing readings
     result = _result_frame(frame, scores, flags)
     if plot is not None:
         plot_detections(result, plot, title=f"{detector.config.threshold} threshold: {data}")
@@ -285,8 +282,7 @@ def detect_csv(path, *, detector: str = "gaussian", time_column: str = "timestam
                              f" must hold at least {2 * config.chunk} rows to fit on")  # fmt: skip
         prefix_values = values[:rows]
         fitted = RNNDetector(config).fit(prefix_values[np.isfinite(prefix_values)])  # gaps left out
-        finite = np.isfinite(values).all()
-        scores, flags = fitted.batch_scores(values) if finite else score_all(fitted.scorer(), values)
+        scores, flags = fitted.score_series(values)
     result = _result_frame(frame, scores, flags)
     if plot is not None:
         plot_detections(result, plot, title=f"{detector}: {path}")
