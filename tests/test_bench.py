@@ -15,6 +15,7 @@ import torch
 import rnnkit
 from rnnkit import bench, cli
 from rnnkit import _native
+from rnnkit.cells import _compiled
 from rnnkit.bench import CONFIGS, Case, Config, case_flops, forward_flops, parse_configs, select_cases
 from rnnkit.bench import _measure
 
@@ -176,11 +177,15 @@ def test_loop_reference_is_the_same_cell_with_its_options(kind, options):
 
 
 def test_layer_path_follows_autocast():
-    """Under bf16 autocast the hand-written BPTT steps aside; the row's path says so."""
-    layer = rnnkit.GRU(6, 6, zoneout=0.1)
+    """Under bf16 autocast the compiled loop steps aside to torch's kernel and the hand-written BPTT
+    stays; the row's path says so."""
     x = torch.randn(4, 2, 6)
-    assert bench.layer_path(layer, x) == "bptt"
-    assert bench.layer_path(layer, x, lambda: torch.autocast("cpu", dtype=torch.bfloat16)) == "loop"
+    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    options = rnnkit.GRU(6, 6, zoneout=0.1)
+    assert bench.layer_path(options, x) == bench.layer_path(options, x, bf16) == "bptt"
+    plain = rnnkit.GRU(6, 6)
+    assert bench.layer_path(plain, x) == ("compiled" if _compiled.applies(x) else "fused")
+    assert bench.layer_path(plain, x, bf16) == "fused"
 
 
 def test_step_contenders_share_weights():

@@ -211,19 +211,57 @@ def test_double_backward_raises():
         grad.sum().backward()
 
 
-@pytest.mark.parametrize(
-    "layer",
-    [
-        lambda: rnnkit.GRU(8, 8, zoneout=0.1),
-        lambda: rnnkit.RNN(8, 8, backend="loop"),
-        lambda: rnnkit.LSTM(8, 8, layer_norm=True, peepholes=True),
-    ],
-)
-def test_bf16_autocast_trains_through_the_step_loop(layer):
-    """Under autocast the hand-written BPTT steps aside (it would mix bf16 and fp32)."""
+AUTOCAST_VARIANTS = ["gru", "rnn_tanh", "rnn_relu", "lstm", "lstm_peepholes", "gru_stochastic", "rnn_layer_norm",
+                     "gru_layer_norm", "lstm_layer_norm", "gru_before_everything", "lstm_proj_everything"]
+
+
+def autocast_run(name, *, fused, autocast, lengths=(12, 7, 10)):
+    """A float32 layer's outputs and gradients, maybe under bf16 autocast, with the RNG seeded as ``run``."""
+    layer_class, options = VARIANTS[name]
     torch.manual_seed(0)
-    model = layer()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out, _ = model(torch.randn(5, 2, 8), lengths=[5, 3])
-    out.float().sum().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    layer = layer_class(I, 16, backend="loop", **options).train()
+    for cell in layer._cells:
+        cell.fused_bptt = fused
+    torch.manual_seed(7)
+    x = torch.randn(12, B, I, requires_grad=True)
+    hx = tuple(torch.randn(1, B, n, requires_grad=True) for n in layer._cells[0].state_sizes)
+    torch.manual_seed(1234)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        output, state = layer(x, hx_arg(hx), lengths=list(lengths))
+    state = state if isinstance(state, tuple) else (state,)
+    torch.manual_seed(99)
+    loss = sum((t.float() * torch.randn(t.shape)).sum() for t in (output, *state))
+    grads = torch.autograd.grad(loss, [x, *hx, *layer.parameters()])
+    return [t.float() for t in (output, *state, *grads)]
+
+
+def relative_error(results, reference):
+    return max(((a - b).norm() / b.norm()).item() for a, b in zip(results, reference))
+
+
+@pytest.mark.parametrize("name", AUTOCAST_VARIANTS)
+def test_bf16_autocast_runs_the_products_in_bf16(name):
+    """Under autocast the hand-written BPTT computes its matrix products in bf16 and keeps the states in
+    float32: its outputs and gradients differ from float32's by bf16 rounding, no more than the autograd
+    step loop's under the same autocast do."""
+    exact = autocast_run(name, fused=True, autocast=False)
+    fused = autocast_run(name, fused=True, autocast=True)
+    loop = autocast_run(name, fused=False, autocast=True)
+    fused_error, loop_error = relative_error(fused, exact), relative_error(loop, exact)
+    assert fused_error > 1e-4  # bf16 rounding (2^-8 relative): the products really ran in bf16
+    assert fused_error < 1.5 * loop_error
+
+
+def test_backward_inside_autocast_keeps_the_forward_precision():
+    """Calling backward() inside the autocast region (on CPU it runs on the calling thread) changes nothing."""
+    layer = rnnkit.LSTM(I, 16, layer_norm=True)
+    x = torch.randn(12, B, I, requires_grad=True)
+    grads = []
+    for inside in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = layer(x)[0].float().pow(2).sum()
+            if inside:
+                grads.append(torch.autograd.grad(loss, [x, *layer.parameters()]))
+        if not inside:
+            grads.append(torch.autograd.grad(loss, [x, *layer.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], atol=0, rtol=0)

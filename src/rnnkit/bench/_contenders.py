@@ -150,7 +150,7 @@ def layer_path(layer: nn.Module, x: torch.Tensor, amp: Callable = contextlib.nul
     ``torch._VF``; "bptt": the cells' scan as one hand-written autograd Function (its graph node is
     a Python ``BackwardCFunction``); "loop": the cells' steps recorded op by op by autograd. Found
     by running the first step with gradients, under ``amp()`` (the row's autocast: the compiled
-    loop and the hand-written BPTT step aside under it).
+    loop steps aside under it to torch.nn's kernel).
     """
     training = layer.training
     try:

@@ -26,10 +26,10 @@ on/off, layer norm (each gate's recurrent pre-activation, and the LSTM's cell st
 through aten's fused layer-norm kernel, :func:`_norm_backward`), lengths (past a sequence's end
 the state is held, so its ``d(gates)`` are zero), recurrent dropout and dropconnect (the masks of
 :class:`~rnnkit.cells._common.Noise`), and zoneout (per-step masks drawn in the step loop's order,
-so a seeded run draws the same masks). Anything else -- other cells, autocast, torch.func
-transforms -- returns None from :func:`fused_scan` and the cell runs its step loop, the
-plain-autograd twin the tests hold this module to. Double backward is not supported
-(``once_differentiable``).
+so a seeded run draws the same masks). Under autocast the matrix products run in its dtype and the
+states in float32 (:class:`_Products`). Anything else -- other cells, torch.func transforms --
+returns None from :func:`fused_scan` and the cell runs its step loop, the plain-autograd twin the
+tests hold this module to. Double backward is not supported (``once_differentiable``).
 
 The Functions return the states of every step, ``hs`` (and the LSTM's ``cs``); the outputs are
 ``hs`` itself, or ``where(valid, hs, 0)`` under lengths, so nothing is stored twice.
@@ -40,6 +40,7 @@ norm, the chunked sums) and the Elman Function; ``_bptt_gru`` and ``_bptt_lstm``
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -58,9 +59,9 @@ def fused_scan(
     kind = _kind(cell)
     if kind is None or xp.shape[0] == 0 or torch._C._are_functorch_transforms_active():
         return None
-    if _autocast_enabled(xp.device.type):  # mixed dtypes: the step loop follows autocast's casts
-        return None
     weight = ctx.weight_hh if ctx is not None and ctx.weight_hh is not None else params["weight_hh"]
+    products = _Products.for_scan(weight)
+    state = tuple(s.to(weight.dtype) for s in state)  # the states in the parameters' dtype, even under autocast
     bias = params["bias_hh"] if cell.bias else None
     h_mask = ctx.h_mask if ctx is not None else None
     keep = _zoneout_keep(cell, xp, state, ctx)
@@ -72,11 +73,14 @@ def fused_scan(
         peep = params["weight_ch"] if cell.peepholes else None
         norms = (params["ln_hh_weight"], params["ln_c_weight"], params["ln_c_bias"]) if cell.layer_norm else (None,) * 3
         proj = params["weight_hr"] if cell.proj_size else None
-        states = _LSTMScan.apply(xp, state[0], state[1], weight, bias, peep, *norms, proj, valid, h_mask, keep)
+        function, args = _LSTMScan, (xp, state[0], state[1], weight, bias, peep, *norms, proj, valid, h_mask, keep)
     else:
         function = {"gru": _GRUScan, "gru_before": _GRUBeforeScan}.get(kind, _ElmanScan)
         gain = params["ln_hh_weight"] if cell.layer_norm else None
-        states = (function.apply(xp, state[0], weight, bias, gain, valid, h_mask, _component(keep, 0), kind),)
+        args = (xp, state[0], weight, bias, gain, valid, h_mask, _component(keep, 0), kind)
+    with torch.autocast(xp.device.type, enabled=False):  # the Functions cast their products themselves
+        states = function.apply(*args, products)
+    states = states if isinstance(states, tuple) else (states,)
     hs = states[0]  # (T, B, R): the outputs are the states, zero past a sequence's end
     ys = hs if valid is None else torch.where(valid, hs, 0.0)
     return ys, tuple(s[-1] for s in states), (states if return_states else None)
@@ -87,6 +91,73 @@ def _autocast_enabled(device_type: str) -> bool:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4 has no device argument
         return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast runs matmuls in on ``device_type``, or None outside autocast."""
+    if not _autocast_enabled(device_type):
+        return None
+    try:
+        return torch.get_autocast_dtype(device_type)
+    except AttributeError:  # torch < 2.4
+        return torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
+
+
+class _Products:
+    """A scan's matrix products: in the parameters' dtype, or autocast's way under autocast.
+
+    Under autocast (``low``: its bf16 or fp16) every product rounds its operands to ``low`` and is
+    computed there, as autocast computes a matmul, and its result comes back in the parameters'
+    dtype (``full``). The Functions then keep what autocast's step loop keeps in ``low``: the gate
+    activations they save, and the gradients flowing into them. The states, their gradients and the
+    layer norms' inputs stay in ``full``, as in the step loop (where the float32 initial state makes
+    every later LSTM and GRU state float32). Outside autocast, and for float64 parameters, which
+    autocast leaves alone, the products are plain ``mm``/``addmm``.
+    """
+
+    def __init__(self, low: torch.dtype | None = None, full: torch.dtype | None = None, device_type: str = "cpu"):
+        self.low, self.full, self.device_type = low, full, device_type
+
+    @classmethod
+    def for_scan(cls, weight: Tensor) -> _Products:
+        low = _autocast_dtype(weight.device.type) if weight.dtype == torch.float32 else None
+        return cls(low, weight.dtype, weight.device.type)
+
+    def operand(self, w: Tensor | None) -> Tensor | None:
+        """A weight in the products' dtype, cast once per sweep."""
+        return w if w is None or self.low is None else w.to(self.low)
+
+    def _low(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.mm(a.to(self.low), b.to(self.low))
+
+    def mm(self, a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+        """``a @ b`` in ``full`` (into ``out`` if given)."""
+        if self.low is None:
+            return torch.mm(a, b, out=out)
+        product = self._low(a, b)
+        return out.copy_(product) if out is not None else product.to(self.full)
+
+    def addmm(self, bias: Tensor | None, a: Tensor, b: Tensor) -> Tensor:
+        """``bias + a @ b`` (``a @ b`` without a bias) in ``full``."""
+        if bias is None:
+            return self.mm(a, b)
+        return torch.addmm(bias, a, b) if self.low is None else torch.add(bias, self._low(a, b))
+
+    def addmm_(self, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """``out += a @ b``."""
+        return out.addmm_(a, b) if self.low is None else out.add_(self._low(a, b))
+
+
+def _outside_autocast(backward):
+    """Backward with autocast off: :class:`_Products` alone decides each product's dtype, even when
+    ``backward()`` is called inside an autocast region (on CPU it runs on the calling thread)."""
+
+    @functools.wraps(backward)
+    def run(fctx, *grads):
+        with torch.autocast(fctx.products.device_type, enabled=False):
+            return backward(fctx, *grads)
+
+    return run
 
 
 def _kind(cell) -> str | None:
@@ -116,8 +187,7 @@ def _zoneout_keep(cell, xp: Tensor, state: State, ctx) -> tuple | float | None:
         return None
     if not (ctx is not None and ctx.training):
         return rate
-    like = tuple(torch.empty_like(s, dtype=xp.dtype) for s in state)
-    draws = [tuple(torch.rand_like(s) < rate for s in like) for _ in range(xp.shape[0])]
+    draws = [tuple(torch.rand_like(s) < rate for s in state) for _ in range(xp.shape[0])]
     return tuple(torch.stack(parts) for parts in zip(*draws))  # per component (T, B, size)
 
 
@@ -214,14 +284,14 @@ def _gain_grad(dgh: Tensor, u: Tensor, mean: Tensor, rstd: Tensor) -> Tensor:
     for start in range(0, u.shape[0], CHUNK):
         part = slice(start, start + CHUNK)
         xhat = torch.sub(u[part], mean[part]).mul_(rstd[part])  # (CHUNK, B, G, H)
-        term = xhat.mul_(dgh[part].view(xhat.shape)).sum((0, 1))
+        term = xhat.mul_(dgh[part].view(xhat.shape)).sum((0, 1))  # xhat in the states' dtype
         total = term if total is None else total.add_(term)
     return total.flatten()
 
 
 def _weight_grad(
     src: Tensor, h0: Tensor, hs: Tensor, h_mask: Tensor | None, gate: Tensor | None = None,
-    start: int = 0, out: Tensor | None = None,
+    start: int = 0, out: Tensor | None = None, products: _Products = _Products(),
 ) -> Tensor:
     """``out + sum_t src_t^T hin_t`` over the steps ``start, start + 1, ...`` that ``src`` holds,
     ``hin_t = h_{t-1} (* gate_t) (* h_mask)``, one matmul (two when the chunk starts at step 0).
@@ -240,7 +310,8 @@ def _weight_grad(
         if h_mask is not None:
             hin = hin * h_mask
         grad, hin = (grad, hin) if grad.dim() == 2 else (grad.flatten(0, 1), hin.flatten(0, 1))
-        out = grad.t().mm(hin) if out is None else out.addmm_(grad.t(), hin)  # (G*H, n*B) @ (n*B, R)
+        # (G*H, n*B) @ (n*B, R)
+        out = products.mm(grad.t(), hin) if out is None else products.addmm_(out, grad.t(), hin)
     return out
 
 
@@ -295,37 +366,41 @@ class _ElmanScan(torch.autograd.Function):
     r""":math:`h_t = \phi(x'_t + W_{hh} (m \odot h_{t-1}) + b_{hh})`, then zoneout and lengths."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind, products):
         steps, batch, H = xp.shape
-        weight_t = weight.t()  # (R, H)
+        weight_t = products.operand(weight).t()  # (R, H)
         acts = torch.empty_like(xp)  # (T, B, H): x'_t + b_hh, then the activations
         mixing = _mixes(keep, valid)
-        hs = torch.empty_like(acts) if mixing else acts
-        us = torch.empty_like(acts) if gain is not None else None  # W_hh h, before the layer norm
+        apart = mixing or acts.dtype != h0.dtype  # the states are not the activations themselves
+        hs = torch.empty_like(acts, dtype=h0.dtype) if apart else acts
+        us = torch.empty_like(hs) if gain is not None else None  # W_hh h, before the layer norm
         means, rstds = [], []
         h = h0
         for t in range(steps):
             a = _with_bias(xp[t], bias, acts[t])  # (B, H)
             hin = h if h_mask is None else h * h_mask
             if gain is None:
-                a.addmm_(hin, weight_t)
+                products.addmm_(a, hin, weight_t)
             else:
-                u = torch.mm(hin, weight_t, out=us[t]).unsqueeze(1)  # (B, 1, H)
+                u = products.mm(hin, weight_t, out=us[t]).unsqueeze(1)  # (B, 1, H)
                 xhat, mean, rstd = _norm(u)
                 means.append(mean)
                 rstds.append(rstd)
                 a.addcmul_(xhat.squeeze(1), gain)
             a = a.tanh_() if kind == "tanh" else a.relu_()
-            h = _mix(h, a, _at(keep, t), None if valid is None else valid[t], hs[t]) if mixing else a
+            h = _mix(h, a, _at(keep, t), None if valid is None else valid[t], hs[t]) if apart else a
         norms = _stacked_norms(us, means, rstds, gain)
-        _keep_for_backward(fctx, h0, weight, gain, hs, acts if mixing else None, *norms, valid, h_mask,
-                           keep=keep, bias=bias, kind=kind)  # fmt: skip
+        _keep_for_backward(fctx, h0, weight, gain, hs, acts if apart else None, *norms, valid, h_mask,
+                           keep=keep, bias=bias, kind=kind, products=products)  # fmt: skip
         return hs
 
     @staticmethod
     @once_differentiable
+    @_outside_autocast
     def backward(fctx, dhs):
         h0, weight, gain, hs, acts, u, mean, rstd, valid, h_mask = fctx.saved_tensors
+        products = fctx.products
+        weight = products.operand(weight)
         acts = hs if acts is None else acts
         steps, batch, H = acts.shape
         dgh = torch.empty_like(acts)  # (T, B, H): phi'(pre) now, d(pre) after the sweep
@@ -345,14 +420,14 @@ class _ElmanScan(torch.autograd.Function):
                 du = _norm_backward((src * gain).unsqueeze(1), u[t].unsqueeze(1), mean[t], rstd[t])
                 src = dus[t % CHUNK].copy_(du.squeeze(1))
                 if need[2] and (size := _chunk_done(t, steps)):
-                    dweight = _weight_grad(dus[:size], h0, hs, h_mask, start=t, out=dweight)
-            g = src.mm(weight)  # (B, H) @ (H, R)
+                    dweight = _weight_grad(dus[:size], h0, hs, h_mask, start=t, out=dweight, products=products)
+            g = products.mm(src, weight)  # (B, H) @ (H, R)
             if h_mask is not None:
                 g.mul_(h_mask)
             if held is not None:
                 g.add_(held)
         if gain is None and need[2]:
-            dweight = _weight_grad(dgh, h0, hs, h_mask)
-        dbias = dgh.sum((0, 1)) if need[3] and fctx.has_bias else None
+            dweight = _weight_grad(dgh, h0, hs, h_mask, products=products)
+        dbias = dgh.sum((0, 1), dtype=h0.dtype) if need[3] and fctx.has_bias else None
         dgain = _gain_grad(dgh, u.unsqueeze(2), mean, rstd) if gain is not None and need[4] else None
-        return dgh, g, dweight, dbias, dgain, None, None, None, None
+        return dgh, g, dweight, dbias, dgain, None, None, None, None, None

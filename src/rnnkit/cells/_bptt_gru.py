@@ -26,11 +26,13 @@ from ._bptt import (
     _with,
     _keep_for_backward,
     _stacked_norms,
+    _outside_autocast,
 )
 
 
 def _new_state(h, n, z, keep, valid, t: int, out, mixing: bool):
     """Both GRU forms' state update into ``out``: ``(1 - z) n + z h``, then zoneout and lengths."""
+    n, z = n.to(h.dtype), z.to(h.dtype)  # under autocast the gates are in its dtype, the state is not
     if mixing:
         return _mix(h, torch.lerp(n, h, z), _at(keep, t), None if valid is None else valid[t], out)
     return torch.lerp(n, h, z, out=out)
@@ -40,23 +42,23 @@ class _GRUScan(torch.autograd.Function):
     """torch.nn's GRU (reset after the recurrent matmul), gate order r, z, n."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind, products):
         steps, batch, G = xp.shape
         H = G // 3
-        weight_t = weight.t()  # (R, 3H)
+        weight_t = products.operand(weight).t()  # (R, 3H)
         acts = torch.empty_like(xp)  # (T, B, 3H): r, z, n
         rg = xp.new_empty((steps, batch, H))  # r * (W_hn h + b_hn), the reset part of n's pre-activation
-        hs = xp.new_empty((steps, batch, H))
-        us = torch.empty_like(xp) if gain is not None else None
+        hs = h0.new_empty((steps, batch, H))
+        us = torch.empty_like(xp, dtype=h0.dtype) if gain is not None else None
         means, rstds = [], []
         mixing = _mixes(keep, valid)
         h = h0
         for t in range(steps):
             hin = h if h_mask is None else h * h_mask
             if gain is None:
-                gh = torch.addmm(bias, hin, weight_t) if bias is not None else hin.mm(weight_t)  # (B, 3H)
+                gh = products.addmm(bias, hin, weight_t)  # (B, 3H)
             else:  # each gate's recurrent pre-activation normalised over its H units
-                u = torch.mm(hin, weight_t, out=us[t]).view(batch, 3, H)
+                u = products.mm(hin, weight_t, out=us[t]).view(batch, 3, H)
                 xhat, mean, rstd = _norm(u)
                 means.append(mean)
                 rstds.append(rstd)
@@ -68,13 +70,17 @@ class _GRUScan(torch.autograd.Function):
             n = torch.add(xp[t, :, 2 * H :], reset, out=a[:, 2 * H :]).tanh_()  # (B, H)
             h = _new_state(h, n, rz[:, H:], keep, valid, t, hs[t], mixing)
         norms = _stacked_norms(us, means, rstds, gain)
-        _keep_for_backward(fctx, h0, weight, gain, hs, acts, rg, *norms, valid, h_mask, keep=keep, bias=bias)
+        _keep_for_backward(fctx, h0, weight, gain, hs, acts, rg, *norms, valid, h_mask, keep=keep, bias=bias,
+                           products=products)  # fmt: skip
         return hs
 
     @staticmethod
     @once_differentiable
+    @_outside_autocast
     def backward(fctx, dhs):
         h0, weight, gain, hs, acts, rg, u, mean, rstd, valid, h_mask = fctx.saved_tensors
+        products = fctx.products
+        weight = products.operand(weight)
         steps, batch, H = hs.shape
         r, z, n = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
         # d(pre r), d(pre z), d(W_hn h + b_hn), d(pre n): local derivatives, then gradients;
@@ -103,18 +109,18 @@ class _GRUScan(torch.autograd.Function):
                 du = _norm_backward((src * gain).view(batch, 3, H), u[t].view(batch, 3, H), mean[t], rstd[t])
                 src = dus[t % chunk].copy_(du.view(batch, 3 * H))
                 if need[2] and (size := _chunk_done(t, steps)):
-                    dweight = _weight_grad(dus[:size], h0, hs, h_mask, start=t, out=dweight)
-            dh = src.mm(weight)  # (B, 3H) @ (3H, R)
+                    dweight = _weight_grad(dus[:size], h0, hs, h_mask, start=t, out=dweight, products=products)
+            dh = products.mm(src, weight)  # (B, 3H) @ (3H, R)
             if h_mask is not None:
                 dh.mul_(h_mask)
             dh.addcmul_(dnew, z[t])  # h_t = n + z (h_{t-1} - n)
             g = dh if held is None else dh.add_(held)
         if gain is None and need[2]:
-            dweight = _weight_grad(dgh, h0, hs, h_mask)
-        dbias = dgh.sum((0, 1)) if need[3] and fctx.has_bias else None
+            dweight = _weight_grad(dgh, h0, hs, h_mask, products=products)
+        dbias = dgh.sum((0, 1), dtype=h0.dtype) if need[3] and fctx.has_bias else None
         dgain = _gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd) if gain is not None and need[4] else None
         dnh.copy_(dn)  # d(x'_t): as d(W_hh h + b_hh) in r and z, d(pre n) in n
-        return dgh, g, dweight, dbias, dgain, None, None, None, None
+        return dgh, g, dweight, dbias, dgain, None, None, None, None, None
 
 
 class _GRUBeforeScan(torch.autograd.Function):
@@ -122,13 +128,14 @@ class _GRUBeforeScan(torch.autograd.Function):
     :math:`n_t = \tanh(x'_n + W_{hn} (r_t \odot h_{t-1}) + b_{hn})`, the rest as torch.nn's."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind):
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind, products):
         steps, batch, G = xp.shape
         H = G // 3
+        weight = products.operand(weight)
         w_rz, w_n = weight[: 2 * H].t(), weight[2 * H :].t()  # (R, 2H), (R, H)
         acts = torch.empty_like(xp)  # (T, B, 3H): x'_t + b_hh, then the activations r, z, n
-        hs = xp.new_empty((steps, batch, H))
-        us = torch.empty_like(xp) if gain is not None else None
+        hs = h0.new_empty((steps, batch, H))
+        us = torch.empty_like(xp, dtype=h0.dtype) if gain is not None else None
         means, rstds = [], []
         mixing = _mixes(keep, valid)
         h = h0
@@ -136,9 +143,9 @@ class _GRUBeforeScan(torch.autograd.Function):
             a = _with_bias(xp[t], bias, acts[t])
             hin = h if h_mask is None else h * h_mask
             if gain is None:
-                a[:, : 2 * H].addmm_(hin, w_rz)
+                products.addmm_(a[:, : 2 * H], hin, w_rz)
             else:
-                u = us[t, :, : 2 * H].copy_(hin.mm(w_rz)).view(batch, 2, H)
+                u = us[t, :, : 2 * H].copy_(products.mm(hin, w_rz)).view(batch, 2, H)
                 xhat, mean, rstd = _norm(u)
                 a[:, : 2 * H].addcmul_(xhat.view(batch, 2 * H), gain[: 2 * H])
             rz = a[:, : 2 * H].sigmoid_()
@@ -146,9 +153,9 @@ class _GRUBeforeScan(torch.autograd.Function):
             if h_mask is not None:
                 rh.mul_(h_mask)
             if gain is None:
-                a[:, 2 * H :].addmm_(rh, w_n)
+                products.addmm_(a[:, 2 * H :], rh, w_n)
             else:
-                u_n = us[t, :, 2 * H :].copy_(rh.mm(w_n)).unsqueeze(1)  # (B, 1, H)
+                u_n = us[t, :, 2 * H :].copy_(products.mm(rh, w_n)).unsqueeze(1)  # (B, 1, H)
                 xhat_n, mean_n, rstd_n = _norm(u_n)
                 a[:, 2 * H :].addcmul_(xhat_n.squeeze(1), gain[2 * H :])
                 means.append(torch.cat((mean, mean_n), 1))  # (B, 3, 1)
@@ -156,15 +163,19 @@ class _GRUBeforeScan(torch.autograd.Function):
             n = a[:, 2 * H :].tanh_()
             h = _new_state(h, n, rz[:, H:], keep, valid, t, hs[t], mixing)
         norms = _stacked_norms(us, means, rstds, gain)
-        _keep_for_backward(fctx, h0, weight, gain, hs, acts, *norms, valid, h_mask, keep=keep, bias=bias)
+        _keep_for_backward(fctx, h0, weight, gain, hs, acts, *norms, valid, h_mask, keep=keep, bias=bias,
+                           products=products)  # fmt: skip
         return hs
 
     @staticmethod
     @once_differentiable
+    @_outside_autocast
     def backward(fctx, dhs):
         h0, weight, gain, hs, acts, u, mean, rstd, valid, h_mask = fctx.saved_tensors
         steps, batch, H = hs.shape
         r, z, n = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
+        products = fctx.products
+        weight = products.operand(weight)
         w_rz, w_n = weight[: 2 * H], weight[2 * H :]  # (2H, R), (H, R)
         # d(pre r, z, n) = d(x'_t): first the local derivatives, h_{t-1} r (1 - r) (to be scaled by
         # d(r h)), (h_{t-1} - n) z (1 - z) and (1 - z)(1 - n^2) (by the new state's gradient)
@@ -192,7 +203,7 @@ class _GRUBeforeScan(torch.autograd.Function):
                 du_n = _norm_backward((src_n * gain[2 * H :]).unsqueeze(1), u[t, :, 2 * H :].unsqueeze(1),
                                       mean[t, :, 2:], rstd[t, :, 2:])
                 src_n = dus[t % chunk, :, 2 * H :].copy_(du_n.squeeze(1))
-            drh = src_n.mm(w_n)  # (B, H) @ (H, R): d(r h) after the dropout mask
+            drh = products.mm(src_n, w_n)  # (B, H) @ (H, R): d(r h) after the dropout mask
             if h_mask is not None:
                 drh.mul_(h_mask)
             d[:, :H].mul_(drh)
@@ -202,9 +213,10 @@ class _GRUBeforeScan(torch.autograd.Function):
                                        mean[t, :, :2], rstd[t, :, :2])
                 src_rz = dus[t % chunk, :, : 2 * H].copy_(du_rz.view(batch, 2 * H))
                 if need[2] and (size := _chunk_done(t, steps)):
-                    dw_rz = _weight_grad(dus[:size, :, : 2 * H], h0, hs, h_mask, start=t, out=dw_rz)
-                    dw_n = _weight_grad(dus[:size, :, 2 * H :], h0, hs, h_mask, gate=r, start=t, out=dw_n)
-            dh = src_rz.mm(w_rz)  # (B, 2H) @ (2H, R)
+                    dw_rz = _weight_grad(dus[:size, :, : 2 * H], h0, hs, h_mask, start=t, out=dw_rz, products=products)
+                    dw_n = _weight_grad(dus[:size, :, 2 * H :], h0, hs, h_mask, gate=r, start=t, out=dw_n,
+                                        products=products)  # fmt: skip
+            dh = products.mm(src_rz, w_rz)  # (B, 2H) @ (2H, R)
             if h_mask is not None:
                 dh.mul_(h_mask)
             dh.addcmul_(drh, r[t]).addcmul_(dnew, z[t])
@@ -212,13 +224,13 @@ class _GRUBeforeScan(torch.autograd.Function):
         dweight = dbias = dgain = None
         if need[2]:
             if gain is None:
-                dw_rz = _weight_grad(dgh[..., : 2 * H], h0, hs, h_mask)
-                dw_n = _weight_grad(dgh[..., 2 * H :], h0, hs, h_mask, gate=r)
+                dw_rz = _weight_grad(dgh[..., : 2 * H], h0, hs, h_mask, products=products)
+                dw_n = _weight_grad(dgh[..., 2 * H :], h0, hs, h_mask, gate=r, products=products)
             dweight = torch.cat((dw_rz, dw_n))
         if need[3] and fctx.has_bias:
-            dbias = dgh.sum((0, 1))
+            dbias = dgh.sum((0, 1), dtype=h0.dtype)
         if gain is not None and need[4]:
             dgain = _gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd)
-        return dgh, g, dweight, dbias, dgain, None, None, None, None
+        return dgh, g, dweight, dbias, dgain, None, None, None, None, None
 
 

@@ -28,6 +28,7 @@ from ._bptt import (
     _split,
     _with,
     _keep_for_backward,
+    _outside_autocast,
 )
 
 
@@ -36,17 +37,17 @@ class _LSTMScan(torch.autograd.Function):
     projection ``h_t = W_hr (o_t * tanh(c_t))`` (Sak et al. 2014)."""
 
     @staticmethod
-    def forward(fctx, xp, h0, c0, weight, bias, peep, gain, gain_c, bias_c, proj, valid, h_mask, keep):
+    def forward(fctx, xp, h0, c0, weight, bias, peep, gain, gain_c, bias_c, proj, valid, h_mask, keep, products):
         steps, batch, G = xp.shape
         H = G // 4
-        weight_t = weight.t()  # (R, 4H)
-        proj_t = proj.t() if proj is not None else None  # (H, P)
+        weight_t = products.operand(weight).t()  # (R, 4H)
+        proj_t = products.operand(proj).t() if proj is not None else None  # (H, P)
         gates = torch.empty_like(xp)  # (T, B, 4H): x'_t + b_hh, then the activations i, f, g, o
-        hs = xp.new_empty((steps, batch, h0.shape[-1]))
-        cs = xp.new_empty((steps, batch, H))
+        hs = h0.new_empty((steps, batch, h0.shape[-1]))  # the states in the parameters' dtype, even under autocast
+        cs = h0.new_empty((steps, batch, H))
         keep_h, keep_c = _component(keep, 0), _component(keep, 1)
         mix_h, mix_c = _mixes(keep_h, valid), _mixes(keep_c, valid)
-        us = torch.empty_like(xp) if gain is not None else None
+        us = torch.empty_like(xp, dtype=h0.dtype) if gain is not None else None
         if peep is not None:
             p_if, p_o = peep[: 2 * H].view(2, H), peep[2 * H :]
         normed, normed_c = ([], []), ([], [])
@@ -55,9 +56,9 @@ class _LSTMScan(torch.autograd.Function):
             a = _with_bias(xp[t], bias, gates[t])  # (B, 4H)
             hin = h if h_mask is None else h * h_mask
             if gain is None:
-                a.addmm_(hin, weight_t)
+                products.addmm_(a, hin, weight_t)
             else:  # each gate's recurrent pre-activation normalised over its H units
-                u = torch.mm(hin, weight_t, out=us[t]).view(batch, 4, H)
+                u = products.mm(hin, weight_t, out=us[t]).view(batch, 4, H)
                 xhat, mean, rstd = _norm(u)  # (B, 4, H), (B, 4, 1), (B, 4, 1)
                 normed[0].append(mean)
                 normed[1].append(rstd)
@@ -82,21 +83,24 @@ class _LSTMScan(torch.autograd.Function):
                 h_new = torch.mul(tc, o, out=direct) if direct is not None else tc.mul_(o)  # (B, H)
             else:
                 m = tc.mul_(o)
-                h_new = torch.mm(m, proj_t, out=direct) if direct is not None else m.mm(proj_t)  # (B, P)
+                h_new = products.mm(m, proj_t, out=direct)  # (B, P)
             v = None if valid is None else valid[t]
             h = _mix(h, h_new, _at(keep_h, t), v, hs[t]) if mix_h else h_new
             c = _mix(c, c_new, _at(keep_c, t), v, cs[t]) if mix_c else c_new
         norms = tuple(torch.stack(parts) for parts in normed) if gain is not None else (None,) * 2
         norms_c = tuple(torch.stack(parts) for parts in normed_c) if gain_c is not None else (None,) * 2
         _keep_for_backward(fctx, h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, us,
-                           *norms, *norms_c, valid, h_mask, keep=keep, bias=bias)  # fmt: skip
+                           *norms, *norms_c, valid, h_mask, keep=keep, bias=bias, products=products)  # fmt: skip
         return hs, cs
 
     @staticmethod
     @once_differentiable
+    @_outside_autocast
     def backward(fctx, dhs, dcs):
         (h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, u, mean, rstd, mean_c, rstd_c,
          valid, h_mask) = fctx.saved_tensors  # fmt: skip
+        products = fctx.products
+        weight_low, proj_low = products.operand(weight), products.operand(proj)
         steps, batch, G = gates.shape
         H = G // 4
         need = fctx.needs_input_grad
@@ -139,7 +143,7 @@ class _LSTMScan(torch.autograd.Function):
                 dh_new, held_h = _split(_with(gh, dhs, t), weight_h, t)
                 dc_new, held_c = _split(_with(gc, dcs, t), weight_c, t)
                 if proj is not None:
-                    dh_new = dh_news[j].copy_(dh_new).mm(proj)  # (B, P) @ (P, H): d(o tanh(c))
+                    dh_new = products.mm(dh_news[j].copy_(dh_new), proj_low)  # (B, P) @ (P, H): d(o tanh(c))
                 d = dgates[t].view(batch, 4, H)
                 d[:, 3].mul_(dh_new)  # d(pre o)
                 if gain_c is None:
@@ -154,7 +158,7 @@ class _LSTMScan(torch.autograd.Function):
                 if gain is not None:
                     du = _norm_backward(d * gain.view(4, H), u[t].view(batch, 4, H), mean[t], rstd[t])
                     src = dus[j].copy_(du.view(batch, G))
-                gh = src.mm(weight)  # (B, 4H) @ (4H, R)
+                gh = products.mm(src, weight_low)  # (B, 4H) @ (4H, R)
                 if h_mask is not None:
                     gh.mul_(h_mask)
                 if held_h is not None:
@@ -166,10 +170,11 @@ class _LSTMScan(torch.autograd.Function):
                     gc.add_(held_c)
             del to_c, tc
             if need[3] and gain is not None:  # d(W_hh h) of this chunk only
-                sums["weight"] = _weight_grad(dus[:n], h0, hs, h_mask, start=start, out=sums["weight"])
+                sums["weight"] = _weight_grad(dus[:n], h0, hs, h_mask, start=start, out=sums["weight"],
+                                              products=products)  # fmt: skip
             terms = {}
             if need[4] and fctx.has_bias:
-                terms["bias"] = dgates[part].sum((0, 1))
+                terms["bias"] = dgates[part].sum((0, 1), dtype=h0.dtype)
             if peep is not None and need[5]:
                 scratch = torch.empty_like(c_new)
                 terms["peep"] = torch.cat((
@@ -184,12 +189,12 @@ class _LSTMScan(torch.autograd.Function):
                 terms["bias_c"] = d_couts[:n].sum((0, 1))
             if proj is not None and need[9]:
                 m = _cell_tanh(c_new, gain_c, bias_c).mul_(o[part])  # (n, B, H): the projection's input
-                terms["proj"] = dh_news[:n].flatten(0, 1).t().mm(m.flatten(0, 1))  # (P, n*B) @ (n*B, H)
+                terms["proj"] = products.mm(dh_news[:n].flatten(0, 1).t(), m.flatten(0, 1))  # (P, n*B) @ (n*B, H)
             for name, term in terms.items():
                 sums[name] = term if sums[name] is None else sums[name].add_(term)
         if need[3] and gain is None:  # one matmul over all steps, once the chunks' scratch is gone
-            sums["weight"] = _weight_grad(dgates, h0, hs, h_mask)
-        return (dgates, gh, gc, *sums.values(), None, None, None)
+            sums["weight"] = _weight_grad(dgates, h0, hs, h_mask, products=products)
+        return (dgates, gh, gc, *sums.values(), None, None, None, None)
 
 
 def _cell_tanh(c: Tensor, gain_c: Tensor | None, bias_c: Tensor | None) -> Tensor:
