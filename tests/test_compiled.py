@@ -8,8 +8,10 @@ math differs in the last bits, being built with -ffast-math), 1e-5 in float32.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 
 import pytest
 import torch
@@ -183,6 +185,39 @@ def test_the_build_is_cached(monkeypatch):
 
     monkeypatch.setattr(_native.subprocess, "run", run)
     assert _native.build() == first
+
+
+def test_builds_of_other_setups_unused_for_a_month_are_deleted(tmp_path):
+    """Each source or torch version builds into its own folder: old ones do not pile up forever."""
+
+    def build_folder(name, days_unused):
+        folder = tmp_path / name
+        folder.mkdir()
+        library = folder / "rnnkit_native.so"
+        library.write_bytes(b"")
+        stamp = time.time() - days_unused * 86400
+        os.utime(library, (stamp, stamp))
+        return folder
+
+    current = build_folder("0123456789abcdef", 400)  # in use now, however old
+    recent = build_folder("1111111111111111", _native.PRUNE_AFTER_DAYS - 1)
+    stale = build_folder("2222222222222222", _native.PRUNE_AFTER_DAYS + 1)
+    someone_elses = build_folder("not-a-build-key!", 400)
+    in_progress = tmp_path / "3333333333333333"
+    in_progress.mkdir()  # no library yet: a build under way
+    _native._prune(tmp_path, keep=current)
+    assert current.exists() and recent.exists() and someone_elses.exists() and in_progress.exists()
+    assert not stale.exists()
+
+
+def test_a_use_marks_the_build_as_used(monkeypatch, tmp_path):
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    cached = tmp_path / _native._build_key(shutil.which("g++") or "g++") / "rnnkit_native.so"
+    cached.parent.mkdir()
+    cached.write_bytes(b"")
+    os.utime(cached, (0, 0))
+    assert _native.build() == cached
+    assert time.time() - cached.stat().st_mtime < 3600
 
 
 def test_a_compiler_is_used_when_present():

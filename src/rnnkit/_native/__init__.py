@@ -10,7 +10,8 @@ once). The shared library is cached under ``$RNNKIT_CACHE`` (default ``~/.cache/
 temporary folder where the home is read-only) in a folder named by a hash of the source, torch's
 version, the compiler and the CPU's instruction-set flags (it is compiled with ``-march=native``),
 written to a temporary name and renamed into place, so concurrent first uses (pytest workers,
-torchrun processes) neither clash nor load half a file.
+torchrun processes) neither clash nor load half a file. Each use marks its build as used; builds
+of other setups (an older rnnkit or torch) unused for :data:`PRUNE_AFTER_DAYS` are deleted.
 A build that fails is remembered for the process and reported once as a warning.
 """
 
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -32,6 +34,7 @@ SOURCE = Path(__file__).with_name("rnn.cpp")
 _LIBRARY = "rnnkit_native"
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "ops" once loaded, "error" once failed
+PRUNE_AFTER_DAYS = 30  # a cached build of another setup unused this long is deleted
 
 
 def enabled() -> bool:
@@ -75,6 +78,8 @@ def build() -> Path:
         folder = root / key
         target = folder / f"{_LIBRARY}.so"
         if target.exists():
+            _mark_used(target)
+            _prune(root, keep=folder)
             return target
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -99,7 +104,41 @@ def build() -> Path:
         for leftover in (temporary, objects):
             if os.path.exists(leftover):
                 os.unlink(leftover)
+    _prune(folder.parent, keep=folder)
     return target
+
+
+def _mark_used(library: Path) -> None:
+    """Set the build's modification time to now: what :func:`_prune` reads as its last use."""
+    try:
+        os.utime(library)
+    except OSError:  # a cache someone else owns: it is still usable
+        pass
+
+
+def _prune(root: Path, keep: Path) -> None:
+    """Delete the builds under ``root`` other than ``keep`` that nothing used for PRUNE_AFTER_DAYS.
+
+    Only folders named like a build key holding a library are touched. A process that still has a
+    deleted library loaded keeps running (the mapping outlives the file); a later one rebuilds."""
+    cutoff = time.time() - PRUNE_AFTER_DAYS * 86400
+    try:
+        folders = list(root.iterdir())
+    except OSError:
+        return
+    for folder in folders:
+        if folder == keep or len(folder.name) != 16 or not _is_hex(folder.name):
+            continue
+        try:
+            unused = (folder / f"{_LIBRARY}.so").stat().st_mtime < cutoff
+        except OSError:  # no library in it (a build under way, or one that failed): left alone
+            continue
+        if unused:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _is_hex(name: str) -> bool:
+    return all(c in "0123456789abcdef" for c in name)
 
 
 def _commands(compiler: str, objects: Path, output: Path) -> tuple[list[str], list[str]]:
