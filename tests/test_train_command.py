@@ -40,6 +40,31 @@ def test_overrides_are_typed_by_their_setting(tmp_path):
     assert (text.sample_prime, text.data, text.tokenizer) == ("ROMEO:", "2024.txt", "bpe")
 
 
+def test_layer_options_from_the_command_line_are_typed(tmp_path):
+    """``--model.encoder.options.layer_norm=true`` reaches the layer as a bool, not the text 'true'."""
+    from rnnkit.config import apply_overrides, from_dict
+    from rnnkit.models._parts import EncoderConfig
+
+    encoder = from_dict(EncoderConfig, apply_overrides({}, ["options.layer_norm=true", "options.zoneout=0.1"]))
+    assert encoder.options == {"layer_norm": True, "zoneout": 0.1}
+
+
+def test_help_after_a_task_lists_its_settings_and_defaults(capsys):
+    assert main(["train", "text", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: rnnkit train" in out and "settings of text" in out
+    for line in ("--task.tokenizer=char", "--model.encoder.hidden_size=512", "--train.lr=0.002",
+                 "--train.precision=fp32", '--task.sample_prime="\\n"'):  # fmt: skip
+        assert line in out, line
+    assert "fp32|bf16|fp16" in out
+
+
+def test_help_without_a_task_lists_the_tasks(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "tasks:" in out and "settings of" not in out
+
+
 def test_copy_task_and_a_yaml_settings_file(tmp_path, capsys):
     settings = tmp_path / "settings.yaml"
     settings.write_text("task:\n  lag: 5\n  train_size: 64\n  val_size: 32\nmodel:\n  encoder:\n    hidden_size: 8\n"

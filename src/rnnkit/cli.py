@@ -29,6 +29,7 @@ class Command:
     run: Callable[[argparse.Namespace], int]
     example: str  # shown under the subcommand's --help
     overrides: bool = False  # accepts --section.name=value settings, passed as args.overrides
+    help_action: type[argparse.Action] | None = None  # -h/--help in place of argparse's
 
 
 COMMANDS: dict[str, Command] = {}
@@ -41,6 +42,7 @@ def command(
     example: str,
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None,
     overrides: bool = False,
+    help_action: type[argparse.Action] | None = None,
 ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
     """Register ``run`` as the subcommand ``name``."""
 
@@ -48,7 +50,7 @@ def command(
         if name in COMMANDS:
             raise ValueError(f"subcommand {name!r} is already registered")
         COMMANDS[name] = Command(help=help, add_arguments=add_arguments, run=run, example=example,
-                                 overrides=overrides)
+                                 overrides=overrides, help_action=help_action)
         return run
 
     return register
@@ -137,6 +139,24 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class _TrainHelp(argparse.Action):
+    """``--help``: the usage, and after a TASK (``rnnkit train text --help``), that task's settings
+    with their defaults."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from rnnkit.tasks.runner import settings_help
+
+        parser.print_help()
+        task = getattr(namespace, "task", None)
+        if task:
+            print(f"\nsettings of {task}, with their defaults (set any as --SECTION.NAME=VALUE):")
+            print(settings_help(task))
+        parser.exit()
+
+
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
     from rnnkit.tasks import TASKS
 
@@ -157,7 +177,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest="task_" + flag.lstrip("-").replace("-", "_"), metavar="VALUE",
                             help="sets " + "; ".join(uses))
     parser.epilog += ("\n\nAny setting can be changed as --SECTION.NAME=VALUE, e.g. --train.lr=3e-3,"
-                      " --model.encoder.hidden_size=256, --task.length=200.")
+                      " --model.encoder.hidden_size=256, --task.length=200."
+                      " 'rnnkit train TASK --help' lists a task's settings and defaults.")
 
 
 @command(
@@ -166,6 +187,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     example="rnnkit train adding --task.length=100 --model.encoder.cell=gru --train.max_minutes=5",
     add_arguments=_train_arguments,
     overrides=True,
+    help_action=_TrainHelp,
 )
 def _train(args: argparse.Namespace) -> int:
     from rnnkit.config import RawValue
@@ -484,7 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
             description=cmd.help[:1].upper() + cmd.help[1:] + ".",
             epilog=f"example:\n  {cmd.example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            add_help=cmd.help_action is None,
         )
+        if cmd.help_action is not None:
+            sub.add_argument("-h", "--help", action=cmd.help_action, help="show this help message and exit")
         cmd.add_arguments(sub)
         sub.set_defaults(_run=cmd.run)
     return parser

@@ -90,7 +90,8 @@ def _coerce(annotation: Any, value: Any, path: str) -> Any:
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise TypeError(f"{path} must be a mapping, got {type(value).__name__} {value!r}")
-        return dict(value)
+        item = args[1] if len(args) == 2 else Any  # --model.encoder.options.layer_norm=true: a bool
+        return {key: _coerce(item, v, f"{path}.{key}") for key, v in value.items()}
     if annotation is bool:
         if not isinstance(value, bool):
             raise TypeError(f"{path} must be true or false, got {type(value).__name__} {value!r}")
@@ -108,6 +109,54 @@ def _coerce(annotation: Any, value: Any, path: str) -> Any:
             raise TypeError(f"{path} must be a string, got {type(value).__name__} {value!r}")
         return value
     raise TypeError(f"{path}: unsupported setting type {annotation!r}")
+
+
+def describe(cls: type, values: Mapping[str, Any] | None = None, prefix: str = "") -> list[tuple[str, str, str]]:
+    """Every setting of dataclass ``cls`` as ``(dotted name, value, type)``, nested dataclasses
+    flattened; ``values`` (nested like the settings) replace the defaults, as a task's do."""
+    values = values or {}
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        name = f"{prefix}{f.name}"
+        given = values.get(f.name, dataclasses.MISSING)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING
+        if dataclasses.is_dataclass(hints[f.name]):
+            nested = to_dict(default) if default is not dataclasses.MISSING else {}
+            nested.update(given if isinstance(given, Mapping) else {})
+            rows.extend(describe(hints[f.name], nested, f"{name}."))
+            continue
+        value = given if given is not dataclasses.MISSING else default
+        rows.append((name, _shown(value), _type_name(hints[f.name])))
+    return rows
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as it would be typed: plain text bare, anything else (``"\\n"``) as JSON."""
+    if value is dataclasses.MISSING:
+        return "(required)"
+    if isinstance(value, str) and value and value.isprintable() and value == value.strip():
+        return value
+    return json.dumps(value)
+
+
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "|".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or null" if type(None) in args else "")
+    if origin is not None:
+        return getattr(origin, "__name__", str(origin))
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from .._io import atomic_write_text, read_json
-from ..config import apply_overrides, from_dict, merge_settings, read_config_file, to_dict
+from ..config import apply_overrides, describe, from_dict, merge_settings, read_config_file, to_dict
 from ..models import model_spec
+from ..models._registry import MODELS
 from ..training import Trainer, TrainConfig, TrainResult
 from ._registry import get_task
 
@@ -48,6 +49,25 @@ def compose_settings(task_name: str, config_file: str | Path | None, overrides: 
         if section not in settings or "." not in text.split("=", 1)[0]:
             raise ValueError(f"an override must look like task.NAME=VALUE, model.NAME=VALUE or train.NAME=VALUE, got {text!r}")
     return apply_overrides(settings, overrides)
+
+
+def settings_help(task_name: str) -> str:
+    """The settings ``rnnkit train TASK`` takes, each with its default for this task and its type:
+    what ``rnnkit train TASK --help`` prints."""
+    task = get_task(task_name)
+    sections = (
+        ("task", task.config_class, {}),
+        ("model", MODELS[task.model_name].config_class, task.default_model),
+        ("train", TrainConfig, task.default_train),
+    )
+    rows = [row for section, cls, values in sections for row in describe(cls, values, f"{section}.")]
+    width = max(len(name) + len(value) for name, value, _ in rows) + 8
+    lines = [f"  --{name}={value}".ljust(width) + f" {kind}" for name, value, kind in rows]
+    options = [name for name, _, _ in rows if name.endswith(".options")]
+    if options:  # a free-form mapping: say what goes in it
+        lines.append(f"\n{options[0]} takes the layer's keyword options, one at a time: e.g."
+                     f" --{options[0]}.layer_norm=true --{options[0]}.zoneout=0.1 (see help(rnnkit.LSTM))")
+    return "\n".join(lines)
 
 
 def train_task(
