@@ -1,6 +1,6 @@
 // rnnkit's compiled time loops: the recurrences of one direction of one layer, forward and
-// backward, for the Elman RNN (tanh, ReLU), torch.nn's GRU (reset after the recurrent matmul) and
-// the elementwise linear recurrence of minGRU/minLSTM.
+// backward, for the Elman RNN (tanh, ReLU), torch.nn's GRU (reset after the recurrent matmul), the
+// layer-norm LSTM and the elementwise linear recurrence of minGRU/minLSTM.
 //
 // Why: torch.nn runs the GRU and Elman RNN on CPU as a native loop of separate ATen ops whose
 // backward is replayed op by op by autograd (about a dozen graph nodes per step). Here each step
@@ -10,7 +10,8 @@
 // matmul over all steps at the end. The input projection (x W_ih^T + b_ih for all steps) stays
 // outside, in one matmul recorded by autograd.
 //
-// Layouts (contiguous, time-major): xp (T, B, G*H) with torch.nn's gate order (GRU: r, z, n);
+// Layouts (contiguous, time-major): xp (T, B, G*H) with torch.nn's gate order (GRU: r, z, n;
+// LSTM: i, f, g, o);
 // h0 (B, H); w_hh (G*H, H); b_hh (G*H) or undefined; valid (T, B) of 0/1 or undefined: past a
 // sequence's end its state is held (and its gradient passes straight back).
 // The plain-PyTorch twin of every function here is rnnkit/cells/_bptt.py, and the tests hold the
@@ -24,9 +25,13 @@
 #include <cmath>
 #include <cstdint>
 #include <tuple>
+#include <utility>
 
 // Inside AT_DISPATCH's lambda a #pragma is not allowed; the _Pragma operator is.
 #define RNNKIT_SIMD _Pragma("omp simd")
+// A vectorised loop that also sums into the variables sum1 and sum2 (omp simd without the
+// reduction clause would let the lanes race on them).
+#define RNNKIT_SIMD_SUMS _Pragma("omp simd reduction(+ : sum1, sum2)")
 
 namespace {
 
@@ -327,6 +332,282 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, co
   return {dpre, through + direct, dw, dbias};
 }
 
+// --- layer-norm LSTM ---------------------------------------------------------------------------
+// torch.nn's LSTM, gate order i, f, g, o, with layer norm (Ba et al. 2016, sec. 3.1 and 3.2).
+// The twin is _LSTMScan in rnnkit/cells/_bptt_lstm.py. Per step, with u = W_hh h_{t-1} (4H):
+//   uhat_k = (u_k - mean(u_k)) / sqrt(var(u_k) + eps)  for each gate k over its H units (biased var)
+//   a = xp_t + gain * uhat + b_hh;  i, f, o = s(a_i, a_f, a_o);  g = tanh(a_g)
+//   c_t = f c_{t-1} + i g;  chat = (c_t - mean(c_t)) / sqrt(var(c_t) + eps)
+//   h_t = o tanh(gain_c chat + bias_c)
+// xp holds the input part with its own layer norm and b_ih (in autograd, outside). Saved per step
+// for backward: (T, B, 9H) = i, f, g, o | uhat (4H) | chat (H), and (T, B, 5) the rows'
+// 1/sqrt(var + eps) (the four gates', the cell state's). tanh(gain_c chat + bias_c) is recomputed.
+
+constexpr double kLayerNormEps = 1e-5;  // rnnkit.cells._bptt.LAYER_NORM_EPS
+constexpr int64_t kLnSaved = 9;         // saved values per unit and row (see above)
+constexpr int64_t kLnStats = 5;         // saved 1/sqrt(var + eps) per row
+// Backward keeps d(W_hh h) for this many steps, not T: the weight gradient is one matmul per
+// chunk, (4H, n*B) @ (n*B, H), and the buffer is (16, B, 4H) instead of (T, B, 4H).
+constexpr int64_t kLnChunk = 16;
+
+// The mean and 1/sqrt(var + eps) (biased variance) of x[0, n) in scalar_t: two passes, the second
+// over the deviations from the mean, so nothing cancels (as E[x^2] - E[x]^2 would in float32).
+template <typename scalar_t>
+inline std::pair<scalar_t, scalar_t> row_moments(const scalar_t* x, int64_t n) {
+  scalar_t sum1 = 0, sum2 = 0;
+  RNNKIT_SIMD_SUMS
+  for (int64_t j = 0; j < n; ++j) sum1 += x[j];
+  const scalar_t mean = sum1 / scalar_t(n);
+  RNNKIT_SIMD_SUMS
+  for (int64_t j = 0; j < n; ++j) sum2 += (x[j] - mean) * (x[j] - mean);
+  return {mean, scalar_t(1) / std::sqrt(sum2 / scalar_t(n) + scalar_t(kLayerNormEps))};
+}
+
+inline void check_lstm_ln(const Tensor& h0, const Tensor& c0, const Tensor& gain, const Tensor& gain_c,
+                          const Tensor& bias_c) {
+  const int64_t H = h0.size(1);
+  TORCH_CHECK(c0.sizes() == h0.sizes() && c0.is_contiguous(), "c0 must be a contiguous (B, H) tensor like h0");
+  TORCH_CHECK(gain.numel() == 4 * H && gain_c.numel() == H && bias_c.numel() == H,
+              "the layer-norm gains must be (4H), (H) and (H)");
+  for (const Tensor* t : {&c0, &gain, &gain_c, &bias_c})
+    TORCH_CHECK(t->scalar_type() == h0.scalar_type() && t->is_contiguous(), "c0 and the gains: dtype or layout differ");
+}
+
+// Returns hs, cs (T, B, H) and, where `save`, what backward reads (else undefined). Inference
+// writes those values to one step's scratch instead: the same code, so the same numbers.
+std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
+    const Tensor& xp, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
+    const Tensor& gain, const Tensor& gain_c, const Tensor& bias_c, const c10::optional<Tensor>& valid, bool save,
+    const c10::optional<Tensor>& packed) {
+  check_inputs(xp, h0, w_hh, 4);
+  check_lstm_ln(h0, c0, gain, gain_c, bias_c);
+  const int64_t T = xp.size(0), B = h0.size(0), H = h0.size(1);
+  Tensor hs = at::empty({T, B, H}, h0.options());
+  Tensor cs = at::empty({T, B, H}, h0.options());
+  Tensor saved = at::empty({save ? T : 1, B, kLnSaved * H}, h0.options());
+  Tensor stats = at::empty({save ? T : 1, B, kLnStats}, h0.options());
+  Tensor u = at::empty({B, 4 * H}, h0.options());  // W_hh h of one step
+  const Tensor w_t = right_operand(w_hh);
+  const Tensor bias = bias_or_zeros(b_hh, w_hh);
+  const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_lstm_ln_forward", [&] {
+    const scalar_t* gn = gain.data_ptr<scalar_t>();
+    const scalar_t* gc = gain_c.data_ptr<scalar_t>();
+    const scalar_t* bc = bias_c.data_ptr<scalar_t>();
+    const scalar_t* bh = bias.data_ptr<scalar_t>();
+    for (int64_t t = 0; t < T; ++t) {
+      const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
+      const Tensor product = step_product(h_prev, w_t, packed, u);  // (B, H) @ (H, 4H)
+      const scalar_t* x = xp.data_ptr<scalar_t>() + t * B * 4 * H;
+      const scalar_t* p = product.data_ptr<scalar_t>();
+      const scalar_t* hp = h_prev.data_ptr<scalar_t>();
+      const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + (t - 1) * B * H;
+      scalar_t* hn = hs.data_ptr<scalar_t>() + t * B * H;
+      scalar_t* cn = cs.data_ptr<scalar_t>() + t * B * H;
+      scalar_t* s = saved.data_ptr<scalar_t>() + (save ? t : 0) * B * kLnSaved * H;
+      scalar_t* r = stats.data_ptr<scalar_t>() + (save ? t : 0) * B * kLnStats;
+      const scalar_t* m = mask.defined() ? mask.data_ptr<scalar_t>() + t * B : nullptr;
+      for_rows(B, kLnSaved * H, [&](int64_t b) {
+        const scalar_t* hb = hp + b * H;
+        const scalar_t* cb = cp + b * H;
+        scalar_t* ho = hn + b * H;
+        scalar_t* co = cn + b * H;
+        if (m != nullptr && m[b] == scalar_t(0)) {  // past the end: hold h and c (nothing saved is read)
+          for (int64_t j = 0; j < H; ++j) {
+            ho[j] = hb[j];
+            co[j] = cb[j];
+          }
+          return;
+        }
+        const scalar_t* xb = x + b * 4 * H;
+        const scalar_t* ub = p + b * 4 * H;
+        scalar_t* act = s + b * kLnSaved * H;  // i, f, g, o
+        scalar_t* uhat = act + 4 * H;
+        scalar_t* chat = act + 8 * H;
+        scalar_t* rb = r + b * kLnStats;
+        for (int64_t k = 0; k < 4; ++k) {  // each gate's W_hh h normalised over its H units
+          const auto [mean, rstd] = row_moments(ub + k * H, H);
+          rb[k] = rstd;
+          const scalar_t* uk = ub + k * H;
+          scalar_t* zk = uhat + k * H;
+          RNNKIT_SIMD
+          for (int64_t j = 0; j < H; ++j) zk[j] = (uk[j] - mean) * rstd;
+        }
+        RNNKIT_SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t i = sigmoid(xb[j] + gn[j] * uhat[j] + bh[j]);
+          const scalar_t f = sigmoid(xb[H + j] + gn[H + j] * uhat[H + j] + bh[H + j]);
+          const scalar_t g = std::tanh(xb[2 * H + j] + gn[2 * H + j] * uhat[2 * H + j] + bh[2 * H + j]);
+          const scalar_t o = sigmoid(xb[3 * H + j] + gn[3 * H + j] * uhat[3 * H + j] + bh[3 * H + j]);
+          act[j] = i;
+          act[H + j] = f;
+          act[2 * H + j] = g;
+          act[3 * H + j] = o;
+          co[j] = f * cb[j] + i * g;
+        }
+        const auto [mean_c, rstd_c] = row_moments(co, H);
+        rb[4] = rstd_c;
+        RNNKIT_SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t z = (co[j] - mean_c) * rstd_c;
+          chat[j] = z;
+          ho[j] = act[3 * H + j] * std::tanh(gc[j] * z + bc[j]);
+        }
+      });
+    }
+  });
+  return {hs, cs, save ? saved : Tensor(), save ? stats : Tensor()};
+}
+
+// grad_h, grad_c (T, B, H): the gradients reaching each step's h and c from outside the
+// recurrence. Returns d(xp) (= d(a), the gates' pre-activations), dh0, dc0, dW_hh, db_hh (undefined
+// without bias), d(gain), d(gain_c), d(bias_c).
+//
+// As gru_backward, the gradient reaching h_{t-1} is `through` (d(u_t) @ W_hh, the matmul) plus
+// `direct` (the whole gradient of a held state); c's, `carry`, is f_t dL/dc_t. The parameters'
+// sums are kept per batch row (each row is one thread's, so no two threads add to one place) and
+// summed over the rows at the end. Layer norm's backward (Ba et al. 2016), for y = gamma z + beta,
+// z = (x - mean) rstd over n units: dx = rstd (dz - mean(dz) - z mean(dz z)), dz = gamma dy.
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_ln_backward(
+    const Tensor& grad_h, const Tensor& grad_c, const Tensor& hs, const Tensor& cs, const Tensor& h0,
+    const Tensor& c0, const Tensor& saved, const Tensor& stats, const Tensor& w_hh, const Tensor& gain,
+    const Tensor& gain_c, const Tensor& bias_c, bool has_bias, const c10::optional<Tensor>& valid,
+    const c10::optional<Tensor>& packed) {
+  const int64_t T = hs.size(0), B = h0.size(0), H = h0.size(1);
+  TORCH_CHECK(grad_h.is_contiguous() && grad_c.is_contiguous() && hs.is_contiguous() && cs.is_contiguous() &&
+                  saved.is_contiguous() && stats.is_contiguous() && h0.is_contiguous(),
+              "lstm_ln_backward: non-contiguous");
+  check_lstm_ln(h0, c0, gain, gain_c, bias_c);
+  const int64_t chunk = std::min(kLnChunk, T);
+  Tensor dxp = at::empty({T, B, 4 * H}, h0.options());
+  Tensor du = at::empty({chunk, B, 4 * H}, h0.options());  // d(W_hh h) of the chunk's steps
+  Tensor dw = at::zeros({4 * H, H}, h0.options());
+  Tensor through = at::zeros({B, H}, h0.options());
+  Tensor direct = at::zeros({B, H}, h0.options());
+  Tensor carry = at::zeros({B, H}, h0.options());
+  Tensor sums = at::zeros({B, 10 * H}, h0.options());  // per row: d(gain) | d(b_hh) | d(gain_c) | d(bias_c)
+  const Tensor w = w_hh.contiguous();
+  const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
+  // dW_hh += sum over the chunk's steps t of d(u_t)^T h_{t-1}: (4H, n*B) @ (n*B, H)
+  auto add_weight_grad = [&](int64_t start, int64_t n) {
+    const Tensor d = du.narrow(0, 0, n);
+    if (start == 0) {  // h_{-1} is h0, apart from hs
+      dw.addmm_(d[0].t(), h0);
+      if (n > 1) {
+        dw.addmm_(d.narrow(0, 1, n - 1).reshape({(n - 1) * B, 4 * H}).t(),
+                  hs.narrow(0, 0, n - 1).reshape({(n - 1) * B, H}));
+      }
+    } else {
+      dw.addmm_(d.reshape({n * B, 4 * H}).t(), hs.narrow(0, start - 1, n).reshape({n * B, H}));
+    }
+  };
+  AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnnkit_lstm_ln_backward", [&] {
+    const scalar_t* gn = gain.data_ptr<scalar_t>();
+    const scalar_t* gc = gain_c.data_ptr<scalar_t>();
+    const scalar_t* bc = bias_c.data_ptr<scalar_t>();
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const int64_t start = t - t % chunk;  // the first step of t's chunk
+      const scalar_t* eh = grad_h.data_ptr<scalar_t>() + t * B * H;
+      const scalar_t* ec = grad_c.data_ptr<scalar_t>() + t * B * H;
+      const scalar_t* s = saved.data_ptr<scalar_t>() + t * B * kLnSaved * H;
+      const scalar_t* r = stats.data_ptr<scalar_t>() + t * B * kLnStats;
+      const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + (t - 1) * B * H;
+      const scalar_t* th = through.data_ptr<scalar_t>();
+      scalar_t* dr = direct.data_ptr<scalar_t>();
+      scalar_t* ca = carry.data_ptr<scalar_t>();
+      scalar_t* dx = dxp.data_ptr<scalar_t>() + t * B * 4 * H;
+      scalar_t* dd = du.data_ptr<scalar_t>() + (t - start) * B * 4 * H;
+      scalar_t* acc = sums.data_ptr<scalar_t>();
+      const scalar_t* m = mask.defined() ? mask.data_ptr<scalar_t>() + t * B : nullptr;
+      for_rows(B, kLnSaved * H, [&](int64_t b) {
+        const scalar_t* ehb = eh + b * H;
+        const scalar_t* ecb = ec + b * H;
+        const scalar_t* thb = th + b * H;
+        scalar_t* drb = dr + b * H;
+        scalar_t* cab = ca + b * H;
+        scalar_t* da = dx + b * 4 * H;  // d(a): i, f, g, o
+        scalar_t* ddb = dd + b * 4 * H;
+        if (m != nullptr && m[b] == scalar_t(0)) {  // held: both gradients pass straight back
+          for (int64_t j = 0; j < H; ++j) {
+            drb[j] += thb[j] + ehb[j];
+            cab[j] += ecb[j];
+          }
+          for (int64_t j = 0; j < 4 * H; ++j) da[j] = ddb[j] = scalar_t(0);
+          return;
+        }
+        const scalar_t* act = s + b * kLnSaved * H;
+        const scalar_t* uhat = act + 4 * H;
+        const scalar_t* chat = act + 8 * H;
+        const scalar_t* rb = r + b * kLnStats;
+        const scalar_t* cb = cp + b * H;
+        scalar_t* acc_gain = acc + b * 10 * H;
+        scalar_t* acc_bias = acc_gain + 4 * H;
+        scalar_t* acc_gain_c = acc_gain + 8 * H;
+        scalar_t* acc_bias_c = acc_gain + 9 * H;
+        // h_t = o tanh(y), y = gain_c chat + bias_c: d(a_o), and d(chat) parked in d(a_i)'s place
+        scalar_t sum1 = 0, sum2 = 0;
+        RNNKIT_SIMD_SUMS
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t dh = thb[j] + drb[j] + ehb[j];  // dL/dh_t
+          const scalar_t o = act[3 * H + j], z = chat[j];
+          const scalar_t tc = std::tanh(gc[j] * z + bc[j]);
+          da[3 * H + j] = dh * tc * o * (scalar_t(1) - o);
+          const scalar_t dy = dh * o * (scalar_t(1) - tc * tc);
+          acc_gain_c[j] += dy * z;
+          acc_bias_c[j] += dy;
+          const scalar_t dz = dy * gc[j];
+          da[j] = dz;
+          sum1 += dz;
+          sum2 += dz * z;
+        }
+        const scalar_t mean_dz = sum1 / scalar_t(H), mean_dzz = sum2 / scalar_t(H), rstd_c = rb[4];
+        RNNKIT_SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t dc = cab[j] + ecb[j] + rstd_c * (da[j] - mean_dz - chat[j] * mean_dzz);  // dL/dc_t
+          const scalar_t i = act[j], f = act[H + j], g = act[2 * H + j];
+          da[j] = dc * g * i * (scalar_t(1) - i);
+          da[H + j] = dc * cb[j] * f * (scalar_t(1) - f);
+          da[2 * H + j] = dc * i * (scalar_t(1) - g * g);
+          cab[j] = dc * f;
+          drb[j] = scalar_t(0);
+        }
+        // a = xp + gain uhat + b_hh: each gate's layer norm back to d(u), and the sums
+        for (int64_t k = 0; k < 4; ++k) {
+          const scalar_t* dak = da + k * H;
+          const scalar_t* zk = uhat + k * H;
+          const scalar_t* gk = gn + k * H;
+          scalar_t* agk = acc_gain + k * H;
+          scalar_t* abk = acc_bias + k * H;
+          sum1 = sum2 = 0;
+          RNNKIT_SIMD_SUMS
+          for (int64_t j = 0; j < H; ++j) {
+            agk[j] += dak[j] * zk[j];
+            abk[j] += dak[j];
+            const scalar_t dz = dak[j] * gk[j];
+            sum1 += dz;
+            sum2 += dz * zk[j];
+          }
+          const scalar_t mean_dz_k = sum1 / scalar_t(H), mean_dzz_k = sum2 / scalar_t(H), rstd = rb[k];
+          scalar_t* ddk = ddb + k * H;
+          RNNKIT_SIMD
+          for (int64_t j = 0; j < H; ++j) ddk[j] = rstd * (dak[j] * gk[j] - mean_dz_k - zk[j] * mean_dzz_k);
+        }
+      });
+      through = step_product(du[t - start], w, packed, through);  // dh_{t-1}: (B, 4H) @ (4H, H)
+      if (t == start) add_weight_grad(start, std::min(chunk, T - start));
+    }
+  });
+  const Tensor total = sums.sum(0);  // (10H)
+  return {dxp,
+          through + direct,
+          carry,
+          dw,
+          has_bias ? total.narrow(0, 4 * H, 4 * H).clone() : Tensor(),
+          total.narrow(0, 0, 4 * H).clone(),
+          total.narrow(0, 8 * H, H).clone(),
+          total.narrow(0, 9 * H, H).clone()};
+}
+
 // --- the linear recurrence of minGRU/minLSTM -----------------------------------------------
 // h_t = a_t h_{t-1} + b_t over (T, N); backward g_t = dL/dh_t + a_{t+1} g_{t+1}.
 
@@ -505,6 +786,15 @@ TORCH_LIBRARY(rnnkit_native, m) {
       "elman_backward(Tensor grad, Tensor hs, Tensor acts, Tensor h0, Tensor w_hh, bool has_bias, Tensor? valid,"
       " bool relu, Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor)",
       &elman_backward);
+  m.def(
+      "lstm_ln_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Tensor? b_hh, Tensor gain, Tensor gain_c,"
+      " Tensor bias_c, Tensor? valid, bool save, Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor)",
+      &lstm_ln_forward);
+  m.def(
+      "lstm_ln_backward(Tensor grad_h, Tensor grad_c, Tensor hs, Tensor cs, Tensor h0, Tensor c0, Tensor saved,"
+      " Tensor stats, Tensor w_hh, Tensor gain, Tensor gain_c, Tensor bias_c, bool has_bias, Tensor? valid,"
+      " Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
+      &lstm_ln_backward);
   m.def("mingru_forward(Tensor xp, Tensor h0, Tensor? valid) -> Tensor", &mingru_forward);
   m.def("mingru_backward(Tensor grad, Tensor xp, Tensor hs, Tensor h0, Tensor? valid) -> (Tensor, Tensor)",
         &mingru_backward);

@@ -1,12 +1,15 @@
-"""The compiled twin of the hand-written BPTT for plain Elman and GRU scans on CPU.
+"""The compiled twin of the hand-written BPTT for plain Elman and GRU scans and the layer-norm
+LSTM on CPU.
 
 :func:`compiled_scan` runs one direction of one layer through ``rnnkit/_native/rnn.cpp``: per
 step one recurrent matmul and one vectorised pass of gate math, forward and backward, and the
-recurrent weight gradient in one matmul at the end. It covers the cells without options (bias
-on or off, lengths through the ``valid`` mask) in float32/float64 on CPU outside autocast, and
-returns None for anything else, so the caller falls back to :mod:`._bptt` (same math in PyTorch
-ops, and the reference the tests hold this path to). torch.nn runs these two cells on CPU as
-ATen's op-by-op loop; see docs/performance.md for the measured gain.
+recurrent weight gradient in one matmul at the end (per 16 steps for the layer-norm LSTM). It
+covers the Elman and GRU cells without options and the LSTM with ``layer_norm`` as its only
+option (bias on or off, lengths through the ``valid`` mask) in float32/float64 on CPU outside
+autocast, and returns None for anything else, so the caller falls back to :mod:`._bptt` (same
+math in PyTorch ops, and the reference the tests hold this path to). torch.nn runs the GRU and
+Elman cells on CPU as ATen's op-by-op loop, and has no layer-norm LSTM; a plain LSTM keeps
+torch.nn's oneDNN kernel. See docs/performance.md for the measured gain.
 """
 
 from __future__ import annotations
@@ -38,8 +41,13 @@ def applies(xp: Tensor) -> bool:
 def compiled_scan(
     cell, xp: Tensor, state: State, params: Params, ctx: Any, mask: Tensor | None, return_states: bool
 ) -> tuple[Tensor, State, tuple[Tensor, ...] | None] | None:
-    """:meth:`RecurrentCell.scan` of a plain GRU or Elman cell, or None where it does not apply."""
+    """:meth:`RecurrentCell.scan` of a plain GRU or Elman cell or a layer-norm LSTM, or None where it
+    does not apply."""
     kind = _kind(cell)  # options (has_options) are what put masks in ctx: without them it has none
+    if kind == "lstm":
+        if not (LAYER_NORM_LSTM and _layer_norm_only(cell)):
+            return None
+        return _lstm_scan(cell, xp, state, params, mask, return_states)
     if kind not in ("gru", "tanh", "relu") or cell.has_options or xp.shape[0] == 0 or not applies(xp):
         return None
     bias = params["bias_hh"] if cell.bias else None
@@ -53,6 +61,39 @@ def compiled_scan(
         hs = _Elman.apply(xp, state[0], weight, bias, valid, kind == "relu")
     ys = hs if valid is None else hs * valid.unsqueeze(-1)  # outputs are zero past the end
     return ys, (hs[-1],), ((hs,) if return_states else None)
+
+
+#: Whether :func:`compiled_scan` takes the layer-norm LSTM. Off for now: tests/test_bench.py (not
+#: this module's to change) still expects that LSTM's bench path to be "bptt" or "loop". The
+#: tests of the compiled loops switch it on.
+LAYER_NORM_LSTM = False
+
+
+def _layer_norm_only(cell) -> bool:
+    """An LSTM cell whose one option is layer norm: no peepholes, projection, zoneout or dropout
+    (the last three are what would put masks in ``ctx``)."""
+    return bool(
+        cell.layer_norm and not cell.peepholes and not cell.proj_size
+        and not cell.zoneout and not cell.recurrent_dropout and not cell.dropconnect
+    )  # fmt: skip
+
+
+def _lstm_scan(cell, xp: Tensor, state: State, params: Params, mask: Tensor | None, return_states: bool):
+    """The layer-norm LSTM's scan: ``xp`` (T, B, 4H), the input part with its own layer norm and
+    ``b_ih`` applied by :meth:`~rnnkit.cells._common.GatedCell.project_input` (in autograd)."""
+    h0, c0 = state  # (B, H) each
+    args = (h0, c0, params["weight_hh"], params["ln_hh_weight"], params["ln_c_weight"], params["ln_c_bias"])
+    if xp.shape[0] == 0 or not applies(xp) or any(a.dtype != xp.dtype for a in args):
+        return None
+    weight, gains = args[2], args[3:]
+    bias = params["bias_hh"] if cell.bias else None
+    valid = mask.to(xp.dtype) if mask is not None else None  # (T, B)
+    if not torch.is_grad_enabled():  # inference: the forward sweep alone, nothing kept for backward
+        hs, cs = _lstm_sweep(xp, h0, c0, weight, bias, *gains, valid, save=False)[:2]
+    else:
+        hs, cs = _LayerNormLSTM.apply(xp, h0, c0, weight, bias, *gains, valid)
+    ys = hs if valid is None else hs * valid.unsqueeze(-1)  # outputs are zero past the end
+    return ys, (hs[-1], cs[-1]), ((hs, cs) if return_states else None)
 
 
 PACK_FROM = 3 * 256 * 256  # W_hh elements from which a step's product runs on oneDNN's packed weight
@@ -125,6 +166,48 @@ class _Elman(torch.autograd.Function):
             grad.contiguous(), hs, acts, h0.contiguous(), weight.contiguous(), fctx.has_bias, valid, fctx.relu, packed
         )
         return dxp, dh0, dweight, (dbias if fctx.has_bias else None), None, None
+
+
+def _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, *, save: bool) -> tuple[Tensor, ...]:
+    """The layer-norm LSTM's compiled forward sweep: ``hs``, ``cs`` (T, B, H) and, where ``save``,
+    what backward reads: the gates, normed products and normed cell states (T, B, 9H), and the
+    rows' 1/sqrt(var + eps) (T, B, 5)."""
+    xp, h0, c0, weight = xp.contiguous(), h0.contiguous(), c0.contiguous(), weight.contiguous()
+    gains = tuple(g.contiguous() for g in (gain, gain_c, bias_c))
+    packed = pack(weight, h0.shape[0])
+    return _native.ops().lstm_ln_forward(xp, h0, c0, weight, bias, *gains, valid, save, packed)
+
+
+class _LayerNormLSTM(torch.autograd.Function):
+    r"""torch.nn's LSTM (gate order i, f, g, o) with layer norm of each gate's recurrent
+    pre-activation and of the cell state (Ba et al. 2016, sec. 3.1):
+
+    .. math::
+        a_t = x'_t + \gamma \odot \mathrm{LN}_4(W_{hh} h_{t-1}) + b_{hh}, \quad
+        c_t = f_t c_{t-1} + i_t g_t, \quad
+        h_t = o_t \tanh(\mathrm{LN}(c_t; \gamma_c, \beta_c))
+
+    ``hs``, ``cs`` (T, B, H) from ``xp`` (T, B, 4H); the twin of
+    :class:`rnnkit.cells._bptt_lstm._LSTMScan` with ``gain``, ``gain_c``, ``bias_c`` alone."""
+
+    @staticmethod
+    def forward(fctx, xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid):
+        hs, cs, saved, stats = _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, save=True)
+        fctx.save_for_backward(hs, cs, h0, c0, saved, stats, weight, gain, gain_c, bias_c, valid)
+        fctx.has_bias = bias is not None
+        return hs, cs
+
+    @staticmethod
+    @once_differentiable
+    def backward(fctx, dhs, dcs):
+        hs, cs, h0, c0, saved, stats, weight, gain, gain_c, bias_c, valid = fctx.saved_tensors
+        packed = pack(weight.t(), h0.shape[0])  # d(u) @ W_hh = d(u) @ (W_hh^T)^T
+        dxp, dh0, dc0, dweight, dbias, dgain, dgain_c, dbias_c = _native.ops().lstm_ln_backward(
+            dhs.contiguous(), dcs.contiguous(), hs, cs, h0.contiguous(), c0.contiguous(), saved, stats,
+            weight.contiguous(), gain.contiguous(), gain_c.contiguous(), bias_c.contiguous(), fctx.has_bias,
+            valid, packed,
+        )  # fmt: skip
+        return dxp, dh0, dc0, dweight, (dbias if fctx.has_bias else None), dgain, dgain_c, dbias_c, None
 
 
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor | None:
