@@ -340,14 +340,15 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, co
 //   c_t = f c_{t-1} + i g;  chat = (c_t - mean(c_t)) / sqrt(var(c_t) + eps)
 //   h_t = o tanh(gain_c chat + bias_c)
 // xp holds the input part with its own layer norm and b_ih (in autograd, outside). Saved per step
-// for backward: (T, B, 9H) = i, f, g, o | uhat (4H) | chat (H), and (T, B, 5) the rows'
-// 1/sqrt(var + eps) (the four gates', the cell state's). tanh(gain_c chat + bias_c) is recomputed.
+// for backward: (T, B, 8H) = i, f, g, o | uhat (4H), and (T, B, 6) per row the four gates'
+// 1/sqrt(var + eps), then the cell state's and its mean. Backward recomputes chat from c_t (kept
+// anyway, as the states) and tanh(gain_c chat + bias_c): H fewer values per row to keep.
 
 constexpr double kLayerNormEps = 1e-5;  // rnnkit.cells._bptt.LAYER_NORM_EPS
-constexpr int64_t kLnSaved = 9;         // saved values per unit and row (see above)
-constexpr int64_t kLnStats = 5;         // saved 1/sqrt(var + eps) per row
+constexpr int64_t kLnSaved = 8;         // saved values per unit and row (see above)
+constexpr int64_t kLnStats = 6;         // saved statistics per row
 // Backward keeps d(W_hh h) for this many steps, not T: the weight gradient is one matmul per
-// chunk, (4H, n*B) @ (n*B, H), and the buffer is (16, B, 4H) instead of (T, B, 4H).
+// chunk, (4H, n*B) @ (n*B, H), and the buffer (16, B, 4H) instead of (T, B, 4H).
 constexpr int64_t kLnChunk = 16;
 
 // The mean and 1/sqrt(var + eps) (biased variance) of x[0, n) in scalar_t: two passes, the second
@@ -423,36 +424,35 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
         const scalar_t* ub = p + b * 4 * H;
         scalar_t* act = s + b * kLnSaved * H;  // i, f, g, o
         scalar_t* uhat = act + 4 * H;
-        scalar_t* chat = act + 8 * H;
         scalar_t* rb = r + b * kLnStats;
-        for (int64_t k = 0; k < 4; ++k) {  // each gate's W_hh h normalised over its H units
-          const auto [mean, rstd] = row_moments(ub + k * H, H);
-          rb[k] = rstd;
-          const scalar_t* uk = ub + k * H;
-          scalar_t* zk = uhat + k * H;
-          RNNKIT_SIMD
-          for (int64_t j = 0; j < H; ++j) zk[j] = (uk[j] - mean) * rstd;
+        scalar_t mean[4], rstd[4];  // each gate's W_hh h normalised over its H units
+        for (int64_t k = 0; k < 4; ++k) {
+          std::tie(mean[k], rstd[k]) = row_moments(ub + k * H, H);
+          rb[k] = rstd[k];
         }
         RNNKIT_SIMD
         for (int64_t j = 0; j < H; ++j) {
-          const scalar_t i = sigmoid(xb[j] + gn[j] * uhat[j] + bh[j]);
-          const scalar_t f = sigmoid(xb[H + j] + gn[H + j] * uhat[H + j] + bh[H + j]);
-          const scalar_t g = std::tanh(xb[2 * H + j] + gn[2 * H + j] * uhat[2 * H + j] + bh[2 * H + j]);
-          const scalar_t o = sigmoid(xb[3 * H + j] + gn[3 * H + j] * uhat[3 * H + j] + bh[3 * H + j]);
+          const scalar_t zi = (ub[j] - mean[0]) * rstd[0], zf = (ub[H + j] - mean[1]) * rstd[1];
+          const scalar_t zg = (ub[2 * H + j] - mean[2]) * rstd[2], zo = (ub[3 * H + j] - mean[3]) * rstd[3];
+          const scalar_t i = sigmoid(xb[j] + gn[j] * zi + bh[j]);
+          const scalar_t f = sigmoid(xb[H + j] + gn[H + j] * zf + bh[H + j]);
+          const scalar_t g = std::tanh(xb[2 * H + j] + gn[2 * H + j] * zg + bh[2 * H + j]);
+          const scalar_t o = sigmoid(xb[3 * H + j] + gn[3 * H + j] * zo + bh[3 * H + j]);
           act[j] = i;
           act[H + j] = f;
           act[2 * H + j] = g;
           act[3 * H + j] = o;
+          uhat[j] = zi;
+          uhat[H + j] = zf;
+          uhat[2 * H + j] = zg;
+          uhat[3 * H + j] = zo;
           co[j] = f * cb[j] + i * g;
         }
         const auto [mean_c, rstd_c] = row_moments(co, H);
         rb[4] = rstd_c;
+        rb[5] = mean_c;
         RNNKIT_SIMD
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t z = (co[j] - mean_c) * rstd_c;
-          chat[j] = z;
-          ho[j] = act[3 * H + j] * std::tanh(gc[j] * z + bc[j]);
-        }
+        for (int64_t j = 0; j < H; ++j) ho[j] = act[3 * H + j] * std::tanh(gc[j] * ((co[j] - mean_c) * rstd_c) + bc[j]);
       });
     }
   });
@@ -468,6 +468,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
 // sums are kept per batch row (each row is one thread's, so no two threads add to one place) and
 // summed over the rows at the end. Layer norm's backward (Ba et al. 2016), for y = gamma z + beta,
 // z = (x - mean) rstd over n units: dx = rstd (dz - mean(dz) - z mean(dz z)), dz = gamma dy.
+// Per row three passes over the H units: d(a_o) and d(chat); d(c_t) and d(a_i, a_f, a_g); d(u).
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_ln_backward(
     const Tensor& grad_h, const Tensor& grad_c, const Tensor& hs, const Tensor& cs, const Tensor& h0,
     const Tensor& c0, const Tensor& saved, const Tensor& stats, const Tensor& w_hh, const Tensor& gain,
@@ -505,13 +506,15 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
     const scalar_t* gn = gain.data_ptr<scalar_t>();
     const scalar_t* gc = gain_c.data_ptr<scalar_t>();
     const scalar_t* bc = bias_c.data_ptr<scalar_t>();
+    const scalar_t inv_h = scalar_t(1) / scalar_t(H);
     for (int64_t t = T - 1; t >= 0; --t) {
       const int64_t start = t - t % chunk;  // the first step of t's chunk
       const scalar_t* eh = grad_h.data_ptr<scalar_t>() + t * B * H;
       const scalar_t* ec = grad_c.data_ptr<scalar_t>() + t * B * H;
       const scalar_t* s = saved.data_ptr<scalar_t>() + t * B * kLnSaved * H;
       const scalar_t* r = stats.data_ptr<scalar_t>() + t * B * kLnStats;
-      const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + (t - 1) * B * H;
+      const scalar_t* cn = cs.data_ptr<scalar_t>() + t * B * H;
+      const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : cn - B * H;
       const scalar_t* th = through.data_ptr<scalar_t>();
       scalar_t* dr = direct.data_ptr<scalar_t>();
       scalar_t* ca = carry.data_ptr<scalar_t>();
@@ -537,60 +540,79 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
         }
         const scalar_t* act = s + b * kLnSaved * H;
         const scalar_t* uhat = act + 4 * H;
-        const scalar_t* chat = act + 8 * H;
         const scalar_t* rb = r + b * kLnStats;
-        const scalar_t* cb = cp + b * H;
+        const scalar_t* cnb = cn + b * H;
+        const scalar_t* cpb = cp + b * H;
         scalar_t* acc_gain = acc + b * 10 * H;
         scalar_t* acc_bias = acc_gain + 4 * H;
         scalar_t* acc_gain_c = acc_gain + 8 * H;
         scalar_t* acc_bias_c = acc_gain + 9 * H;
+        const scalar_t rstd_c = rb[4], mean_c = rb[5];
+        // Each gate's layer-norm backward needs the row sums of dz = gain d(a) and of dz uhat,
+        // gathered where d(a) is made: sum1/sum2 for the cell state's norm, the rest per gate.
+        scalar_t sum1 = 0, sum2 = 0, sum_o1 = 0, sum_o2 = 0;
         // h_t = o tanh(y), y = gain_c chat + bias_c: d(a_o), and d(chat) parked in d(a_i)'s place
-        scalar_t sum1 = 0, sum2 = 0;
-        RNNKIT_SIMD_SUMS
+        _Pragma("omp simd reduction(+ : sum1, sum2, sum_o1, sum_o2)")
         for (int64_t j = 0; j < H; ++j) {
           const scalar_t dh = thb[j] + drb[j] + ehb[j];  // dL/dh_t
-          const scalar_t o = act[3 * H + j], z = chat[j];
+          const scalar_t o = act[3 * H + j], z = (cnb[j] - mean_c) * rstd_c;
           const scalar_t tc = std::tanh(gc[j] * z + bc[j]);
-          da[3 * H + j] = dh * tc * o * (scalar_t(1) - o);
+          const scalar_t dao = dh * tc * o * (scalar_t(1) - o);
           const scalar_t dy = dh * o * (scalar_t(1) - tc * tc);
+          da[3 * H + j] = dao;
           acc_gain_c[j] += dy * z;
           acc_bias_c[j] += dy;
           const scalar_t dz = dy * gc[j];
           da[j] = dz;
           sum1 += dz;
           sum2 += dz * z;
+          const scalar_t uo = uhat[3 * H + j], dzo = dao * gn[3 * H + j];
+          acc_gain[3 * H + j] += dao * uo;
+          acc_bias[3 * H + j] += dao;
+          sum_o1 += dzo;
+          sum_o2 += dzo * uo;
         }
-        const scalar_t mean_dz = sum1 / scalar_t(H), mean_dzz = sum2 / scalar_t(H), rstd_c = rb[4];
-        RNNKIT_SIMD
+        const scalar_t mean_dz = sum1 * inv_h, mean_dzz = sum2 * inv_h;
+        scalar_t sum_i1 = 0, sum_i2 = 0, sum_f1 = 0, sum_f2 = 0, sum_g1 = 0, sum_g2 = 0;
+        _Pragma("omp simd reduction(+ : sum_i1, sum_i2, sum_f1, sum_f2, sum_g1, sum_g2)")
         for (int64_t j = 0; j < H; ++j) {
-          const scalar_t dc = cab[j] + ecb[j] + rstd_c * (da[j] - mean_dz - chat[j] * mean_dzz);  // dL/dc_t
+          const scalar_t z = (cnb[j] - mean_c) * rstd_c;
+          const scalar_t dc = cab[j] + ecb[j] + rstd_c * (da[j] - mean_dz - z * mean_dzz);  // dL/dc_t
           const scalar_t i = act[j], f = act[H + j], g = act[2 * H + j];
-          da[j] = dc * g * i * (scalar_t(1) - i);
-          da[H + j] = dc * cb[j] * f * (scalar_t(1) - f);
-          da[2 * H + j] = dc * i * (scalar_t(1) - g * g);
+          const scalar_t dai = dc * g * i * (scalar_t(1) - i);
+          const scalar_t daf = dc * cpb[j] * f * (scalar_t(1) - f);
+          const scalar_t dag = dc * i * (scalar_t(1) - g * g);
+          da[j] = dai;
+          da[H + j] = daf;
+          da[2 * H + j] = dag;
           cab[j] = dc * f;
           drb[j] = scalar_t(0);
+          const scalar_t ui = uhat[j], uf = uhat[H + j], ug = uhat[2 * H + j];
+          acc_gain[j] += dai * ui;
+          acc_gain[H + j] += daf * uf;
+          acc_gain[2 * H + j] += dag * ug;
+          acc_bias[j] += dai;
+          acc_bias[H + j] += daf;
+          acc_bias[2 * H + j] += dag;
+          const scalar_t dzi = dai * gn[j], dzf = daf * gn[H + j], dzg = dag * gn[2 * H + j];
+          sum_i1 += dzi;
+          sum_i2 += dzi * ui;
+          sum_f1 += dzf;
+          sum_f2 += dzf * uf;
+          sum_g1 += dzg;
+          sum_g2 += dzg * ug;
         }
-        // a = xp + gain uhat + b_hh: each gate's layer norm back to d(u), and the sums
+        // a = xp + gain uhat + b_hh: each gate's layer norm back to d(u)
+        const scalar_t m1[4] = {sum_i1 * inv_h, sum_f1 * inv_h, sum_g1 * inv_h, sum_o1 * inv_h};
+        const scalar_t m2[4] = {sum_i2 * inv_h, sum_f2 * inv_h, sum_g2 * inv_h, sum_o2 * inv_h};
         for (int64_t k = 0; k < 4; ++k) {
           const scalar_t* dak = da + k * H;
           const scalar_t* zk = uhat + k * H;
           const scalar_t* gk = gn + k * H;
-          scalar_t* agk = acc_gain + k * H;
-          scalar_t* abk = acc_bias + k * H;
-          sum1 = sum2 = 0;
-          RNNKIT_SIMD_SUMS
-          for (int64_t j = 0; j < H; ++j) {
-            agk[j] += dak[j] * zk[j];
-            abk[j] += dak[j];
-            const scalar_t dz = dak[j] * gk[j];
-            sum1 += dz;
-            sum2 += dz * zk[j];
-          }
-          const scalar_t mean_dz_k = sum1 / scalar_t(H), mean_dzz_k = sum2 / scalar_t(H), rstd = rb[k];
+          const scalar_t mk1 = m1[k], mk2 = m2[k], rstd = rb[k];
           scalar_t* ddk = ddb + k * H;
           RNNKIT_SIMD
-          for (int64_t j = 0; j < H; ++j) ddk[j] = rstd * (dak[j] * gk[j] - mean_dz_k - zk[j] * mean_dzz_k);
+          for (int64_t j = 0; j < H; ++j) ddk[j] = rstd * (dak[j] * gk[j] - mk1 - zk[j] * mk2);
         }
       });
       through = step_product(du[t - start], w, packed, through);  // dh_{t-1}: (B, 4H) @ (4H, H)

@@ -170,8 +170,8 @@ class _Elman(torch.autograd.Function):
 
 def _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, *, save: bool) -> tuple[Tensor, ...]:
     """The layer-norm LSTM's compiled forward sweep: ``hs``, ``cs`` (T, B, H) and, where ``save``,
-    what backward reads: the gates, normed products and normed cell states (T, B, 9H), and the
-    rows' 1/sqrt(var + eps) (T, B, 5)."""
+    what backward reads: the gates and normed products (T, B, 8H), and per row the norms'
+    statistics (T, B, 6)."""
     xp, h0, c0, weight = xp.contiguous(), h0.contiguous(), c0.contiguous(), weight.contiguous()
     gains = tuple(g.contiguous() for g in (gain, gain_c, bias_c))
     packed = pack(weight, h0.shape[0])
