@@ -340,12 +340,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, co
 //   c_t = f c_{t-1} + i g;  chat = (c_t - mean(c_t)) / sqrt(var(c_t) + eps)
 //   h_t = o tanh(gain_c chat + bias_c)
 // xp holds the input part with its own layer norm and b_ih (in autograd, outside). Saved per step
-// for backward: (T, B, 8H) = i, f, g, o | uhat (4H), and (T, B, 6) per row the four gates'
-// 1/sqrt(var + eps), then the cell state's and its mean. Backward recomputes chat from c_t (kept
-// anyway, as the states) and tanh(gain_c chat + bias_c): H fewer values per row to keep.
+// for backward: the activations i, f, g, o and uhat, (T, B, 4H) each, and (T, B, 6) per row the
+// four gates' 1/sqrt(var + eps), then the cell state's and its mean. Backward recomputes chat from
+// c_t (kept anyway, as the states) and tanh(gain_c chat + bias_c): H fewer values per row to keep.
+// Two (T, B, 4H) buffers rather than one (T, B, 8H): glibc serves blocks up to 32 MiB from its
+// heap once such blocks have been freed, and maps larger ones fresh on every call; at T200 B32 H256
+// one 52 MB buffer's page faults measured 30 ms a forward sweep here, two of 26 MB none.
 
 constexpr double kLayerNormEps = 1e-5;  // rnnkit.cells._bptt.LAYER_NORM_EPS
-constexpr int64_t kLnSaved = 8;         // saved values per unit and row (see above)
 constexpr int64_t kLnStats = 6;         // saved statistics per row
 // Backward keeps d(W_hh h) for this many steps, not T: the weight gradient is one matmul per
 // chunk, (4H, n*B) @ (n*B, H), and the buffer (16, B, 4H) instead of (T, B, 4H).
@@ -376,7 +378,7 @@ inline void check_lstm_ln(const Tensor& h0, const Tensor& c0, const Tensor& gain
 
 // Returns hs, cs (T, B, H) and, where `save`, what backward reads (else undefined). Inference
 // writes those values to one step's scratch instead: the same code, so the same numbers.
-std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
     const Tensor& xp, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
     const Tensor& gain, const Tensor& gain_c, const Tensor& bias_c, const c10::optional<Tensor>& valid, bool save,
     const c10::optional<Tensor>& packed) {
@@ -385,7 +387,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
   const int64_t T = xp.size(0), B = h0.size(0), H = h0.size(1);
   Tensor hs = at::empty({T, B, H}, h0.options());
   Tensor cs = at::empty({T, B, H}, h0.options());
-  Tensor saved = at::empty({save ? T : 1, B, kLnSaved * H}, h0.options());
+  Tensor acts = at::empty({save ? T : 1, B, 4 * H}, h0.options());
+  Tensor normed = at::empty({save ? T : 1, B, 4 * H}, h0.options());
   Tensor stats = at::empty({save ? T : 1, B, kLnStats}, h0.options());
   Tensor u = at::empty({B, 4 * H}, h0.options());  // W_hh h of one step
   const Tensor w_t = right_operand(w_hh);
@@ -405,10 +408,11 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
       const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + (t - 1) * B * H;
       scalar_t* hn = hs.data_ptr<scalar_t>() + t * B * H;
       scalar_t* cn = cs.data_ptr<scalar_t>() + t * B * H;
-      scalar_t* s = saved.data_ptr<scalar_t>() + (save ? t : 0) * B * kLnSaved * H;
+      scalar_t* s = acts.data_ptr<scalar_t>() + (save ? t : 0) * B * 4 * H;
+      scalar_t* n = normed.data_ptr<scalar_t>() + (save ? t : 0) * B * 4 * H;
       scalar_t* r = stats.data_ptr<scalar_t>() + (save ? t : 0) * B * kLnStats;
       const scalar_t* m = mask.defined() ? mask.data_ptr<scalar_t>() + t * B : nullptr;
-      for_rows(B, kLnSaved * H, [&](int64_t b) {
+      for_rows(B, 8 * H, [&](int64_t b) {
         const scalar_t* hb = hp + b * H;
         const scalar_t* cb = cp + b * H;
         scalar_t* ho = hn + b * H;
@@ -422,8 +426,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
         }
         const scalar_t* xb = x + b * 4 * H;
         const scalar_t* ub = p + b * 4 * H;
-        scalar_t* act = s + b * kLnSaved * H;  // i, f, g, o
-        scalar_t* uhat = act + 4 * H;
+        scalar_t* act = s + b * 4 * H;  // i, f, g, o
+        scalar_t* uhat = n + b * 4 * H;
         scalar_t* rb = r + b * kLnStats;
         scalar_t mean[4], rstd[4];  // each gate's W_hh h normalised over its H units
         for (int64_t k = 0; k < 4; ++k) {
@@ -456,7 +460,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
       });
     }
   });
-  return {hs, cs, save ? saved : Tensor(), save ? stats : Tensor()};
+  return {hs, cs, save ? acts : Tensor(), save ? normed : Tensor(), save ? stats : Tensor()};
 }
 
 // grad_h, grad_c (T, B, H): the gradients reaching each step's h and c from outside the
@@ -471,12 +475,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
 // Per row three passes over the H units: d(a_o) and d(chat); d(c_t) and d(a_i, a_f, a_g); d(u).
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_ln_backward(
     const Tensor& grad_h, const Tensor& grad_c, const Tensor& hs, const Tensor& cs, const Tensor& h0,
-    const Tensor& c0, const Tensor& saved, const Tensor& stats, const Tensor& w_hh, const Tensor& gain,
+    const Tensor& c0, const Tensor& acts, const Tensor& normed, const Tensor& stats, const Tensor& w_hh,
+    const Tensor& gain,
     const Tensor& gain_c, const Tensor& bias_c, bool has_bias, const c10::optional<Tensor>& valid,
     const c10::optional<Tensor>& packed) {
   const int64_t T = hs.size(0), B = h0.size(0), H = h0.size(1);
   TORCH_CHECK(grad_h.is_contiguous() && grad_c.is_contiguous() && hs.is_contiguous() && cs.is_contiguous() &&
-                  saved.is_contiguous() && stats.is_contiguous() && h0.is_contiguous(),
+                  acts.is_contiguous() && normed.is_contiguous() && stats.is_contiguous() && h0.is_contiguous(),
               "lstm_ln_backward: non-contiguous");
   check_lstm_ln(h0, c0, gain, gain_c, bias_c);
   const int64_t chunk = std::min(kLnChunk, T);
@@ -511,7 +516,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
       const int64_t start = t - t % chunk;  // the first step of t's chunk
       const scalar_t* eh = grad_h.data_ptr<scalar_t>() + t * B * H;
       const scalar_t* ec = grad_c.data_ptr<scalar_t>() + t * B * H;
-      const scalar_t* s = saved.data_ptr<scalar_t>() + t * B * kLnSaved * H;
+      const scalar_t* s = acts.data_ptr<scalar_t>() + t * B * 4 * H;
+      const scalar_t* n = normed.data_ptr<scalar_t>() + t * B * 4 * H;
       const scalar_t* r = stats.data_ptr<scalar_t>() + t * B * kLnStats;
       const scalar_t* cn = cs.data_ptr<scalar_t>() + t * B * H;
       const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : cn - B * H;
@@ -522,7 +528,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
       scalar_t* dd = du.data_ptr<scalar_t>() + (t - start) * B * 4 * H;
       scalar_t* acc = sums.data_ptr<scalar_t>();
       const scalar_t* m = mask.defined() ? mask.data_ptr<scalar_t>() + t * B : nullptr;
-      for_rows(B, kLnSaved * H, [&](int64_t b) {
+      for_rows(B, 8 * H, [&](int64_t b) {
         const scalar_t* ehb = eh + b * H;
         const scalar_t* ecb = ec + b * H;
         const scalar_t* thb = th + b * H;
@@ -538,8 +544,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
           for (int64_t j = 0; j < 4 * H; ++j) da[j] = ddb[j] = scalar_t(0);
           return;
         }
-        const scalar_t* act = s + b * kLnSaved * H;
-        const scalar_t* uhat = act + 4 * H;
+        const scalar_t* act = s + b * 4 * H;
+        const scalar_t* uhat = n + b * 4 * H;
         const scalar_t* rb = r + b * kLnStats;
         const scalar_t* cnb = cn + b * H;
         const scalar_t* cpb = cp + b * H;
@@ -810,11 +816,11 @@ TORCH_LIBRARY(rnnkit_native, m) {
       &elman_backward);
   m.def(
       "lstm_ln_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Tensor? b_hh, Tensor gain, Tensor gain_c,"
-      " Tensor bias_c, Tensor? valid, bool save, Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor)",
+      " Tensor bias_c, Tensor? valid, bool save, Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
       &lstm_ln_forward);
   m.def(
-      "lstm_ln_backward(Tensor grad_h, Tensor grad_c, Tensor hs, Tensor cs, Tensor h0, Tensor c0, Tensor saved,"
-      " Tensor stats, Tensor w_hh, Tensor gain, Tensor gain_c, Tensor bias_c, bool has_bias, Tensor? valid,"
+      "lstm_ln_backward(Tensor grad_h, Tensor grad_c, Tensor hs, Tensor cs, Tensor h0, Tensor c0, Tensor acts,"
+      " Tensor normed, Tensor stats, Tensor w_hh, Tensor gain, Tensor gain_c, Tensor bias_c, bool has_bias, Tensor? valid,"
       " Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
       &lstm_ln_backward);
   m.def("mingru_forward(Tensor xp, Tensor h0, Tensor? valid) -> Tensor", &mingru_forward);

@@ -170,8 +170,8 @@ class _Elman(torch.autograd.Function):
 
 def _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, *, save: bool) -> tuple[Tensor, ...]:
     """The layer-norm LSTM's compiled forward sweep: ``hs``, ``cs`` (T, B, H) and, where ``save``,
-    what backward reads: the gates and normed products (T, B, 8H), and per row the norms'
-    statistics (T, B, 6)."""
+    what backward reads: the gates' activations and normed products (T, B, 4H) each, and per row
+    the norms' statistics (T, B, 6)."""
     xp, h0, c0, weight = xp.contiguous(), h0.contiguous(), c0.contiguous(), weight.contiguous()
     gains = tuple(g.contiguous() for g in (gain, gain_c, bias_c))
     packed = pack(weight, h0.shape[0])
@@ -192,18 +192,18 @@ class _LayerNormLSTM(torch.autograd.Function):
 
     @staticmethod
     def forward(fctx, xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid):
-        hs, cs, saved, stats = _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, save=True)
-        fctx.save_for_backward(hs, cs, h0, c0, saved, stats, weight, gain, gain_c, bias_c, valid)
+        hs, cs, *saved = _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, save=True)
+        fctx.save_for_backward(hs, cs, h0, c0, *saved, weight, gain, gain_c, bias_c, valid)
         fctx.has_bias = bias is not None
         return hs, cs
 
     @staticmethod
     @once_differentiable
     def backward(fctx, dhs, dcs):
-        hs, cs, h0, c0, saved, stats, weight, gain, gain_c, bias_c, valid = fctx.saved_tensors
+        hs, cs, h0, c0, acts, normed, stats, weight, gain, gain_c, bias_c, valid = fctx.saved_tensors
         packed = pack(weight.t(), h0.shape[0])  # d(u) @ W_hh = d(u) @ (W_hh^T)^T
         dxp, dh0, dc0, dweight, dbias, dgain, dgain_c, dbias_c = _native.ops().lstm_ln_backward(
-            dhs.contiguous(), dcs.contiguous(), hs, cs, h0.contiguous(), c0.contiguous(), saved, stats,
+            dhs.contiguous(), dcs.contiguous(), hs, cs, h0.contiguous(), c0.contiguous(), acts, normed, stats,
             weight.contiguous(), gain.contiguous(), gain_c.contiguous(), bias_c.contiguous(), fctx.has_bias,
             valid, packed,
         )  # fmt: skip
