@@ -325,6 +325,30 @@ def test_inference_sweep_equals_the_training_one(name, lengths, packed, monkeypa
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["gru", "lstm_layer_norm"])
+def test_rows_split_across_threads_give_the_same_numbers(name):
+    """A batch big enough that the compiled loops hand its rows to two threads: the same outputs and
+    gradients as one thread (each row, and the layer-norm LSTM's per-row parameter sums, belongs to
+    one thread; only the matmuls may sum in another order)."""
+    layer_class, options = LAYERS[name]
+    torch.manual_seed(0)
+    layer = layer_class(3, 4, **options).double()
+    x = torch.randn(6, 3000, 3, dtype=torch.float64, requires_grad=True)  # 3000 rows: > 2 grains at H=4
+    lengths = torch.randint(1, 7, (3000,))
+    weights = torch.randn(6, 3000, 4, dtype=torch.float64)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            output, _ = layer(x, lengths=lengths)
+            results.append((output, *torch.autograd.grad((output * weights).sum(), [x, *layer.parameters()])))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
 def test_a_read_only_home_caches_in_the_temporary_folder(monkeypatch, tmp_path):
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")  # a file where the cache folder would go: mkdir fails
