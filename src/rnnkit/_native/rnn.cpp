@@ -343,9 +343,11 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, co
 // for backward: the activations i, f, g, o and uhat, (T, B, 4H) each, and (T, B, 6) per row the
 // four gates' 1/sqrt(var + eps), then the cell state's and its mean. Backward recomputes chat from
 // c_t (kept anyway, as the states) and tanh(gain_c chat + bias_c): H fewer values per row to keep.
-// Two (T, B, 4H) buffers rather than one (T, B, 8H): glibc serves blocks up to 32 MiB from its
-// heap once such blocks have been freed, and maps larger ones fresh on every call; at T200 B32 H256
-// one 52 MB buffer's page faults measured 30 ms a forward sweep here, two of 26 MB none.
+// Two (T, B, 4H) buffers rather than one (T, B, 8H): glibc's malloc maps every block over 32 MiB
+// fresh, so each call page-faults it in (30 ms a forward sweep for 52 MB at T200 B32 H256 here),
+// while smaller blocks can come back from its heap. With the split, `rnnkit bench` config 10's
+// training row went from 0.75-0.77x to 0.86-1.01x torch.nn (two runs each); whether a block is
+// reused still depends on the allocator's state, not on this code.
 
 constexpr double kLayerNormEps = 1e-5;  // rnnkit.cells._bptt.LAYER_NORM_EPS
 constexpr int64_t kLnStats = 6;         // saved statistics per row
