@@ -43,12 +43,6 @@ LAYERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def compiled_layer_norm_lstm(monkeypatch):
-    """The layer-norm LSTM's compiled loop, off by default for now (see _compiled.LAYER_NORM_LSTM)."""
-    monkeypatch.setattr(_compiled, "LAYER_NORM_LSTM", True)
-
-
 TOLERANCES = {torch.float64: dict(atol=1e-10, rtol=1e-10), torch.float32: dict(atol=1e-5, rtol=1e-5)}
 
 

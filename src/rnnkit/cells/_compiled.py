@@ -45,9 +45,7 @@ def compiled_scan(
     does not apply."""
     kind = _kind(cell)  # options (has_options) are what put masks in ctx: without them it has none
     if kind == "lstm":
-        if not (LAYER_NORM_LSTM and _layer_norm_only(cell)):
-            return None
-        return _lstm_scan(cell, xp, state, params, mask, return_states)
+        return _lstm_scan(cell, xp, state, params, mask, return_states) if _layer_norm_only(cell) else None
     if kind not in ("gru", "tanh", "relu") or cell.has_options or xp.shape[0] == 0 or not applies(xp):
         return None
     bias = params["bias_hh"] if cell.bias else None
@@ -61,12 +59,6 @@ def compiled_scan(
         hs = _Elman.apply(xp, state[0], weight, bias, valid, kind == "relu")
     ys = hs if valid is None else hs * valid.unsqueeze(-1)  # outputs are zero past the end
     return ys, (hs[-1],), ((hs,) if return_states else None)
-
-
-#: Whether :func:`compiled_scan` takes the layer-norm LSTM. Off for now: tests/test_bench.py (not
-#: this module's to change) still expects that LSTM's bench path to be "bptt" or "loop". The
-#: tests of the compiled loops switch it on.
-LAYER_NORM_LSTM = False
 
 
 def _layer_norm_only(cell) -> bool:
