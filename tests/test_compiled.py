@@ -1,8 +1,8 @@
 """The compiled loops (rnnkit/_native/rnn.cpp) against their PyTorch twins, and their fallback.
 
-The same layer with the same weights runs the compiled route and, with ``RNNKIT_NATIVE=0``, the
-hand-written BPTT in PyTorch ops (cells/_bptt.py), itself held to the autograd step loop by
-test_bptt.py. Outputs, final states and every gradient must agree: 1e-10 in float64 (the compiled
+The same layer with the same weights runs the compiled route and, with ``RNNKIT_NATIVE=0``, its
+twin: the hand-written BPTT in PyTorch ops (cells/_bptt.py, itself held to the autograd step loop
+by test_bptt.py) for the layer-norm LSTM, torch.nn's kernel for a plain GRU or Elman layer. Outputs, final states and every gradient must agree: 1e-10 in float64 (the compiled
 math differs in the last bits, being built with -ffast-math), 1e-5 in float32 (the layer-norm LSTM,
 ill-conditioned in float32 at these sizes, is held to the float64 result instead; see
 test_matches_the_pytorch_bptt).
