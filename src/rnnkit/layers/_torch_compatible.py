@@ -28,7 +28,8 @@ class _TorchCompatible(RecurrentLayer):
 
     ``backend``: ``"auto"`` (default) picks the fastest route the options allow: on CPU rnnkit's
     compiled loop for a plain GRU or Elman RNN (faster than torch.nn's there, docs/performance.md),
-    else torch.nn's fused kernel, else the cells' scan (hand-written BPTT or step loop);
+    else torch.nn's fused kernel, else the cells' scan (on CPU the compiled loop for a layer-norm
+    LSTM, else the hand-written BPTT or the step loop);
     ``"torch"`` insists on torch.nn's fused kernel; ``"loop"`` always runs the cells' scan (the
     reference the tests hold the fused kernel to).
     """
