@@ -46,11 +46,13 @@ LAYERS = {
 TOLERANCES = {torch.float64: dict(atol=1e-10, rtol=1e-10), torch.float32: dict(atol=1e-5, rtol=1e-5)}
 
 
-def outputs_and_grads(layer, dtype, lengths, num_layers, bidirectional, drawn_in=None):
+def outputs_and_grads(layer, dtype, lengths, num_layers, bidirectional, drawn_in=None, autocast=None, inside=False):
     """The output and final states (an LSTM's h and c), and the gradients of a random projection
     of them with respect to the input, the initial states and every parameter. The random numbers
-    are drawn in ``drawn_in`` (default ``dtype``), so a float64 run can take a float32 run's."""
+    are drawn in ``drawn_in`` (default ``dtype``), so a float64 run can take a float32 run's.
+    ``autocast``: the forward runs under CPU autocast to that dtype (the backward too where ``inside``)."""
     drawn_in = drawn_in or dtype
+    amp = torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None)
 
     def draw(*shape):
         return torch.randn(shape, dtype=drawn_in).to(dtype)
@@ -62,11 +64,13 @@ def outputs_and_grads(layer, dtype, lengths, num_layers, bidirectional, drawn_in
         draw(num_layers * (2 if bidirectional else 1), B, H).requires_grad_() for _ in range(components)
     )  # (L*D, B, H) each
     initial = state if components == 2 else state[0]
-    output, final = layer(x, initial) if lengths is None else layer(x, initial, lengths=lengths)
+    with amp:
+        output, final = layer(x, initial) if lengths is None else layer(x, initial, lengths=lengths)
     final = final if components == 2 else (final,)
     torch.manual_seed(99)
     loss = sum((y * draw(*y.shape)).sum() for y in (output, *final))
-    grads = torch.autograd.grad(loss, [x, *state, *layer.parameters()])
+    with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=inside):
+        grads = torch.autograd.grad(loss, [x, *state, *layer.parameters()])
     return (output, *final), grads
 
 
@@ -121,6 +125,48 @@ def test_matches_the_pytorch_bptt(name, dtype, lengths, shape, monkeypatch):
         torch.testing.assert_close(a, b, **TOLERANCES[dtype])
 
 
+LOW_DTYPES = [torch.bfloat16, torch.float16]  # CPU autocast's
+
+
+@pytest.mark.parametrize("name", ["lstm_layer_norm", "lstm_layer_norm_no_bias"])
+@pytest.mark.parametrize("low", LOW_DTYPES, ids=["bf16", "fp16"])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+@pytest.mark.parametrize("shape", [(1, False), (2, True)], ids=["1 layer", "2 layers bidirectional"])
+def test_matches_the_pytorch_bptt_under_autocast(name, low, lengths, shape, monkeypatch):
+    """Under CPU autocast the layer-norm LSTM's compiled loop computes its products as the PyTorch
+    BPTT's _Products does (operands and result rounded to bf16/fp16, states and gates float32)."""
+    layer_class, options = LAYERS[name]
+    torch.manual_seed(0)
+    layer = layer_class(I, H, num_layers=shape[0], bidirectional=shape[1], **options)  # float32
+    taken = spy_on_compiled_scan(monkeypatch)
+    compiled = outputs_and_grads(layer, torch.float32, lengths, *shape, autocast=low)
+    scans = shape[0] * (2 if shape[1] else 1)
+    assert len(taken) == scans and all(taken)
+    in_float32 = outputs_and_grads(layer, torch.float32, lengths, *shape)  # no autocast: the same loop
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    twin = outputs_and_grads(layer, torch.float32, lengths, *shape, autocast=low)
+    assert not any(taken[2 * scans :])
+    compiled, twin, in_float32 = (r[0] + r[1] for r in (compiled, twin, in_float32))
+    # Both compute every product by the same at::mm on the same low-precision operands, so they
+    # differ by the float32 rounding of the elementwise math (the compiled loop's -ffast-math), and
+    # by a product's rounding where that moves an operand or a result across a rounding boundary
+    # of the low dtype. In bf16 that never happened here: at most 8.5e-7 of each tensor's largest
+    # entry over these cases, held to 1e-5. A product in float32 or a state rounded to bf16 moves
+    # every tensor by bf16 rounding, as the float32 run shows: 2e-3 to 0.6 of its largest entry
+    # (at least 2e-4 is asserted). fp16's boundaries are 8x denser: a few products round the other
+    # way, and over H = 5 units that moves some gradients by up to 6.5e-4 of their largest entry
+    # (measured), held to 1e-3, while the float32 run is 1e-2 or more away in some tensor (at least
+    # 5e-3 is asserted); bf16, autocast's CPU default, is the strict check.
+    tolerance, far = (1e-5, 2e-4) if low == torch.bfloat16 else (1e-3, 5e-3)
+    distances = []
+    for a, b, c in zip(compiled, twin, in_float32):
+        assert a.dtype == torch.float32
+        scale = b.abs().max().item()
+        torch.testing.assert_close(a, b, atol=tolerance * scale, rtol=0)
+        distances.append((c - b).abs().max().item() / scale)
+    assert min(distances) > far if low == torch.bfloat16 else max(distances) > far
+
+
 @pytest.mark.parametrize("name", list(TORCH_NN_LAYERS))
 def test_matches_torch_nn(name):
     """backend="auto" on CPU takes the compiled loop and equals torch.nn's layer, gradients included."""
@@ -158,7 +204,56 @@ def test_the_compiled_route_is_taken():
         result = _compiled.compiled_scan(cell, xp, state, params, None, None, False)
         assert (result is not None) is taken
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not _compiled.applies(x)
+        assert not _compiled.applies(x)  # GRU and Elman: their products are float32 in C++
+        for cell, dtype, taken in (
+            (rnnkit.LSTMCell(I, H, layer_norm=True), torch.float32, True),  # products in bf16
+            (rnnkit.LSTMCell(I, H, layer_norm=True, bias=False), torch.float32, True),
+            (rnnkit.LSTMCell(I, H, layer_norm=True), torch.float64, False),  # autocast leaves float64 alone
+            (rnnkit.LSTMCell(I, H, layer_norm=True, peepholes=True), torch.float32, False),
+            (rnnkit.LSTMCell(I, H), torch.float32, False),
+            (rnnkit.GRUCell(I, H), torch.float32, False),
+            (rnnkit.RNNCell(I, H), torch.float32, False),
+        ):
+            cell = cell.to(dtype)
+            params = cell.parameters_dict()
+            xp = cell.project_input(x.to(dtype), params)
+            state = cell.initial_state(B, dtype=dtype, device=x.device)
+            result = _compiled.compiled_scan(cell, xp, state, params, None, None, False)
+            assert (result is not None) is taken
+
+
+@pytest.mark.parametrize("low", LOW_DTYPES, ids=["bf16", "fp16"])
+def test_backward_inside_autocast_gives_the_same_gradients(low, monkeypatch):
+    """backward() called inside the autocast region (on CPU it runs on the calling thread) computes
+    what it computes outside: the compiled loop's products keep the forward's dtype."""
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(I, H, num_layers=2, bidirectional=True, layer_norm=True)
+    taken = spy_on_compiled_scan(monkeypatch)
+    outside = outputs_and_grads(layer, torch.float32, LENGTHS, 2, True, autocast=low)
+    inside = outputs_and_grads(layer, torch.float32, LENGTHS, 2, True, autocast=low, inside=True)
+    assert len(taken) == 8 and all(taken)
+    for a, b in zip(outside[0] + outside[1], inside[0] + inside[1]):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("cell", [rnnkit.LSTMCell(I, H, layer_norm=True), rnnkit.GRUCell(I, H), rnnkit.RNNCell(I, H)],
+                         ids=["lstm_layer_norm", "gru", "rnn_tanh"])  # fmt: skip
+def test_a_float32_scan_keeps_float32_products_when_backward_runs_inside_autocast(cell):
+    """A scan run outside autocast and differentiated inside it: the compiled backward's products stay
+    float32 (the scan alone: autograd's own nodes, such as the input projection's, would not)."""
+    torch.manual_seed(0)
+    params = cell.parameters_dict()
+    xp = torch.randn(T, B, params["weight_hh"].shape[0], requires_grad=True)  # (T, B, G*H)
+    state = tuple(torch.randn(B, H, requires_grad=True) for _ in cell.state_sizes)
+    ys, final, _ = _compiled.compiled_scan(cell, xp, state, params, None, None, False)
+    loss = (ys * torch.randn(ys.shape)).sum() + sum((s * torch.randn(s.shape)).sum() for s in final)
+    grads = []
+    for inside in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=inside):
+            found = torch.autograd.grad(loss, [xp, *state, *params.values()], retain_graph=True, allow_unused=True)
+            grads.append([g for g in found if g is not None])  # the input projection's are not the scan's
+    assert len(grads[0]) >= len(state) + 2  # xp, the states, W_hh and more
+    torch.testing.assert_close(grads[0], grads[1], atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["gru", "rnn_tanh", "rnn_relu", "lstm_layer_norm", "lstm_layer_norm_no_bias"])

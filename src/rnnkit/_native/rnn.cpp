@@ -84,6 +84,15 @@ inline Tensor step_product(const Tensor& x, const Tensor& w_t, const c10::option
   return stack[0].toTensor();
 }
 
+// One step's product under autocast (the layer-norm LSTM's): x rounded to w_low's dtype (bf16 or
+// fp16, autocast's), multiplied there, and the result, rounded to that dtype as autocast's matmul
+// rounds it, copied into the float32 `out` -- rnnkit.cells._bptt._Products' mm, the same op on the
+// same operands, so the PyTorch twin's numbers.
+inline Tensor low_product(const Tensor& x, const Tensor& w_low, Tensor& out) {
+  out.copy_(at::mm(x.to(w_low.scalar_type()), w_low));
+  return out;
+}
+
 // b_hh, or zeros where the layer has none, so the elementwise passes need no branch.
 inline Tensor bias_or_zeros(const c10::optional<Tensor>& b_hh, const Tensor& w_hh) {
   return b_hh.has_value() ? b_hh->contiguous() : at::zeros({w_hh.size(0)}, w_hh.options());
@@ -368,6 +377,15 @@ inline std::pair<scalar_t, scalar_t> row_moments(const scalar_t* x, int64_t n) {
   return {mean, scalar_t(1) / std::sqrt(sum2 / scalar_t(n) + scalar_t(kLayerNormEps))};
 }
 
+// w_low: W_hh (4H, H) in autocast's dtype, where the products run autocast's way; a float32 W_hh
+// and no packed weight then (oneDNN's packed path is float32 only).
+inline void check_low(const Tensor& w_hh, const c10::optional<Tensor>& packed, const c10::optional<Tensor>& w_low) {
+  if (!w_low.has_value()) return;
+  TORCH_CHECK(!packed.has_value() && w_hh.scalar_type() == at::kFloat && w_low->sizes() == w_hh.sizes() &&
+                  (w_low->scalar_type() == at::kBFloat16 || w_low->scalar_type() == at::kHalf),
+              "w_low must be a bf16 or fp16 copy of a float32 W_hh, without a packed weight");
+}
+
 inline void check_lstm_ln(const Tensor& h0, const Tensor& c0, const Tensor& gain, const Tensor& gain_c,
                           const Tensor& bias_c) {
   const int64_t H = h0.size(1);
@@ -383,8 +401,9 @@ inline void check_lstm_ln(const Tensor& h0, const Tensor& c0, const Tensor& gain
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
     const Tensor& xp, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
     const Tensor& gain, const Tensor& gain_c, const Tensor& bias_c, const c10::optional<Tensor>& valid, bool save,
-    const c10::optional<Tensor>& packed) {
+    const c10::optional<Tensor>& packed, const c10::optional<Tensor>& w_low) {
   check_inputs(xp, h0, w_hh, 4);
+  check_low(w_hh, packed, w_low);
   check_lstm_ln(h0, c0, gain, gain_c, bias_c);
   const int64_t T = xp.size(0), B = h0.size(0), H = h0.size(1);
   Tensor hs = at::empty({T, B, H}, h0.options());
@@ -393,7 +412,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
   Tensor normed = at::empty({save ? T : 1, B, 4 * H}, h0.options());
   Tensor stats = at::empty({save ? T : 1, B, kLnStats}, h0.options());
   Tensor u = at::empty({B, 4 * H}, h0.options());  // W_hh h of one step
-  const Tensor w_t = right_operand(w_hh);
+  const Tensor w_t = right_operand(w_low.has_value() ? *w_low : w_hh);
   const Tensor bias = bias_or_zeros(b_hh, w_hh);
   const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_lstm_ln_forward", [&] {
@@ -403,7 +422,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_ln_forward(
     const scalar_t* bh = bias.data_ptr<scalar_t>();
     for (int64_t t = 0; t < T; ++t) {
       const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
-      const Tensor product = step_product(h_prev, w_t, packed, u);  // (B, H) @ (H, 4H)
+      const Tensor product = w_low.has_value() ? low_product(h_prev, w_t, u)  // (B, H) @ (H, 4H)
+                                               : step_product(h_prev, w_t, packed, u);
       const scalar_t* x = xp.data_ptr<scalar_t>() + t * B * 4 * H;
       const scalar_t* p = product.data_ptr<scalar_t>();
       const scalar_t* hp = h_prev.data_ptr<scalar_t>();
@@ -480,8 +500,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
     const Tensor& c0, const Tensor& acts, const Tensor& normed, const Tensor& stats, const Tensor& w_hh,
     const Tensor& gain,
     const Tensor& gain_c, const Tensor& bias_c, bool has_bias, const c10::optional<Tensor>& valid,
-    const c10::optional<Tensor>& packed) {
+    const c10::optional<Tensor>& packed, const c10::optional<Tensor>& w_low) {
   const int64_t T = hs.size(0), B = h0.size(0), H = h0.size(1);
+  check_low(w_hh, packed, w_low);
   TORCH_CHECK(grad_h.is_contiguous() && grad_c.is_contiguous() && hs.is_contiguous() && cs.is_contiguous() &&
                   acts.is_contiguous() && normed.is_contiguous() && stats.is_contiguous() && h0.is_contiguous(),
               "lstm_ln_backward: non-contiguous");
@@ -494,19 +515,28 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
   Tensor direct = at::zeros({B, H}, h0.options());
   Tensor carry = at::zeros({B, H}, h0.options());
   Tensor sums = at::zeros({B, 10 * H}, h0.options());  // per row: d(gain) | d(b_hh) | d(gain_c) | d(bias_c)
-  const Tensor w = w_hh.contiguous();
+  const Tensor w = w_low.has_value() ? w_low->contiguous() : w_hh.contiguous();
   const Tensor mask = valid.has_value() ? valid->to(h0.scalar_type()).contiguous() : Tensor();
-  // dW_hh += sum over the chunk's steps t of d(u_t)^T h_{t-1}: (4H, n*B) @ (n*B, H)
+  // dW_hh += sum over the chunk's steps t of d(u_t)^T h_{t-1}: (4H, n*B) @ (n*B, H); under autocast
+  // each product on operands rounded to its dtype, its rounded result added in float32 (_Products'
+  // addmm_, as the twin's _weight_grad)
+  auto add_product = [&](const Tensor& a, const Tensor& b) {
+    if (w_low.has_value()) {
+      dw.add_(at::mm(a.to(w_low->scalar_type()), b.to(w_low->scalar_type())));
+    } else {
+      dw.addmm_(a, b);
+    }
+  };
   auto add_weight_grad = [&](int64_t start, int64_t n) {
     const Tensor d = du.narrow(0, 0, n);
     if (start == 0) {  // h_{-1} is h0, apart from hs
-      dw.addmm_(d[0].t(), h0);
+      add_product(d[0].t(), h0);
       if (n > 1) {
-        dw.addmm_(d.narrow(0, 1, n - 1).reshape({(n - 1) * B, 4 * H}).t(),
-                  hs.narrow(0, 0, n - 1).reshape({(n - 1) * B, H}));
+        add_product(d.narrow(0, 1, n - 1).reshape({(n - 1) * B, 4 * H}).t(),
+                    hs.narrow(0, 0, n - 1).reshape({(n - 1) * B, H}));
       }
     } else {
-      dw.addmm_(d.reshape({n * B, 4 * H}).t(), hs.narrow(0, start - 1, n).reshape({n * B, H}));
+      add_product(d.reshape({n * B, 4 * H}).t(), hs.narrow(0, start - 1, n).reshape({n * B, H}));
     }
   };
   AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnnkit_lstm_ln_backward", [&] {
@@ -623,7 +653,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
           for (int64_t j = 0; j < H; ++j) ddk[j] = rstd * (dak[j] * gk[j] - mk1 - zk[j] * mk2);
         }
       });
-      through = step_product(du[t - start], w, packed, through);  // dh_{t-1}: (B, 4H) @ (4H, H)
+      through = w_low.has_value() ? low_product(du[t - start], w, through)  // dh_{t-1}: (B, 4H) @ (4H, H)
+                                  : step_product(du[t - start], w, packed, through);
       if (t == start) add_weight_grad(start, std::min(chunk, T - start));
     }
   });
@@ -818,12 +849,13 @@ TORCH_LIBRARY(rnnkit_native, m) {
       &elman_backward);
   m.def(
       "lstm_ln_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Tensor? b_hh, Tensor gain, Tensor gain_c,"
-      " Tensor bias_c, Tensor? valid, bool save, Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+      " Tensor bias_c, Tensor? valid, bool save, Tensor? packed, Tensor? w_low) -> (Tensor, Tensor, Tensor, Tensor,"
+      " Tensor)",
       &lstm_ln_forward);
   m.def(
       "lstm_ln_backward(Tensor grad_h, Tensor grad_c, Tensor hs, Tensor cs, Tensor h0, Tensor c0, Tensor acts,"
       " Tensor normed, Tensor stats, Tensor w_hh, Tensor gain, Tensor gain_c, Tensor bias_c, bool has_bias, Tensor? valid,"
-      " Tensor? packed) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
+      " Tensor? packed, Tensor? w_low) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
       &lstm_ln_backward);
   m.def("mingru_forward(Tensor xp, Tensor h0, Tensor? valid) -> Tensor", &mingru_forward);
   m.def("mingru_backward(Tensor grad, Tensor xp, Tensor hs, Tensor h0, Tensor? valid) -> (Tensor, Tensor)",

@@ -6,14 +6,18 @@ step one recurrent matmul and one vectorised pass of gate math, forward and back
 recurrent weight gradient in one matmul at the end (per 16 steps for the layer-norm LSTM). It
 covers the Elman and GRU cells without options and the LSTM with ``layer_norm`` as its only
 option (bias on or off, lengths through the ``valid`` mask) in float32/float64 on CPU outside
-autocast, and returns None for anything else, so the caller falls back to :mod:`._bptt` (same
-math in PyTorch ops, and the reference the tests hold this path to). torch.nn runs the GRU and
-Elman cells on CPU as ATen's op-by-op loop, and has no layer-norm LSTM; a plain LSTM keeps
-torch.nn's oneDNN kernel. See docs/performance.md for the measured gain.
+autocast -- the layer-norm LSTM also under CPU autocast with float32 parameters, its products the
+way :class:`~rnnkit.cells._bptt._Products` computes them -- and returns None for anything else,
+so the caller falls back to :mod:`._bptt` (same math in PyTorch ops, and the reference the tests
+hold this path to). torch.nn runs the GRU and Elman cells on CPU as ATen's op-by-op loop, and
+has no layer-norm LSTM; a plain LSTM keeps torch.nn's oneDNN kernel. See docs/performance.md for
+the measured gain.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from typing import Any
 
 import torch
@@ -22,20 +26,35 @@ from torch.autograd.function import once_differentiable
 
 from .. import _native
 from ._base import Params, State
-from ._bptt import _autocast_enabled, _kind
+from ._bptt import _autocast_dtype, _autocast_enabled, _kind
 
 _DTYPES = (torch.float32, torch.float64)
+_LOW = (torch.bfloat16, torch.float16)  # autocast dtypes the layer-norm LSTM's products can run in
 
 
-def applies(xp: Tensor) -> bool:
-    """Whether the compiled loops can run on ``xp`` (and are built)."""
+def applies(xp: Tensor, *, under_autocast: bool = False) -> bool:
+    """Whether the compiled loops can run on ``xp`` (and are built); under CPU autocast only where
+    ``under_autocast`` (the caller then computes the products autocast's way)."""
     return (
         xp.device.type == "cpu"
         and xp.dtype in _DTYPES
-        and not _autocast_enabled("cpu")
+        and (under_autocast or not _autocast_enabled("cpu"))
         and not torch._C._are_functorch_transforms_active()
         and _native.ops() is not None
     )
+
+
+def _without_autocast(backward):
+    """Backward with CPU autocast off, even when ``backward()`` is called inside an autocast region
+    (on CPU it runs on the calling thread): the ops' at::mm calls would otherwise be autocast's, in
+    bf16, whatever the forward did (as :func:`rnnkit.cells._bptt._outside_autocast`)."""
+
+    @functools.wraps(backward)
+    def run(fctx, *grads):
+        with torch.autocast("cpu", enabled=False):
+            return backward(fctx, *grads)
+
+    return run
 
 
 def compiled_scan(
@@ -75,15 +94,22 @@ def _lstm_scan(cell, xp: Tensor, state: State, params: Params, mask: Tensor | No
     ``b_ih`` applied by :meth:`~rnnkit.cells._common.GatedCell.project_input` (in autograd)."""
     h0, c0 = state  # (B, H) each
     args = (h0, c0, params["weight_hh"], params["ln_hh_weight"], params["ln_c_weight"], params["ln_c_bias"])
-    if xp.shape[0] == 0 or not applies(xp) or any(a.dtype != xp.dtype for a in args):
+    # under CPU autocast: float32 parameters and states, the products in autocast's bf16/fp16
+    low = _autocast_dtype("cpu") if xp.dtype == torch.float32 else None
+    if _autocast_enabled("cpu") and low not in _LOW:
+        return None
+    if xp.shape[0] == 0 or not applies(xp, under_autocast=True) or any(a.dtype != xp.dtype for a in args):
         return None
     weight, gains = args[2], args[3:]
     bias = params["bias_hh"] if cell.bias else None
     valid = mask.to(xp.dtype) if mask is not None else None  # (T, B)
-    if not torch.is_grad_enabled():  # inference: the forward sweep alone, nothing kept for backward
-        hs, cs = _lstm_sweep(xp, h0, c0, weight, bias, *gains, valid, save=False)[:2]
-    else:
-        hs, cs = _LayerNormLSTM.apply(xp, h0, c0, weight, bias, *gains, valid)
+    # the ops compute each product's dtype themselves; autocast would turn their float32 products to bf16
+    off = torch.autocast("cpu", enabled=False) if low is not None else contextlib.nullcontext()
+    with off:
+        if not torch.is_grad_enabled():  # inference: the forward sweep alone, nothing kept for backward
+            hs, cs = _lstm_sweep(xp, h0, c0, weight, bias, *gains, valid, save=False, low=low)[:2]
+        else:
+            hs, cs = _LayerNormLSTM.apply(xp, h0, c0, weight, bias, *gains, valid, low)
     ys = hs if valid is None else hs * valid.unsqueeze(-1)  # outputs are zero past the end
     return ys, (hs[-1], cs[-1]), ((hs, cs) if return_states else None)
 
@@ -130,6 +156,7 @@ class _GRU(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
+    @_without_autocast
     def backward(fctx, grad):
         hs, h0, saved, weight, valid = fctx.saved_tensors
         packed = pack(weight.t(), h0.shape[0])  # d(gh) @ W_hh = d(gh) @ (W_hh^T)^T
@@ -151,6 +178,7 @@ class _Elman(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
+    @_without_autocast
     def backward(fctx, grad):
         hs, acts, h0, weight, valid = fctx.saved_tensors
         packed = pack(weight.t(), h0.shape[0])
@@ -160,14 +188,16 @@ class _Elman(torch.autograd.Function):
         return dxp, dh0, dweight, (dbias if fctx.has_bias else None), None, None
 
 
-def _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, *, save: bool) -> tuple[Tensor, ...]:
+def _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, *, save: bool, low=None) -> tuple[Tensor, ...]:
     """The layer-norm LSTM's compiled forward sweep: ``hs``, ``cs`` (T, B, H) and, where ``save``,
     what backward reads: the gates' activations and normed products (T, B, 4H) each, and per row
-    the norms' statistics (T, B, 6)."""
+    the norms' statistics (T, B, 6). ``low``: autocast's dtype, which the per-step products then
+    run in (on ``W_hh`` cast once here; oneDNN's packed weight is float32 only)."""
     xp, h0, c0, weight = xp.contiguous(), h0.contiguous(), c0.contiguous(), weight.contiguous()
     gains = tuple(g.contiguous() for g in (gain, gain_c, bias_c))
-    packed = pack(weight, h0.shape[0])
-    return _native.ops().lstm_ln_forward(xp, h0, c0, weight, bias, *gains, valid, save, packed)
+    packed = pack(weight, h0.shape[0]) if low is None else None
+    w_low = weight.detach().to(low) if low is not None else None  # (4H, H)
+    return _native.ops().lstm_ln_forward(xp, h0, c0, weight, bias, *gains, valid, save, packed, w_low)
 
 
 class _LayerNormLSTM(torch.autograd.Function):
@@ -180,26 +210,33 @@ class _LayerNormLSTM(torch.autograd.Function):
         h_t = o_t \tanh(\mathrm{LN}(c_t; \gamma_c, \beta_c))
 
     ``hs``, ``cs`` (T, B, H) from ``xp`` (T, B, 4H); the twin of
-    :class:`rnnkit.cells._bptt_lstm._LSTMScan` with ``gain``, ``gain_c``, ``bias_c`` alone."""
+    :class:`rnnkit.cells._bptt_lstm._LSTMScan` with ``gain``, ``gain_c``, ``bias_c`` alone. Under
+    autocast (``low`` its dtype) the three products -- ``W_hh h`` per step, ``d(u) W_hh`` per step
+    backward, ``dW_hh`` per chunk -- run on operands rounded to ``low`` and come back rounded, as
+    :class:`~rnnkit.cells._bptt._Products` computes them; everything else stays float32."""
 
     @staticmethod
-    def forward(fctx, xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid):
-        hs, cs, *saved = _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, save=True)
+    def forward(fctx, xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, low):
+        hs, cs, *saved = _lstm_sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, save=True, low=low)
         fctx.save_for_backward(hs, cs, h0, c0, *saved, weight, gain, gain_c, bias_c, valid)
-        fctx.has_bias = bias is not None
+        fctx.has_bias, fctx.low = bias is not None, low
         return hs, cs
 
     @staticmethod
     @once_differentiable
+    @_without_autocast
     def backward(fctx, dhs, dcs):
         hs, cs, h0, c0, acts, normed, stats, weight, gain, gain_c, bias_c, valid = fctx.saved_tensors
-        packed = pack(weight.t(), h0.shape[0])  # d(u) @ W_hh = d(u) @ (W_hh^T)^T
+        low = fctx.low
+        # d(u) @ W_hh = d(u) @ (W_hh^T)^T; under autocast W_hh in its dtype, cast again rather than kept
+        packed = pack(weight.t(), h0.shape[0]) if low is None else None
+        w_low = weight.to(low) if low is not None else None  # (4H, H)
         dxp, dh0, dc0, dweight, dbias, dgain, dgain_c, dbias_c = _native.ops().lstm_ln_backward(
             dhs.contiguous(), dcs.contiguous(), hs, cs, h0.contiguous(), c0.contiguous(), acts, normed, stats,
             weight.contiguous(), gain.contiguous(), gain_c.contiguous(), bias_c.contiguous(), fctx.has_bias,
-            valid, packed,
+            valid, packed, w_low,
         )  # fmt: skip
-        return dxp, dh0, dc0, dweight, (dbias if fctx.has_bias else None), dgain, dgain_c, dbias_c, None
+        return dxp, dh0, dc0, dweight, (dbias if fctx.has_bias else None), dgain, dgain_c, dbias_c, None, None
 
 
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor | None:
