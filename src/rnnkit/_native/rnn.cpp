@@ -509,7 +509,11 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
   check_lstm_ln(h0, c0, gain, gain_c, bias_c);
   const int64_t chunk = std::min(kLnChunk, T);
   Tensor dxp = at::empty({T, B, 4 * H}, h0.options());
-  Tensor du = at::empty({chunk, B, 4 * H}, h0.options());  // d(W_hh h) of the chunk's steps
+  // d(W_hh h) of the chunk's steps. Under autocast both products read it rounded to w_low's dtype,
+  // so one step's float32 d(u) is kept, and the chunk's in that dtype (the rounding both use)
+  const bool low = w_low.has_value();
+  Tensor du = at::empty({low ? 1 : chunk, B, 4 * H}, h0.options());
+  Tensor du_low = low ? at::empty({chunk, B, 4 * H}, h0.options().dtype(w_low->scalar_type())) : Tensor();
   Tensor dw = at::zeros({4 * H, H}, h0.options());
   Tensor through = at::zeros({B, H}, h0.options());
   Tensor direct = at::zeros({B, H}, h0.options());
@@ -521,14 +525,15 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
   // each product on operands rounded to its dtype, its rounded result added in float32 (_Products'
   // addmm_, as the twin's _weight_grad)
   auto add_product = [&](const Tensor& a, const Tensor& b) {
-    if (w_low.has_value()) {
-      dw.add_(at::mm(a.to(w_low->scalar_type()), b.to(w_low->scalar_type())));
+    if (low) {  // the operand's copy freed before add_ converts the product to float32
+      const Tensor product = at::mm(a, b.to(w_low->scalar_type()));  // a: du_low's
+      dw.add_(product);
     } else {
       dw.addmm_(a, b);
     }
   };
   auto add_weight_grad = [&](int64_t start, int64_t n) {
-    const Tensor d = du.narrow(0, 0, n);
+    const Tensor d = (low ? du_low : du).narrow(0, 0, n);
     if (start == 0) {  // h_{-1} is h0, apart from hs
       add_product(d[0].t(), h0);
       if (n > 1) {
@@ -557,7 +562,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
       scalar_t* dr = direct.data_ptr<scalar_t>();
       scalar_t* ca = carry.data_ptr<scalar_t>();
       scalar_t* dx = dxp.data_ptr<scalar_t>() + t * B * 4 * H;
-      scalar_t* dd = du.data_ptr<scalar_t>() + (t - start) * B * 4 * H;
+      scalar_t* dd = du.data_ptr<scalar_t>() + (low ? 0 : t - start) * B * 4 * H;
       scalar_t* acc = sums.data_ptr<scalar_t>();
       const scalar_t* m = mask.defined() ? mask.data_ptr<scalar_t>() + t * B : nullptr;
       for_rows(B, 8 * H, [&](int64_t b) {
@@ -653,8 +658,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
           for (int64_t j = 0; j < H; ++j) ddk[j] = rstd * (dak[j] * gk[j] - mk1 - zk[j] * mk2);
         }
       });
-      through = w_low.has_value() ? low_product(du[t - start], w, through)  // dh_{t-1}: (B, 4H) @ (4H, H)
-                                  : step_product(du[t - start], w, packed, through);
+      if (low) {  // dh_{t-1}: (B, 4H) @ (4H, H), d(u) rounded once for this and dW_hh
+        du_low[t - start].copy_(du[0]);
+        through.copy_(at::mm(du_low[t - start], w));
+      } else {
+        through = step_product(du[t - start], w, packed, through);
+      }
       if (t == start) add_weight_grad(start, std::min(chunk, T - start));
     }
   });
