@@ -12,7 +12,7 @@ import torch
 from torch.autograd import gradcheck
 
 import rnnkit
-from rnnkit.cells import _bptt
+from rnnkit.cells import _bptt, _common
 from rnnkit.cells._bptt import fused_scan
 
 T, B, I, H = 6, 3, 4, 5
@@ -51,6 +51,14 @@ VARIANTS = {
     "lstm_proj_everything": (rnnkit.LSTM, {"proj_size": 3, "layer_norm": True, "peepholes": True, "zoneout": 0.3,
                                            "recurrent_dropout": 0.3, "dropconnect": 0.3}),
 }
+
+
+@pytest.fixture(autouse=True)
+def pytorch_bptt_only(monkeypatch):
+    """This file holds the PyTorch BPTT to the step loop: the compiled loops, which would otherwise
+    take the plain GRU/Elman and the layer-norm LSTM, are off (tests/test_compiled.py holds them to
+    this twin)."""
+    monkeypatch.setattr(_common, "compiled_scan", lambda *args: None)
 
 
 def make_layer(layer_class, options, *, fused, num_layers=1, bidirectional=False, return_states=False):

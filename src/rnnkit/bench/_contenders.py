@@ -149,8 +149,8 @@ def layer_path(layer: nn.Module, x: torch.Tensor, amp: Callable = contextlib.nul
     "compiled": rnnkit's C++ time loop (``rnnkit/_native``); "fused": torch.nn's kernel through
     ``torch._VF``; "bptt": the cells' scan as one hand-written autograd Function (its graph node is
     a Python ``BackwardCFunction``); "loop": the cells' steps recorded op by op by autograd. Found
-    by running the first step with gradients, under ``amp()`` (the row's autocast: the compiled
-    loop steps aside under it to torch.nn's kernel).
+    by running the first step with gradients, under ``amp()`` (the row's autocast: there the
+    compiled GRU/Elman loop steps aside to torch.nn's kernel; the layer-norm LSTM's stays).
     """
     training = layer.training
     try:
