@@ -79,6 +79,8 @@ def test_copy_task_and_a_yaml_settings_file(tmp_path, capsys):
         (["--train.lrr=1"], "unknown setting train.lrr"),
         (["--train.lr=fast"], "train.lr must be a number, got str 'fast'"),
         (["--model.encoder.cell=lstmm"], "cell must be one of"),
+        (["--model.encoder.options.zonout=0.1"], "unknown option 'zonout' for a 'lstm' layer (did you mean 'zoneout'?)"),
+        (["--model.encoder.options.layer_norm=maybe"], "layer_norm must be True or False, got str 'maybe'"),
         (["--task.length=1"], "length must be an integer >= 2"),
         (["--optimizer.lr=1"], "an override must look like task.NAME=VALUE"),
         (["--resume"], "nothing to resume in"),
