@@ -428,6 +428,6 @@ class _ElmanScan(torch.autograd.Function):
                 g.add_(held)
         if gain is None and need[2]:
             dweight = _weight_grad(dgh, h0, hs, h_mask, products=products)
-        dbias = dgh.sum((0, 1), dtype=h0.dtype) if need[3] and fctx.has_bias else None
+        dbias = dgh.sum((0, 1)).to(h0.dtype) if need[3] and fctx.has_bias else None
         dgain = _gain_grad(dgh, u.unsqueeze(2), mean, rstd) if gain is not None and need[4] else None
         return dgh, g, dweight, dbias, dgain, None, None, None, None, None

@@ -117,7 +117,7 @@ class _GRUScan(torch.autograd.Function):
             g = dh if held is None else dh.add_(held)
         if gain is None and need[2]:
             dweight = _weight_grad(dgh, h0, hs, h_mask, products=products)
-        dbias = dgh.sum((0, 1), dtype=h0.dtype) if need[3] and fctx.has_bias else None
+        dbias = dgh.sum((0, 1)).to(h0.dtype) if need[3] and fctx.has_bias else None
         dgain = _gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd) if gain is not None and need[4] else None
         dnh.copy_(dn)  # d(x'_t): as d(W_hh h + b_hh) in r and z, d(pre n) in n
         return dgh, g, dweight, dbias, dgain, None, None, None, None, None
@@ -228,7 +228,7 @@ class _GRUBeforeScan(torch.autograd.Function):
                 dw_n = _weight_grad(dgh[..., 2 * H :], h0, hs, h_mask, gate=r, products=products)
             dweight = torch.cat((dw_rz, dw_n))
         if need[3] and fctx.has_bias:
-            dbias = dgh.sum((0, 1), dtype=h0.dtype)
+            dbias = dgh.sum((0, 1)).to(h0.dtype)
         if gain is not None and need[4]:
             dgain = _gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd)
         return dgh, g, dweight, dbias, dgain, None, None, None, None, None

@@ -174,7 +174,7 @@ class _LSTMScan(torch.autograd.Function):
                                               products=products)  # fmt: skip
             terms = {}
             if need[4] and fctx.has_bias:
-                terms["bias"] = dgates[part].sum((0, 1), dtype=h0.dtype)
+                terms["bias"] = dgates[part].sum((0, 1)).to(h0.dtype)
             if peep is not None and need[5]:
                 scratch = torch.empty_like(c_new)
                 terms["peep"] = torch.cat((
