@@ -210,7 +210,10 @@ class RecurrentLayer(nn.Module):
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-        final = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, size)
+        if len(finals) == 1:  # (1, B, size) views: no copy per streaming step
+            final = tuple(part.unsqueeze(0) for part in finals[0])
+        else:
+            final = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, size)
         stacked = tuple(torch.stack(parts) for parts in zip(*histories)) if histories else None
         return layer_input, final, stacked
 
@@ -255,7 +258,10 @@ class RecurrentLayer(nn.Module):
             layer_input = y
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-        final = tuple(torch.stack(parts) for parts in zip(*finals))
+        if len(finals) == 1:  # (1, B, size) views: no copy per streaming step
+            final = tuple(part.unsqueeze(0) for part in finals[0])
+        else:
+            final = tuple(torch.stack(parts) for parts in zip(*finals))
         return (layer_input if batched else layer_input.squeeze(0)), self._format_state(final, batched)
 
     def _step_layer(self, layer: int, x: Tensor, state: State) -> tuple[Tensor, State]:
@@ -266,7 +272,10 @@ class RecurrentLayer(nn.Module):
 
     # --- checks and state plumbing -----------------------------------------------------
     def _reference(self) -> Tensor | None:
-        return next(self.parameters(), None)
+        """A parameter whose dtype and device inputs must share: the layer's own first one when it
+        has one (a dict lookup; ``parameters()`` walks the module tree, a few us per streaming step)."""
+        own = next((p for p in self._parameters.values() if p is not None), None)
+        return own if own is not None else next(self.parameters(), None)
 
     def _check_input(self, x: Tensor, features: int, steps: int) -> None:
         if features != self.input_size:
