@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
+from rnnkit.layers._registry import create_layer
 
 TOL = {torch.float64: dict(atol=1e-10, rtol=1e-10), torch.float32: dict(atol=1e-5, rtol=1e-5)}
 
@@ -296,3 +297,15 @@ def test_streaming_step_fused_equals_loop(kind, bias):
     for a, b in zip(flat(state_fused), flat(state_loop), strict=True):
         torch.testing.assert_close(a, b, **TOL[torch.float64])
     torch.testing.assert_close(y_fused, fused(x)[0][-1], **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru"])
+@pytest.mark.parametrize("options", [{}, {"layer_norm": True}, {"zoneout": 0.1}])
+def test_final_state_owns_its_storage(kind, options):
+    """As torch.nn's, ``h_n`` is a tensor of its own, not a view into the outputs: a state carried
+    from one window to the next does not keep the whole (T, B, H) output alive."""
+    layer = create_layer(kind, 4, 5, **options)
+    output, state = layer(torch.randn(6, 2, 4))
+    for part in state if isinstance(state, tuple) else (state,):
+        assert part._base is None
+        assert part.untyped_storage().data_ptr() != output.untyped_storage().data_ptr()

@@ -210,10 +210,7 @@ class RecurrentLayer(nn.Module):
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-        if len(finals) == 1:  # (1, B, size) views: no copy per streaming step
-            final = tuple(part.unsqueeze(0) for part in finals[0])
-        else:
-            final = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, size)
+        final = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, size)
         stacked = tuple(torch.stack(parts) for parts in zip(*histories)) if histories else None
         return layer_input, final, stacked
 
