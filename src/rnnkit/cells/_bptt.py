@@ -115,13 +115,13 @@ class _Products:
     autocast leaves alone, the products are plain ``mm``/``addmm``.
     """
 
-    def __init__(self, low: torch.dtype | None = None, full: torch.dtype | None = None, device_type: str = "cpu"):
-        self.low, self.full, self.device_type = low, full, device_type
+    def __init__(self, low: torch.dtype | None = None, full: torch.dtype | None = None):
+        self.low, self.full = low, full
 
     @classmethod
     def for_scan(cls, weight: Tensor) -> _Products:
         low = _autocast_dtype(weight.device.type) if weight.dtype == torch.float32 else None
-        return cls(low, weight.dtype, weight.device.type)
+        return cls(low, weight.dtype)
 
     def operand(self, w: Tensor | None) -> Tensor | None:
         """A weight in the products' dtype, cast once per sweep."""
@@ -149,12 +149,16 @@ class _Products:
 
 
 def _outside_autocast(backward):
-    """Backward with autocast off: :class:`_Products` alone decides each product's dtype, even when
-    ``backward()`` is called inside an autocast region (on CPU it runs on the calling thread)."""
+    """Backward with autocast off on the gradients' device, even when ``backward()`` is called inside
+    an autocast region (on CPU it runs on the calling thread): the forward alone decided each
+    product's dtype (:class:`_Products`, the compiled loops' ``low``), and autocast would otherwise
+    turn backward's float32 products to bf16. Without any gradient (gradcheck's undefined-gradient
+    check) CPU's: the products are then of zeros, the same in any dtype."""
 
     @functools.wraps(backward)
     def run(fctx, *grads):
-        with torch.autocast(fctx.products.device_type, enabled=False):
+        device = next((g.device.type for g in grads if g is not None), "cpu")
+        with torch.autocast(device, enabled=False):
             return backward(fctx, *grads)
 
     return run

@@ -16,8 +16,6 @@ the measured gain.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from typing import Any
 
 import torch
@@ -26,7 +24,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import _native
 from ._base import Params, State
-from ._bptt import _autocast_dtype, _autocast_enabled, _kind
+from ._bptt import _autocast_dtype, _autocast_enabled, _kind, _outside_autocast
 
 _DTYPES = (torch.float32, torch.float64)
 _LOW = (torch.bfloat16, torch.float16)  # autocast dtypes the layer-norm LSTM's products can run in
@@ -42,19 +40,6 @@ def applies(xp: Tensor, *, under_autocast: bool = False) -> bool:
         and not torch._C._are_functorch_transforms_active()
         and _native.ops() is not None
     )
-
-
-def _without_autocast(backward):
-    """Backward with CPU autocast off, even when ``backward()`` is called inside an autocast region
-    (on CPU it runs on the calling thread): the ops' at::mm calls would otherwise be autocast's, in
-    bf16, whatever the forward did (as :func:`rnnkit.cells._bptt._outside_autocast`)."""
-
-    @functools.wraps(backward)
-    def run(fctx, *grads):
-        with torch.autocast("cpu", enabled=False):
-            return backward(fctx, *grads)
-
-    return run
 
 
 def compiled_scan(
@@ -104,8 +89,7 @@ def _lstm_scan(cell, xp: Tensor, state: State, params: Params, mask: Tensor | No
     bias = params["bias_hh"] if cell.bias else None
     valid = mask.to(xp.dtype) if mask is not None else None  # (T, B)
     # the ops compute each product's dtype themselves; autocast would turn their float32 products to bf16
-    off = torch.autocast("cpu", enabled=False) if low is not None else contextlib.nullcontext()
-    with off:
+    with torch.autocast("cpu", enabled=False):
         if not torch.is_grad_enabled():  # inference: the forward sweep alone, nothing kept for backward
             hs, cs = _lstm_sweep(xp, h0, c0, weight, bias, *gains, valid, save=False, low=low)[:2]
         else:
@@ -156,7 +140,7 @@ class _GRU(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    @_without_autocast
+    @_outside_autocast
     def backward(fctx, grad):
         hs, h0, saved, weight, valid = fctx.saved_tensors
         packed = pack(weight.t(), h0.shape[0])  # d(gh) @ W_hh = d(gh) @ (W_hh^T)^T
@@ -178,7 +162,7 @@ class _Elman(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    @_without_autocast
+    @_outside_autocast
     def backward(fctx, grad):
         hs, acts, h0, weight, valid = fctx.saved_tensors
         packed = pack(weight.t(), h0.shape[0])
@@ -224,7 +208,7 @@ class _LayerNormLSTM(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    @_without_autocast
+    @_outside_autocast
     def backward(fctx, dhs, dcs):
         hs, cs, h0, c0, acts, normed, stats, weight, gain, gain_c, bias_c, valid = fctx.saved_tensors
         low = fctx.low
