@@ -15,7 +15,7 @@ import torch
 import rnnkit
 from rnnkit import bench, cli
 from rnnkit import _native
-from rnnkit.cells import _compiled
+from rnnkit.scan import _compiled
 from rnnkit.bench import CONFIGS, Case, Config, case_flops, forward_flops, parse_configs, select_cases
 from rnnkit.bench import _measure
 

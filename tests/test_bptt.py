@@ -1,6 +1,7 @@
-"""The hand-written BPTT (rnnkit.cells._bptt) against its twin, the step loop through autograd.
+"""The hand-written BPTT (rnnkit.scan's "bptt" routes) against its twin, the step loop through autograd.
 
-Both run the same layer with the same weights; ``cell.fused_bptt`` picks the path. Outputs, final
+Both run the same layer with the same weights; a no-op state hook makes the twin (a hooked layer
+runs the step loop). Outputs, final
 states, every step's state and all gradients (input, hx, every parameter) must agree in float64.
 Stochastic options are compared in training mode with the RNG re-seeded, so both draw the same masks.
 """
@@ -12,8 +13,8 @@ import torch
 from torch.autograd import gradcheck
 
 import rnnkit
-from rnnkit.cells import _bptt, _common
-from rnnkit.cells._bptt import fused_scan
+from rnnkit import scan
+from rnnkit.scan import _bptt
 
 T, B, I, H = 6, 3, 4, 5
 TOL = dict(atol=1e-10, rtol=1e-10)
@@ -54,11 +55,12 @@ VARIANTS = {
 
 
 @pytest.fixture(autouse=True)
-def pytorch_bptt_only(monkeypatch):
+def pytorch_bptt_only():
     """This file holds the PyTorch BPTT to the step loop: the compiled loops, which would otherwise
     take the plain GRU/Elman and the layer-norm LSTM, are off (tests/test_compiled.py holds them to
     this twin)."""
-    monkeypatch.setattr(_common, "compiled_scan", lambda *args: None)
+    with scan.disabled("compiled"):
+        yield
 
 
 def make_layer(layer_class, options, *, fused, num_layers=1, bidirectional=False, return_states=False):
@@ -67,8 +69,8 @@ def make_layer(layer_class, options, *, fused, num_layers=1, bidirectional=False
         I, H, num_layers=num_layers, bidirectional=bidirectional, backend="loop",
         return_states=return_states, **options,
     ).double()
-    for cell in layer._cells:
-        cell.fused_bptt = fused
+    if not fused:
+        layer.register_state_hook(lambda *args: None)  # a hooked layer runs the step loop
     return layer
 
 
@@ -96,7 +98,7 @@ def compare(name, *, num_layers=1, bidirectional=False, lengths=None, training=F
         torch.manual_seed(7)
         x = torch.randn(steps, B, I, dtype=torch.float64, requires_grad=True)
         slots = num_layers * (2 if bidirectional else 1)
-        hx = tuple(torch.randn(slots, B, n, dtype=torch.float64, requires_grad=True) for n in layer._cells[0].state_sizes)
+        hx = tuple(torch.randn(slots, B, n, dtype=torch.float64, requires_grad=True) for n in layer.state_sizes)
         results.append(run(layer, x, hx, lengths, training))
     (out_f, grad_f), (out_l, grad_l) = results
     for a, b in zip(out_f, out_l):
@@ -149,7 +151,7 @@ def test_one_step(name):
 @pytest.mark.parametrize("name", ["rnn_layer_norm", "gru_everything", "gru_before_everything", "lstm_everything",
                                   "lstm_proj_everything"])
 def test_longer_than_a_chunk(name):
-    """Sequences over several of backward's chunks (rnnkit.cells._bptt.CHUNK steps each)."""
+    """Sequences over several of backward's chunks (rnnkit.scan._bptt.CHUNK steps each)."""
     steps = 2 * _bptt.CHUNK + 3
     compare(name, training=True, steps=steps, lengths=[steps, _bptt.CHUNK, _bptt.CHUNK + 1])
 
@@ -171,7 +173,8 @@ def test_fused_path_is_taken():
         xp = cell.project_input(x, params)
         state = cell.initial_state(B, dtype=x.dtype, device=x.device)
         ctx = cell.begin_sequence(B, params, training=False)
-        assert (fused_scan(cell, xp, state, params, ctx, None, False) is not None) is expected
+        route = scan.select(cell, scan.ScanCall(xp, state, params, ctx), exclude={"torch"})
+        assert (route.name == "bptt") is expected
 
 
 @pytest.mark.parametrize(
@@ -184,7 +187,7 @@ def test_gradcheck(name):
     layer = make_layer(layer_class, options, fused=True).train()
     names, params = zip(*layer.named_parameters())
     x = torch.randn(4, 2, I, dtype=torch.float64, requires_grad=True)
-    hx = tuple(torch.randn(1, 2, n, dtype=torch.float64, requires_grad=True) for n in layer._cells[0].state_sizes)
+    hx = tuple(torch.randn(1, 2, n, dtype=torch.float64, requires_grad=True) for n in layer.state_sizes)
 
     def f(x, *rest):
         state, values = rest[: len(hx)], rest[len(hx):]
@@ -228,11 +231,11 @@ def autocast_run(name, *, fused, autocast, lengths=(12, 7, 10)):
     layer_class, options = VARIANTS[name]
     torch.manual_seed(0)
     layer = layer_class(I, 16, backend="loop", **options).train()
-    for cell in layer._cells:
-        cell.fused_bptt = fused
+    if not fused:
+        layer.register_state_hook(lambda *args: None)  # a hooked layer runs the step loop
     torch.manual_seed(7)
     x = torch.randn(12, B, I, requires_grad=True)
-    hx = tuple(torch.randn(1, B, n, requires_grad=True) for n in layer._cells[0].state_sizes)
+    hx = tuple(torch.randn(1, B, n, requires_grad=True) for n in layer.state_sizes)
     torch.manual_seed(1234)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         output, state = layer(x, hx_arg(hx), lengths=list(lengths))

@@ -1,7 +1,7 @@
 """The compiled loops (rnnkit/_native/rnn.cpp) against their PyTorch twins, and their fallback.
 
 The same layer with the same weights runs the compiled route and, with ``RNNKIT_NATIVE=0``, its
-twin: the hand-written BPTT in PyTorch ops (cells/_bptt.py, itself held to the autograd step loop
+twin: the hand-written BPTT in PyTorch ops (rnnkit/scan/, itself held to the autograd step loop
 by test_bptt.py) for the layer-norm LSTM, torch.nn's kernel for a plain GRU or Elman layer. Outputs, final states and every gradient must agree: 1e-10 in float64 (the compiled
 math differs in the last bits, being built with -ffast-math), 1e-5 in float32 (the layer-norm LSTM,
 ill-conditioned in float32 at these sizes, is held to the float64 result instead; see
@@ -21,9 +21,8 @@ import torch
 from torch.autograd import gradcheck
 
 import rnnkit
-from rnnkit import _native
-from rnnkit.cells import _common, _compiled
-from rnnkit.cells._minimal import LinearRecurrence
+from rnnkit import _native, scan
+from rnnkit.scan import _compiled, _minimal, _routes
 
 pytestmark = pytest.mark.skipif(_native.ops() is None, reason="the compiled loops could not be built here")
 
@@ -75,17 +74,26 @@ def outputs_and_grads(layer, dtype, lengths, num_layers, bidirectional, drawn_in
 
 
 def spy_on_compiled_scan(monkeypatch) -> list[bool]:
-    """Record, per scan the cells run, whether the compiled loop took it."""
+    """Record, per scan the cells run (a layer's slot), whether the compiled loop took it."""
     taken = []
-    real = _common.compiled_scan
+    real = _routes.select
 
-    def spy(*args):
-        result = real(*args)
-        taken.append(result is not None)
-        return result
+    def spy(*args, **kwargs):
+        route = real(*args, **kwargs)
+        taken.append(route.name == "compiled")
+        return route
 
-    monkeypatch.setattr(_common, "compiled_scan", spy)
+    monkeypatch.setattr(_routes, "select", spy)
     return taken
+
+
+def slot_route(cell, xp, state, params) -> str:
+    """The route one slot of a layer takes (torch.nn's whole-stack kernel aside)."""
+    return scan.select(cell, scan.ScanCall(xp, state, params), exclude={"torch"}).name
+
+
+def run_slot(cell, xp, state, params):
+    return scan.run(cell, scan.ScanCall(xp, state, params))
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
@@ -201,8 +209,7 @@ def test_the_compiled_route_is_taken():
         params = cell.parameters_dict()
         xp = cell.project_input(x, params)
         state = cell.initial_state(B, dtype=x.dtype, device=x.device)
-        result = _compiled.compiled_scan(cell, xp, state, params, None, None, False)
-        assert (result is not None) is taken
+        assert (slot_route(cell, xp, state, params) == "compiled") is taken
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not _compiled.applies(x)  # GRU and Elman: their products are float32 in C++
         for cell, dtype, taken in (
@@ -218,8 +225,7 @@ def test_the_compiled_route_is_taken():
             params = cell.parameters_dict()
             xp = cell.project_input(x.to(dtype), params)
             state = cell.initial_state(B, dtype=dtype, device=x.device)
-            result = _compiled.compiled_scan(cell, xp, state, params, None, None, False)
-            assert (result is not None) is taken
+            assert (slot_route(cell, xp, state, params) == "compiled") is taken
 
 
 @pytest.mark.parametrize("low", LOW_DTYPES, ids=["bf16", "fp16"])
@@ -245,7 +251,8 @@ def test_a_float32_scan_keeps_float32_products_when_backward_runs_inside_autocas
     params = cell.parameters_dict()
     xp = torch.randn(T, B, params["weight_hh"].shape[0], requires_grad=True)  # (T, B, G*H)
     state = tuple(torch.randn(B, H, requires_grad=True) for _ in cell.state_sizes)
-    ys, final, _ = _compiled.compiled_scan(cell, xp, state, params, None, None, False)
+    assert slot_route(cell, xp, state, params) == "compiled"
+    ys, final, _ = run_slot(cell, xp, state, params)
     loss = (ys * torch.randn(ys.shape)).sum() + sum((s * torch.randn(s.shape)).sum() for s in final)
     grads = []
     for inside in (False, True):
@@ -287,8 +294,8 @@ def test_linear_scan_matches_its_twin(dtype):
     b = torch.randn(50, 3, 4, dtype=dtype, requires_grad=True)
     h0 = torch.randn(3, 4, dtype=dtype, requires_grad=True)
     results = []
-    for scan in (_compiled.linear_scan, LinearRecurrence.apply):
-        hs = scan(a, b, h0)
+    for recurrence in (_minimal.CompiledLinearRecurrence.apply, scan.LinearRecurrence.apply):
+        hs = recurrence(a, b, h0)
         grads = torch.autograd.grad((hs * torch.linspace(-1, 1, 4, dtype=dtype)).sum(), (a, b, h0))
         results.append((hs, *grads))
     for x, y in zip(*results):
@@ -310,8 +317,8 @@ def test_mingru_matches_its_twin(dtype, lengths, monkeypatch):
 
 def test_mingru_and_minlstm_take_the_compiled_scans():
     x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
-    assert type(rnnkit.MinGRU(I, H).double()(x)[0].grad_fn).__name__ == "_MinGRUBackward"
-    assert type(rnnkit.MinLSTM(I, H).double()(x)[0].grad_fn).__name__ == "_LinearScanBackward"
+    assert type(rnnkit.MinGRU(I, H).double()(x)[0].grad_fn).__name__ == "CompiledMinGRUBackward"
+    assert type(rnnkit.MinLSTM(I, H).double()(x)[0].grad_fn).__name__ == "CompiledLinearRecurrenceBackward"
 
 
 def test_switched_off_and_falls_back(monkeypatch):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import rnnkit
-import rnnkit.layers._torch_compatible as torch_compatible
+from rnnkit import scan
 from rnnkit.training import diagnostics
 from rnnkit.training.diagnostics import (
     GradientMonitor,
@@ -224,8 +224,8 @@ def test_tracking_removes_its_hooks_even_when_the_loss_raises():
 def test_tracking_leaves_outputs_unchanged_and_the_fused_kernel_returns(monkeypatch):
     torch.manual_seed(0)
     calls = []
-    fused = torch_compatible.fused_forward
-    monkeypatch.setattr(torch_compatible, "fused_forward", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    fused = scan.torch_forward
+    monkeypatch.setattr(scan, "torch_forward", lambda *a, **k: calls.append(1) or fused(*a, **k))
     layer = rnnkit.LSTM(3, 4, num_layers=2, bidirectional=True).double()
     x = torch.randn(5, 2, 3, dtype=torch.float64)
     expected = layer(x, lengths=[5, 3])

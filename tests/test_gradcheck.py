@@ -87,7 +87,7 @@ def test_layer_gradcheck_with_lengths_and_both_directions(name, training):
         kwargs["backend"] = "loop"
     layer = layer_class(I, H, **kwargs).double().train(training)
     x = torch.randn(4, 3, I, dtype=torch.float64, requires_grad=True)
-    cell = layer._slot(0, 0)[0]
+    cell = layer.cell(0, 0)
     hx = tuple(torch.randn(4, 3, s, dtype=torch.float64, requires_grad=True) for s in cell.state_sizes)
     lengths = torch.tensor([4, 1, 3])
 

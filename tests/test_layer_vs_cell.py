@@ -241,7 +241,7 @@ def test_log_space_and_sequential_scans_agree_with_lengths(layer_class):
 
 
 def test_linear_recurrence_gradcheck():
-    from rnnkit.cells._minimal import LinearRecurrence
+    from rnnkit.scan import LinearRecurrence
 
     a = torch.rand(12, 2, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(12, 2, 3, dtype=torch.float64, requires_grad=True)

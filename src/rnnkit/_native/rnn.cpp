@@ -86,7 +86,7 @@ inline Tensor step_product(const Tensor& x, const Tensor& w_t, const c10::option
 
 // One step's product under autocast (the layer-norm LSTM's): x rounded to w_low's dtype (bf16 or
 // fp16, autocast's), multiplied there, and the result, rounded to that dtype as autocast's matmul
-// rounds it, copied into the float32 `out` -- rnnkit.cells._bptt._Products' mm, the same op on the
+// rounds it, copied into the float32 `out` -- rnnkit.scan._autocast.Products' mm, the same op on the
 // same operands, so the PyTorch twin's numbers.
 inline Tensor low_product(const Tensor& x, const Tensor& w_low, Tensor& out) {
   out.copy_(at::mm(x.to(w_low.scalar_type()), w_low));
@@ -343,7 +343,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, co
 
 // --- layer-norm LSTM ---------------------------------------------------------------------------
 // torch.nn's LSTM, gate order i, f, g, o, with layer norm (Ba et al. 2016, sec. 3.1 and 3.2).
-// The twin is _LSTMScan in rnnkit/cells/_bptt_lstm.py. Per step, with u = W_hh h_{t-1} (4H):
+// The twin is LSTMScan in rnnkit/scan/_lstm.py. Per step, with u = W_hh h_{t-1} (4H):
 //   uhat_k = (u_k - mean(u_k)) / sqrt(var(u_k) + eps)  for each gate k over its H units (biased var)
 //   a = xp_t + gain * uhat + b_hh;  i, f, o = s(a_i, a_f, a_o);  g = tanh(a_g)
 //   c_t = f c_{t-1} + i g;  chat = (c_t - mean(c_t)) / sqrt(var(c_t) + eps)
@@ -358,7 +358,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> elman_backward(const Tensor& grad, co
 // training row went from 0.75-0.77x to 0.86-1.01x torch.nn (two runs each); whether a block is
 // reused still depends on the allocator's state, not on this code.
 
-constexpr double kLayerNormEps = 1e-5;  // rnnkit.cells._bptt.LAYER_NORM_EPS
+constexpr double kLayerNormEps = 1e-5;  // rnnkit.cells.LAYER_NORM_EPS
 constexpr int64_t kLnStats = 6;         // saved statistics per row
 // Backward keeps d(W_hh h) for this many steps, not T: the weight gradient is one matmul per
 // chunk, (4H, n*B) @ (n*B, H), and the buffer (16, B, 4H) instead of (T, B, 4H).

@@ -30,10 +30,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.autograd.function import BackwardCFunction
 
 from .. import cells
-from ..cells import _compiled
 from ..layers import MinGRU, create_layer
 from ._configs import Case
 
@@ -147,22 +145,19 @@ def layer_path(layer: nn.Module, x: torch.Tensor, amp: Callable = contextlib.nul
     """Which route a torch-compatible layer takes on ``x``: "compiled", "fused", "bptt" or "loop".
 
     "compiled": rnnkit's C++ time loop (``rnnkit/_native``); "fused": torch.nn's kernel through
-    ``torch._VF``; "bptt": the cells' scan as one hand-written autograd Function (its graph node is
-    a Python ``BackwardCFunction``); "loop": the cells' steps recorded op by op by autograd. Found
-    by running the first step with gradients, under ``amp()`` (the row's autocast: there the
-    compiled GRU/Elman loop steps aside to torch.nn's kernel; the layer-norm LSTM's stays).
+    ``torch._VF``; "bptt": the hand-written BPTT as one autograd Function; "loop": the cells' steps
+    recorded op by op by autograd. The layer's own choice (:meth:`rnnkit.layers.RecurrentLayer.route`)
+    in training mode with gradients, under ``amp()`` (the row's autocast: there the compiled
+    GRU/Elman loop steps aside to torch.nn's kernel; the layer-norm LSTM's stays).
     """
     training = layer.training
     try:
         layer.train()
         with torch.enable_grad(), amp():
-            output = layer(x[:1])[0]
+            route = layer.route(x[:1])
     finally:
         layer.train(training)
-    if isinstance(output.grad_fn, BackwardCFunction):
-        function = output.grad_fn._forward_cls
-        return "compiled" if function.__module__ == _compiled.__name__ else "bptt"
-    return "fused" if layer.uses_fused_kernel else "loop"
+    return "fused" if route == "torch" else route
 
 
 def _step_contenders(case: Case, device: torch.device, amp) -> tuple[Contender, Contender, Contender]:

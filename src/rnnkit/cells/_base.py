@@ -17,9 +17,12 @@ A cell must define
 and may override
     * :meth:`project_input` -- the part of the step that depends on the input only; the layer
       applies it to all time steps at once, as one large matmul (default: identity);
-    * :meth:`begin_sequence` -- per-sequence randomness (dropout masks), sampled once;
-    * :meth:`scan` -- the whole sequence in one call (default: loop over :meth:`step`); a
-      parallel-scan cell (minGRU) or a fused kernel overrides it.
+    * :meth:`begin_sequence` -- per-sequence randomness (dropout masks), sampled once.
+
+The time loop over a whole sequence is not the cell's: :mod:`rnnkit.scan` runs it, by default
+stepping :meth:`step` (:func:`rnnkit.scan.step_loop`); a faster route for a cell class -- a
+parallel scan, a fused kernel -- is registered there (:func:`rnnkit.scan.register`) and held to
+that loop by tests.
 
 Example, a cell with a single state tensor::
 
@@ -43,7 +46,7 @@ Example, a cell with a single state tensor::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -93,24 +96,6 @@ class RecurrentCell(nn.Module):
     def step(self, xp_t: Tensor, state: State, params: Params, ctx: Any = None) -> tuple[Tensor, State]:
         """One time step: ``xp_t`` is :meth:`project_input` of ``x_t``, shape ``(B, G)``."""
         raise NotImplementedError(f"{type(self).__name__} must implement step()")
-
-    def scan(
-        self,
-        xp: Tensor,
-        state: State,
-        params: Params,
-        ctx: Any = None,
-        mask: Tensor | None = None,
-        return_states: bool = False,
-    ) -> tuple[Tensor, State, tuple[Tensor, ...] | None]:
-        """Run :meth:`step` over ``xp`` of shape ``(T, B, G)``.
-
-        ``mask`` (``(T, B)`` bool, or None when every sequence is full length) marks the valid
-        steps: past a sequence's end its state is held and its output is zero.
-        Returns the outputs ``(T, B, output_size)``, the final state, and -- when
-        ``return_states`` -- every state component at every step, each ``(T, B, size)``.
-        """
-        return step_loop(self, xp, state, params, ctx, mask, return_states)
 
     # --- conveniences ------------------------------------------------------------------
     def parameters_dict(self) -> dict[str, Tensor]:
@@ -179,41 +164,3 @@ class RecurrentCell(nn.Module):
             check_matches(label, part, dtype=input.dtype, device=input.device)
             state.append(part if batched else part.unsqueeze(0))
         return tuple(state), batched
-
-
-StateHook = Callable[[int, State], "State | None"]
-
-
-def step_loop(
-    cell: RecurrentCell,
-    xp: Tensor,
-    state: State,
-    params: Params,
-    ctx: Any = None,
-    mask: Tensor | None = None,
-    return_states: bool = False,
-    hook: StateHook | None = None,
-) -> tuple[Tensor, State, tuple[Tensor, ...] | None]:
-    """:meth:`RecurrentCell.scan` by stepping; ``hook(t, state)`` sees (and may replace) each new state."""
-    outputs: list[Tensor] = []
-    history: list[State] = []
-    # unbind, not xp[t]: indexing makes autograd build a full-size zero gradient per step
-    steps = xp.unbind(0)
-    valid = mask.unsqueeze(-1).unbind(0) if mask is not None else (None,) * len(steps)
-    for t, (xp_t, m_t) in enumerate(zip(steps, valid)):
-        y_t, new_state = cell.step(xp_t, state, params, ctx)
-        if hook is not None:
-            replaced = hook(t, new_state)
-            if replaced is not None:
-                # the output follows a replaced state only where it is that state (every built-in cell)
-                y_t = replaced[0] if y_t is new_state[0] else y_t
-                new_state = tuple(replaced)
-        if m_t is not None:  # (B, 1): hold the state and zero the output past the end
-            new_state = tuple(torch.where(m_t, n, s) for n, s in zip(new_state, state))
-            y_t = torch.where(m_t, y_t, 0.0)
-        state = new_state
-        outputs.append(y_t)
-        if return_states:
-            history.append(state)
-    states = tuple(torch.stack(s) for s in zip(*history)) if return_states else None
-    return torch.stack(outputs), state, states

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import check_choice
 from ._base import Params, State
-from ._common import GatedCell, Noise
+from ._gated import GatedCell, Noise
+from ._options import ElmanOptions
 
 NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 
@@ -20,7 +20,7 @@ class RNNCell(GatedCell):
 
     Parameters: ``weight_ih`` ``(H, I)``, ``weight_hh`` ``(H, H)``, ``bias_ih``, ``bias_hh``
     ``(H,)``. With ``layer_norm`` each of the two matmuls is layer-normalised before the bias.
-    Other options: see :class:`~rnnkit.cells.GatedCell`.
+    Options: :class:`~rnnkit.cells.ElmanOptions`.
 
     >>> import torch
     >>> cell = RNNCell(3, 5, nonlinearity="relu")
@@ -29,6 +29,7 @@ class RNNCell(GatedCell):
     """
 
     num_gates = 1
+    Options = ElmanOptions
 
     def __init__(
         self,
@@ -40,16 +41,10 @@ class RNNCell(GatedCell):
         dtype=None,
         **options,
     ) -> None:
-        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype, **options)
-        self.nonlinearity = check_choice("nonlinearity", nonlinearity, tuple(NONLINEARITIES))
-        self._create_parameters()
+        super().__init__(input_size, hidden_size, bias, device, dtype, nonlinearity=nonlinearity, **options)
 
     def step(self, xp_t: Tensor, state: State, params: Params, ctx: Noise | None = None) -> tuple[Tensor, State]:
         (h,) = state
         pre = xp_t + self._recurrent_part(h, params, ctx)  # (B, H)
         h_new = self._zoneout(h, NONLINEARITIES[self.nonlinearity](pre), ctx)
         return h_new, (h_new,)
-
-    def extra_repr(self) -> str:
-        text = super().extra_repr()
-        return text if self.nonlinearity == "tanh" else f"{text}, nonlinearity={self.nonlinearity!r}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import check_bool
 from ._base import Params, State
-from ._common import GatedCell, Noise
+from ._gated import GatedCell, Noise
+from ._options import GRUOptions
 
 
 class GRUCell(GatedCell):
@@ -26,8 +26,7 @@ class GRUCell(GatedCell):
     :math:`n_t = \tanh(W_{in} x_t + b_{in} + W_{hn} (r_t \odot h_{t-1}) + b_{hn})`.
 
     Parameters: ``weight_ih`` ``(3H, I)``, ``weight_hh`` ``(3H, H)``, ``bias_ih``, ``bias_hh``
-    ``(3H,)`` -- the same shapes in both forms. Other options: see
-    :class:`~rnnkit.cells.GatedCell`.
+    ``(3H,)`` -- the same shapes in both forms. Options: :class:`~rnnkit.cells.GRUOptions`.
 
     >>> import torch
     >>> cell = GRUCell(3, 5, reset_after=False, layer_norm=True)
@@ -36,25 +35,7 @@ class GRUCell(GatedCell):
     """
 
     num_gates = 3
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        device=None,
-        dtype=None,
-        *,
-        reset_after: bool = True,
-        **options,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype, **options)
-        self.reset_after = check_bool("reset_after", reset_after)
-        self._create_parameters()
-
-    @property
-    def has_options(self) -> bool:
-        return super().has_options or not self.reset_after
+    Options = GRUOptions
 
     def step(self, xp_t: Tensor, state: State, params: Params, ctx: Noise | None = None) -> tuple[Tensor, State]:
         (h,) = state
@@ -73,7 +54,3 @@ class GRUCell(GatedCell):
             n = torch.tanh(x_n + self._recurrent_part(r * h, params, ctx, slice(2 * H, 3 * H)))
         h_new = self._zoneout(h, (1.0 - z) * n + z * h, ctx)
         return h_new, (h_new,)
-
-    def extra_repr(self) -> str:
-        text = super().extra_repr()
-        return text if self.reset_after else f"{text}, reset_after=False"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_bool, check_nonnegative_int
 from ._base import Params, State
-from ._common import LAYER_NORM_EPS, GatedCell, Noise
+from ._gated import LAYER_NORM_EPS, GatedCell, Noise
+from ._options import LSTMOptions
 
 
 class LSTMCell(GatedCell):
@@ -34,7 +32,8 @@ class LSTMCell(GatedCell):
     ``ln_hh_weight`` ``(4H,)``; ``ln_c_weight``, ``ln_c_bias`` ``(H,)``). ``zoneout`` applies to
     both ``h`` and ``c``. ``forget_bias`` sets the initial forget-gate bias (Gers et al. 2000;
     Jozefowicz et al. 2015 recommend 1.0): ``bias_ih``'s forget block gets the value and
-    ``bias_hh``'s is zeroed, so the sum is exactly ``forget_bias``.
+    ``bias_hh``'s is zeroed, so the sum is exactly ``forget_bias``. Options:
+    :class:`~rnnkit.cells.LSTMOptions`.
 
     >>> import torch
     >>> cell = LSTMCell(3, 5, peepholes=True, forget_bias=1.0)
@@ -45,35 +44,13 @@ class LSTMCell(GatedCell):
 
     num_gates = 4
     state_names = ("h", "c")
+    Options = LSTMOptions
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        device=None,
-        dtype=None,
-        *,
-        proj_size: int = 0,
-        peepholes: bool = False,
-        forget_bias: float | None = None,
-        **options,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype, **options)
-        self.proj_size = check_nonnegative_int("proj_size", proj_size)
+    def _check_options(self) -> None:
         if self.proj_size >= self.hidden_size:
             raise ValueError(
                 f"proj_size must be smaller than hidden_size ({self.hidden_size}), got {self.proj_size}"
             )
-        self.peepholes = check_bool("peepholes", peepholes)
-        if forget_bias is not None:
-            if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
-                raise TypeError(f"forget_bias must be a float or None, got {forget_bias!r}")
-            if not self.bias:
-                raise ValueError("forget_bias needs bias=True, got bias=False")
-            forget_bias = float(forget_bias)
-        self.forget_bias = forget_bias
-        self._create_parameters()
 
     @property
     def recurrent_size(self) -> int:
@@ -86,11 +63,6 @@ class LSTMCell(GatedCell):
     @property
     def output_size(self) -> int:
         return self.recurrent_size
-
-    @property
-    def has_options(self) -> bool:
-        # proj_size and forget_bias are torch.nn's own (the latter only an initialisation)
-        return super().has_options or self.peepholes
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = super().parameter_shapes()
@@ -134,13 +106,3 @@ class LSTMCell(GatedCell):
         h_new = self._zoneout(h, h_new, ctx)
         c_new = self._zoneout(c, c_new, ctx)
         return h_new, (h_new, c_new)
-
-    def extra_repr(self) -> str:
-        parts = [super().extra_repr()]
-        if self.proj_size:
-            parts.append(f"proj_size={self.proj_size}")
-        if self.peepholes:
-            parts.append("peepholes=True")
-        if self.forget_bias is not None:
-            parts.append(f"forget_bias={self.forget_bias}")
-        return ", ".join(parts)

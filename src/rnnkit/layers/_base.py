@@ -1,8 +1,9 @@
-"""The time loop over cells: stacking, directions, variable lengths, streaming.
+"""Layers over cells: stacking, directions, variable lengths, streaming.
 
 :class:`RecurrentLayer` holds no math of its own: each (layer, direction) position asks the
-subclass for a cell and the parameters to run it with (:meth:`RecurrentLayer._slot`), and the
-cell's :meth:`~rnnkit.cells.RecurrentCell.scan` runs the sequence.
+subclass for a cell and the parameters to run it with (:meth:`RecurrentLayer.cell`,
+:meth:`RecurrentLayer.cell_parameters`), and :mod:`rnnkit.scan` runs the sequence by the route it
+selects.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +30,19 @@ from .._validation import (
     check_shape,
     check_tensor,
 )
-from ..cells import RecurrentCell
-from ..cells._base import Params, State, step_loop
+from .. import scan
+from ..cells import Params, RecurrentCell, State
 from ._sequence import pack_like, reverse_padded, unpack, valid_mask
+
+
+class LayerInput(NamedTuple):
+    """A forward call's arguments, checked and in the time loop's layout (:meth:`RecurrentLayer.prepare`)."""
+
+    x: Tensor  # (T, B, I), time-major
+    state: State  # each component (num_layers * num_directions, B, size)
+    lengths: Tensor | None  # (B,) int64, or None
+    batched: bool  # False for unbatched (T, I) input
+    packed: PackedSequence | None  # the input, when it was a PackedSequence
 
 
 class RecurrentLayer(nn.Module):
@@ -85,7 +96,7 @@ class RecurrentLayer(nn.Module):
         ``state`` is the new state tuple. Returning a tuple replaces the state -- and the output,
         for cells whose output is their first state component -- which is how
         :mod:`rnnkit.training.diagnostics` measures d(loss)/d(h_t). While any hook is registered
-        the layer runs its cells step by step (no fused kernel, no parallel scan).
+        the layer runs its cells step by step (the step loop of :mod:`rnnkit.scan`).
         Returns a handle whose ``remove()`` unregisters the hook.
         """
         handle = RemovableHandle(self._state_hooks)
@@ -97,31 +108,53 @@ class RecurrentLayer(nn.Module):
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
-    def _slot(self, layer: int, direction: int) -> tuple[RecurrentCell, Params]:
-        """The cell at (layer, direction) and the parameters to run it with."""
+    def cell(self, layer: int = 0, direction: int = 0) -> RecurrentCell:
+        """The cell at ``(layer, direction)``; a subclass provides it."""
         raise NotImplementedError
 
-    def _fused_forward(
-        self, x: Tensor, state: State, lengths: Tensor | None
-    ) -> tuple[Tensor, State] | None:
-        """A faster route for the whole stack, or None to run the cells' scans."""
-        return None
+    def cell_parameters(self, layer: int = 0, direction: int = 0) -> Params:
+        """The parameters the cell at ``(layer, direction)`` runs with, by the cell's names."""
+        raise NotImplementedError
 
     @property
-    def _cell(self) -> RecurrentCell:
-        return self._slot(0, 0)[0]
+    def output_size(self) -> int:
+        """Feature size of ``output``: ``num_directions * cell.output_size``."""
+        return self.num_directions * self.cell(0, 0).output_size
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        """Feature size of each state component (``h_n``, ``c_n``...)."""
+        return tuple(self.cell(0, 0).state_sizes)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(self.cell(0, 0).state_names)
+
+    def _excluded_routes(self) -> frozenset[str]:
+        """Routes of :mod:`rnnkit.scan` this layer never takes: whole-stack routes (torch.nn's
+        kernels, which need torch.nn's flat parameters), unless a subclass runs them."""
+        return frozenset({"torch"})
+
+    def _run_stack(self, route: scan.Route, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+        """Run a whole-stack route (torch.nn's kernels); only layers that offer one are given one."""
+        raise NotImplementedError(f"{type(self).__name__} has no whole-stack route {route.name!r}")
 
     def _create_initial_state(self, device=None, dtype=None) -> None:
         """Subclasses call this once their cells exist: ``h0`` (and ``c0``...) parameters."""
         if not self.learn_initial_state:
             return
         slots = self.num_layers * self.num_directions
-        for name, size in zip(self._cell.state_names, self._cell.state_sizes):
+        for name, size in zip(self.state_names, self.state_sizes):
             value = torch.zeros(slots, size, device=device, dtype=dtype)
             self.register_parameter(f"{name}0", nn.Parameter(value))
 
     # --- forward -----------------------------------------------------------------------
-    def forward(self, input: Tensor | PackedSequence, hx: Any = None, lengths: Any = None):
+    def prepare(self, input: Tensor | PackedSequence, hx: Any = None, lengths: Any = None) -> LayerInput:
+        """Check ``forward``'s arguments and bring them to the time loop's layout (:class:`LayerInput`).
+
+        Anything that runs this layer's cells itself (:mod:`rnnkit.training.diagnostics`) takes
+        its inputs the way ``forward`` does through this.
+        """
         packed = input if isinstance(input, PackedSequence) else None
         if packed is not None:
             if lengths is not None:
@@ -150,6 +183,10 @@ class RecurrentLayer(nn.Module):
         if lengths is not None and packed is None:
             lengths = check_lengths(lengths, batch, steps, x.device)
         state = self._prepare_state(hx, "hx", batch, batched, x)
+        return LayerInput(x, state, lengths, batched, packed)
+
+    def forward(self, input: Tensor | PackedSequence, hx: Any = None, lengths: Any = None):
+        x, state, lengths, batched, packed = self.prepare(input, hx, lengths)
 
         output, final, history = self._run(x, state, lengths)
 
@@ -168,35 +205,60 @@ class RecurrentLayer(nn.Module):
             history = tuple(h.transpose(1, 2) for h in history)
         return result + (history[0] if len(history) == 1 else history,)
 
+    def route(self, input: Tensor | PackedSequence, hx: Any = None, lengths: Any = None) -> str:
+        """The name of the :mod:`rnnkit.scan` route ``forward`` takes on these arguments, as things
+        stand (grad mode, autocast): ``"torch"``, ``"compiled"``, ``"bptt"``, ``"loop"``... The
+        first (layer, direction) decides for a whole-stack route; otherwise its own route is named."""
+        x, state, lengths, _, _ = self.prepare(input, hx, lengths)
+        stack = self._select_stack(x, state)
+        if stack is not None:
+            return stack.name
+        cell, params = self.cell(0, 0), self.cell_parameters(0, 0)
+        xp = cell.project_input(x[:1], params)
+        call = scan.ScanCall(xp, tuple(s[0] for s in state), params, return_states=self.return_states,
+                             hook=self._slot_hook(0) if self._state_hooks else None)  # fmt: skip
+        return scan.select(cell, call, exclude=self._excluded_routes() | {"torch"}).name
+
+    def _select_stack(self, x: Tensor, state: State) -> scan.Route | None:
+        """A whole-stack route, where the first cell's best route is one; None to run slot by slot.
+        The call stands for the whole stack: ``x`` for the projected input (the same device, dtype
+        and steps: all a route's choice reads of it), no parameters (see :class:`~rnnkit.scan.ScanCall`)."""
+        exclude = self._excluded_routes()
+        if not scan.stack_routes(self.cell(0, 0)) - exclude:
+            return None
+        hook = self._slot_hook(0) if self._state_hooks else None
+        call = scan.ScanCall(x, state, return_states=self.return_states, hook=hook)
+        route = scan.select(self.cell(0, 0), call, exclude=exclude)
+        return route if route.stack else None
+
     def _run(
         self, x: Tensor, state: State, lengths: Tensor | None
     ) -> tuple[Tensor, State, tuple[Tensor, ...] | None]:
         """The stack on time-major ``x`` ``(T, B, I)``; ``state`` components ``(L*D, B, size)``."""
-        if not self.return_states and not self._state_hooks:
-            fused = self._fused_forward(x, state, lengths)
-            if fused is not None:
-                return fused[0], fused[1], None
+        stack = self._select_stack(x, state)
+        if stack is not None:
+            output, final = self._run_stack(stack, x, state, lengths)
+            return output, final, None
         steps, batch = x.shape[:2]
         mask = valid_mask(lengths, steps)
         if mask is not None:  # padding never reaches the math: NaN there must not poison gradients
             x = torch.where(mask.unsqueeze(-1), x, 0.0)
+        exclude = self._excluded_routes()
         layer_input = x
         finals, histories = [], []
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
-                cell, params = self._slot(layer, direction)
+                cell, params = self.cell(layer, direction), self.cell_parameters(layer, direction)
                 slot = layer * self.num_directions + direction
                 start = tuple(s[slot] for s in state)
                 # the reverse direction reads each sequence backwards from its last valid step
                 seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
                 ctx = cell.begin_sequence(batch, params, training=self.training)
                 xp = cell.project_input(seq, params)
-                if self._state_hooks:
-                    hook = self._slot_hook(slot)
-                    ys, last, history = step_loop(cell, xp, start, params, ctx, mask, self.return_states, hook)
-                else:
-                    ys, last, history = cell.scan(xp, start, params, ctx, mask, self.return_states)
+                hook = self._slot_hook(slot) if self._state_hooks else None
+                call = scan.ScanCall(xp, start, params, ctx, mask, self.return_states, hook)
+                ys, last, history = scan.run(cell, call, exclude=exclude)
                 if direction == 1:
                     ys = reverse_padded(ys, lengths)
                     if history is not None:
@@ -263,7 +325,7 @@ class RecurrentLayer(nn.Module):
 
     def _step_layer(self, layer: int, x: Tensor, state: State) -> tuple[Tensor, State]:
         """One step of one (unidirectional) layer: ``x`` ``(B, I)``; a faster kernel may override."""
-        cell, params = self._slot(layer, 0)
+        cell, params = self.cell(layer, 0), self.cell_parameters(layer, 0)
         ctx = cell.begin_sequence(x.shape[0], params, training=self.training)
         return cell.step(cell.project_input(x, params), state, params, ctx)
 
@@ -287,7 +349,7 @@ class RecurrentLayer(nn.Module):
 
     def _prepare_state(self, hx: Any, name: str, batch: int, batched: bool, x: Tensor) -> State:
         """``hx`` as a tuple of ``(L*D, B, size)`` tensors, checked; the initial state if None."""
-        cell = self._cell
+        cell = self.cell(0, 0)
         slots = self.num_layers * self.num_directions
         if hx is None:
             if self.learn_initial_state:

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from torch import nn
 
 from .._validation import check_positive_int
-from ..cells import MinGRUCell, MinLSTMCell, RecurrentCell
-from ..cells._base import Params
+from ..cells import MinGRUCell, MinLSTMCell, Params, RecurrentCell
 from ._base import RecurrentLayer
 
 
@@ -90,9 +89,11 @@ class Recurrent(RecurrentLayer):
             raise ValueError(f"cell factory was asked for input_size={size}, got a cell with input_size={cell.input_size}")
         return cell
 
-    def _slot(self, layer: int, direction: int) -> tuple[RecurrentCell, Params]:
-        cell = self.cells[layer * self.num_directions + direction]
-        return cell, cell.parameters_dict()
+    def cell(self, layer: int = 0, direction: int = 0) -> RecurrentCell:
+        return self.cells[layer * self.num_directions + direction]
+
+    def cell_parameters(self, layer: int = 0, direction: int = 0) -> Params:
+        return self.cell(layer, direction).parameters_dict()
 
 
 class _MinimalLayer(Recurrent):
@@ -137,8 +138,8 @@ class MinGRU(_MinimalLayer):
 
     Arguments as :class:`rnnkit.GRU`. ``scan``: ``"log"`` is the parallel log-space scan (for
     GPUs; ``scan_chunk`` bounds how many steps one scan covers, see
-    :func:`rnnkit.cells._minimal.log_space_scan`), ``"sequential"`` a fused linear recurrence
-    (:class:`rnnkit.cells._minimal.LinearRecurrence`, faster on CPUs), ``"auto"`` picks by device. The math is in
+    :func:`rnnkit.scan.log_space_scan`), ``"sequential"`` a fused linear recurrence
+    (:class:`rnnkit.scan.LinearRecurrence`, faster on CPUs), ``"auto"`` picks by device. The math is in
     :class:`rnnkit.cells.MinGRUCell`.
 
     >>> import torch

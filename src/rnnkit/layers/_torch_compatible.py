@@ -8,17 +8,25 @@ keyword-only options, each adding its own parameters under the same naming schem
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .. import scan
 from .._validation import check_choice, check_positive_int
-from ..cells import GatedCell, GRUCell, LSTMCell, RNNCell
-from ..cells._base import Params, State
-from ..cells._compiled import applies as compiled_applies
+from ..cells import (
+    ElmanOptions,
+    GatedCell,
+    GatedOptions,
+    GRUCell,
+    GRUOptions,
+    LSTMCell,
+    LSTMOptions,
+    Params,
+    RNNCell,
+    State,
+)
 from ._base import RecurrentLayer
-from ._fused import fused_cell_step, fused_forward
 
 BACKENDS = ("auto", "torch", "loop")
 
@@ -26,12 +34,12 @@ BACKENDS = ("auto", "torch", "loop")
 class _TorchCompatible(RecurrentLayer):
     """Shared body of RNN, LSTM and GRU: flat torch.nn parameters, one template cell per slot.
 
-    ``backend``: ``"auto"`` (default) picks the fastest route the options allow: on CPU rnnkit's
-    compiled loop for a plain GRU or Elman RNN (faster than torch.nn's there, docs/performance.md),
-    else torch.nn's fused kernel, else the cells' scan (on CPU the compiled loop for a layer-norm
-    LSTM, else the hand-written BPTT or the step loop);
-    ``"torch"`` insists on torch.nn's fused kernel; ``"loop"`` always runs the cells' scan (the
-    reference the tests hold the fused kernel to).
+    ``backend``: ``"auto"`` (default) takes the fastest route of :mod:`rnnkit.scan` the options
+    allow: on CPU rnnkit's compiled loop for a plain GRU or Elman RNN (faster than torch.nn's
+    there, docs/performance.md), else torch.nn's fused kernel, else rnnkit's own loops (on CPU the
+    compiled loop for a layer-norm LSTM, else the hand-written BPTT or the step loop);
+    ``"torch"`` insists on torch.nn's fused kernel; ``"loop"`` never takes it, running rnnkit's
+    own loops (the reference the tests hold the fused kernel to).
     """
 
     cell_class: type[GatedCell]
@@ -41,14 +49,13 @@ class _TorchCompatible(RecurrentLayer):
         input_size: int,
         hidden_size: int,
         num_layers: int,
-        bias: bool,
         batch_first: bool,
         dropout: float,
         bidirectional: bool,
         device,
         dtype,
         *,
-        cell_options: dict[str, Any],
+        options: GatedOptions,
         return_states: bool,
         learn_initial_state: bool,
         backend: str,
@@ -69,7 +76,7 @@ class _TorchCompatible(RecurrentLayer):
         for layer in range(self.num_layers):
             for direction in range(self.num_directions):
                 size = self.input_size if layer == 0 else self.num_directions * self._cells[0].output_size
-                cell = self.cell_class(size, hidden_size, bias, owns_parameters=False, **cell_options)
+                cell = self.cell_class(size, hidden_size, owns_parameters=False, **options.items())
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 names = {}
                 for name, shape in cell.parameter_shapes().items():
@@ -78,7 +85,9 @@ class _TorchCompatible(RecurrentLayer):
                     self.register_parameter(name + suffix, nn.Parameter(value))
                 self._cells.append(cell)
                 self._names.append(names)
-        self.bias = self._cells[0].bias
+        self.options = options
+        for name, value in options.items().items():  # rnn.layer_norm, lstm.proj_size...
+            setattr(self, name, value)
         if self.backend == "torch":
             if self._cells[0].has_options:
                 raise ValueError(
@@ -101,9 +110,12 @@ class _TorchCompatible(RecurrentLayer):
     def _params(self, slot: int) -> dict[str, Tensor]:
         return {name: getattr(self, flat) for name, flat in self._names[slot].items()}
 
-    def _slot(self, layer: int, direction: int) -> tuple[GatedCell, Params]:
-        slot = layer * self.num_directions + direction
-        return self._cells[slot], self._params(slot)
+    def cell(self, layer: int = 0, direction: int = 0) -> GatedCell:
+        """The template cell at ``(layer, direction)``: the math, without parameters of its own."""
+        return self._cells[layer * self.num_directions + direction]
+
+    def cell_parameters(self, layer: int = 0, direction: int = 0) -> Params:
+        return self._params(layer * self.num_directions + direction)
 
     @property
     def _flat_weights(self) -> list[Tensor]:
@@ -118,34 +130,23 @@ class _TorchCompatible(RecurrentLayer):
 
     @property
     def uses_fused_kernel(self) -> bool:
-        """Whether ``forward`` runs torch.nn's fused kernel (without ``return_states``)."""
+        """Whether ``forward`` runs torch.nn's fused kernel where rnnkit's compiled loop does not
+        take the call first (without ``return_states``)."""
         return self.backend != "loop" and not self._cells[0].has_options and not self.return_states
 
     def flatten_parameters(self) -> None:
         """Accepted for drop-in compatibility with torch.nn; a no-op here."""
 
-    def _step_layer(self, layer: int, x: Tensor, state: State) -> tuple[Tensor, State]:
-        # torch.nn's fused cell kernels (what torch.nn.LSTMCell calls) where the options allow
-        if not self.uses_fused_kernel or getattr(self, "proj_size", 0):
-            return super()._step_layer(layer, x, state)
-        names = self._names[layer * self.num_directions]
-        weights = [getattr(self, names[n]) if n in names else None for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        if self.mode == "LSTM":
-            h, c = fused_cell_step(self.mode, x, state, weights)
-            return h, (h, c)
-        h = fused_cell_step(self.mode, x, state, weights)
-        return h, (h,)
+    def _excluded_routes(self) -> frozenset[str]:
+        if self.backend == "loop":
+            return frozenset({"torch"})
+        if self.backend == "auto":
+            return frozenset()
+        # "torch": torch.nn's kernel, or the step loop where hooks need every step
+        return frozenset(r.name for r in scan.routes_for(self._cells[0])) - {"torch", "loop"}
 
-    @property
-    def prefers_compiled_loop(self) -> bool:
-        """Whether ``forward`` takes rnnkit's compiled loop over torch.nn's kernel where it is built
-        (a plain GRU or Elman RNN, backend="auto", on CPU in float32/float64 outside autocast)."""
-        return self.backend == "auto" and self.mode != "LSTM" and not self._cells[0].has_options
-
-    def _fused_forward(self, x: Tensor, state: State, lengths: Tensor | None):
-        if not self.uses_fused_kernel or (self.prefers_compiled_loop and compiled_applies(x)):
-            return None
-        return fused_forward(
+    def _run_stack(self, route: scan.Route, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+        return scan.torch_forward(
             self.mode,
             x,
             state,
@@ -157,6 +158,25 @@ class _TorchCompatible(RecurrentLayer):
             training=self.training,
             bidirectional=self.bidirectional,
         )
+
+    def _step_layer(self, layer: int, x: Tensor, state: State) -> tuple[Tensor, State]:
+        # torch.nn's fused cell kernels (what torch.nn.LSTMCell calls) where the options allow
+        if not self.uses_fused_kernel or getattr(self, "proj_size", 0):
+            return super()._step_layer(layer, x, state)
+        names = self._names[layer * self.num_directions]
+        weights = [getattr(self, names[n]) if n in names else None for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        if self.mode == "LSTM":
+            h, c = scan.torch_cell_step(self.mode, x, state, weights)
+            return h, (h, c)
+        h = scan.torch_cell_step(self.mode, x, state, weights)
+        return h, (h,)
+
+    @property
+    def prefers_compiled_loop(self) -> bool:
+        """Whether ``forward`` takes rnnkit's compiled loop over torch.nn's kernel where it is built
+        (a plain GRU or Elman RNN, backend="auto", on CPU in float32/float64 outside autocast)."""
+        cell = self._cells[0]
+        return self.backend == "auto" and not cell.has_options and scan.ranks_before(cell, "compiled", "torch")
 
     def extra_repr(self) -> str:
         cell = self._cells[0].extra_repr().split(", ", 2)
@@ -180,9 +200,8 @@ class RNN(_TorchCompatible):
     Each step: :math:`h_t = \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})` with
     :math:`\phi` = ``nonlinearity`` (``"tanh"`` or ``"relu"``); see :class:`rnnkit.RNNCell`.
 
-    Keyword-only options beyond torch.nn: ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
-    ``dropconnect``, ``init``, ``return_states``, ``learn_initial_state``, ``backend`` (see
-    :class:`rnnkit.cells.GatedCell` and :class:`rnnkit.layers.RecurrentLayer`).
+    Keyword-only options beyond torch.nn: the cell's, documented in :class:`rnnkit.cells.ElmanOptions`;
+    ``return_states`` and ``learn_initial_state`` (:class:`rnnkit.layers.RecurrentLayer`); ``backend``.
 
     >>> import torch
     >>> rnn = RNN(10, 20, num_layers=2, batch_first=True)
@@ -215,20 +234,11 @@ class RNN(_TorchCompatible):
         learn_initial_state: bool = False,
         backend: str = "auto",
     ) -> None:
-        options = dict(
-            nonlinearity=nonlinearity,
-            layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            dropconnect=dropconnect,
-            init=init,
-        )
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
-            cell_options=options, return_states=return_states,
+            input_size, hidden_size, num_layers, batch_first, dropout, bidirectional, device, dtype,
+            options=ElmanOptions.from_arguments(locals()), return_states=return_states,
             learn_initial_state=learn_initial_state, backend=backend,
         )  # fmt: skip
-        self.nonlinearity = nonlinearity
         self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
 
 
@@ -238,9 +248,8 @@ class LSTM(_TorchCompatible):
     Gate order ``i, f, g, o``; ``proj_size > 0`` adds ``weight_hr_l{k}`` as torch.nn does. The
     equations and the options' parameters are in :class:`rnnkit.LSTMCell`.
 
-    Keyword-only options beyond torch.nn: ``layer_norm``, ``peepholes``, ``forget_bias``,
-    ``recurrent_dropout``, ``zoneout``, ``dropconnect``, ``init``, ``return_states``,
-    ``learn_initial_state``, ``backend``.
+    Keyword-only options beyond torch.nn: the cell's, documented in :class:`rnnkit.cells.LSTMOptions`;
+    ``return_states`` and ``learn_initial_state`` (:class:`rnnkit.layers.RecurrentLayer`); ``backend``.
 
     >>> import torch
     >>> lstm = LSTM(10, 20, num_layers=2, layer_norm=True, zoneout=0.1)
@@ -276,22 +285,11 @@ class LSTM(_TorchCompatible):
         learn_initial_state: bool = False,
         backend: str = "auto",
     ) -> None:
-        options = dict(
-            proj_size=proj_size,
-            layer_norm=layer_norm,
-            peepholes=peepholes,
-            forget_bias=forget_bias,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            dropconnect=dropconnect,
-            init=init,
-        )
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
-            cell_options=options, return_states=return_states,
+            input_size, hidden_size, num_layers, batch_first, dropout, bidirectional, device, dtype,
+            options=LSTMOptions.from_arguments(locals()), return_states=return_states,
             learn_initial_state=learn_initial_state, backend=backend,
         )  # fmt: skip
-        self.proj_size = self._cells[0].proj_size
 
 
 class GRU(_TorchCompatible):
@@ -300,8 +298,8 @@ class GRU(_TorchCompatible):
     Gate order ``r, z, n``; ``reset_after=False`` gives the reset-before form (Cho et al. 2014,
     Keras ``reset_after=False``) on the same parameter shapes. Equations in :class:`rnnkit.GRUCell`.
 
-    Keyword-only options beyond torch.nn: ``reset_after``, ``layer_norm``, ``recurrent_dropout``,
-    ``zoneout``, ``dropconnect``, ``init``, ``return_states``, ``learn_initial_state``, ``backend``.
+    Keyword-only options beyond torch.nn: the cell's, documented in :class:`rnnkit.cells.GRUOptions`;
+    ``return_states`` and ``learn_initial_state`` (:class:`rnnkit.layers.RecurrentLayer`); ``backend``.
 
     >>> import torch
     >>> gru = GRU(10, 20, bidirectional=True, reset_after=False)
@@ -335,17 +333,8 @@ class GRU(_TorchCompatible):
         learn_initial_state: bool = False,
         backend: str = "auto",
     ) -> None:
-        options = dict(
-            reset_after=reset_after,
-            layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            dropconnect=dropconnect,
-            init=init,
-        )
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
-            cell_options=options, return_states=return_states,
+            input_size, hidden_size, num_layers, batch_first, dropout, bidirectional, device, dtype,
+            options=GRUOptions.from_arguments(locals()), return_states=return_states,
             learn_initial_state=learn_initial_state, backend=backend,
         )  # fmt: skip
-        self.reset_after = reset_after

@@ -64,8 +64,7 @@ def check_decoder_config(config: EncoderConfig, name: str = "decoder") -> None:
 
 def layer_state_layout(layer: nn.Module) -> tuple[int, tuple[int, ...], int]:
     """A layer's ``(num_layers, state sizes per component, output size)``."""
-    cell = layer._slot(0, 0)[0]
-    return layer.num_layers, tuple(cell.state_sizes), cell.output_size
+    return layer.num_layers, layer.state_sizes, layer.cell(0).output_size
 
 
 def as_layer_state(parts: tuple[Tensor, ...]) -> Any:

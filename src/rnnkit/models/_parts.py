@@ -67,8 +67,3 @@ def build_encoder(config: EncoderConfig, input_size: int) -> nn.Module:
         batch_first=True,
         **config.options,
     )
-
-
-def encoder_output_size(encoder: nn.Module) -> int:
-    cell = encoder._slot(0, 0)[0]
-    return cell.output_size * (2 if encoder.bidirectional else 1)

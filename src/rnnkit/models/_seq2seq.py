@@ -43,7 +43,7 @@ from ._generator import (
     layer_state_layout,
     top_output,
 )
-from ._parts import EncoderConfig, InputConfig, InputLayer, build_encoder, encoder_output_size
+from ._parts import EncoderConfig, InputConfig, InputLayer, build_encoder
 from ._registry import register_model
 from .beam import Beams, Decoded, check_tokens
 
@@ -225,7 +225,7 @@ class EncoderDecoder(TokenDecoder):
 
         self.source = InputLayer(config.source)
         self.encoder = build_encoder(config.encoder, self.source.output_size)
-        memory_size = encoder_output_size(self.encoder)
+        memory_size = self.encoder.output_size
         decoder_input = config.embedding_dim + (memory_size if kind == "bahdanau" else 0)
         decoder_input += hidden if self.feeds_attentional else 0
         self.embedding = nn.Embedding(config.target_vocab_size, config.embedding_dim)

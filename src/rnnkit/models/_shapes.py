@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers._sequence import valid_mask
-from ._parts import EncoderConfig, InputConfig, InputLayer, build_encoder, encoder_output_size
+from ..layers import valid_mask
+from ._parts import EncoderConfig, InputConfig, InputLayer, build_encoder
 from ._registry import register_model
 
 Pooling = Literal["last", "mean", "max", "attention"]
@@ -51,7 +51,7 @@ class ManyToOne(nn.Module):
         self.config = config
         self.input = InputLayer(config.input)
         self.encoder = build_encoder(config.encoder, self.input.output_size)
-        size = encoder_output_size(self.encoder)
+        size = self.encoder.output_size
         if config.pooling == "attention":
             self.attention = nn.Sequential(nn.Linear(size, size), nn.Tanh(), nn.Linear(size, 1, bias=False))
         self.dropout = nn.Dropout(config.head_dropout)
@@ -109,7 +109,7 @@ class ManyToMany(nn.Module):
         self.input = InputLayer(config.input)
         self.encoder = build_encoder(config.encoder, self.input.output_size)
         self.dropout = nn.Dropout(config.head_dropout)
-        self.head = nn.Linear(encoder_output_size(self.encoder), config.outputs)
+        self.head = nn.Linear(self.encoder.output_size, config.outputs)
 
     def forward(self, x: Tensor, state: Any = None, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
         outputs, state = self.encoder(self.input(x), state, lengths=lengths)  # (B, T, D*H)

@@ -61,10 +61,9 @@ from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
 from .._io import save_figure
-from .._validation import check_floating, check_lengths, check_positive_int, check_tensor
-from ..cells._base import State
-from ..layers import RecurrentLayer
-from ..layers._sequence import reverse_padded, unpack, valid_mask
+from .._validation import check_positive_int
+from ..cells import State
+from ..layers import RecurrentLayer, reverse_padded, valid_mask
 
 __all__ = [
     "GradientDecay",
@@ -300,9 +299,8 @@ class HiddenGradientTracker:
     def _begin_call(self, name: str, layer: RecurrentLayer, args: tuple, kwargs: dict) -> None:
         try:
             bound = inspect.signature(layer.forward).bind(*args, **kwargs).arguments
-            input, hx = bound.get("input"), bound.get("hx")
-            x, lengths = _time_major(layer, input, bound.get("lengths"))
-            batched = not (isinstance(input, Tensor) and input.dim() == 2)
+            hx = bound.get("hx")
+            x, _, lengths, batched, _ = layer.prepare(bound.get("input"), hx, bound.get("lengths"))
         except (TypeError, ValueError):  # the layer's own forward will report bad input
             x = hx = lengths = None
             batched = True
@@ -396,30 +394,6 @@ def _measure(model: nn.Module, compute_loss: Callable[[], Tensor]) -> tuple[Grad
 
 
 # --- recurrent Jacobians ---------------------------------------------------------------------
-def _time_major(layer: RecurrentLayer, input: Any, lengths: Any) -> tuple[Tensor, Tensor | None]:
-    """``input`` as the layer's forward takes it, as ``(T, B, I)`` and checked lengths (or None)."""
-    if isinstance(input, PackedSequence):
-        if lengths is not None:
-            raise ValueError("lengths must be None when inputs is a PackedSequence, which carries its own")
-        return unpack(input)
-    check_floating("inputs", check_tensor("inputs", input))
-    if input.dim() == 2:
-        if lengths is not None:
-            raise ValueError("lengths needs a batch: got unbatched 2-D inputs with lengths")
-        x = input.unsqueeze(1)  # (T, 1, I)
-    elif input.dim() == 3:
-        x = input.transpose(0, 1) if layer.batch_first else input  # (T, B, I)
-    else:
-        raise ValueError(
-            "inputs must be 3-D (seq_len, batch, input_size), or 2-D (seq_len, input_size) when"
-            f" unbatched, got {input.dim()}-D of shape {tuple(input.shape)}"
-        )
-    layer._check_input(x, x.shape[-1], x.shape[0])
-    if lengths is not None:
-        lengths = check_lengths(lengths, x.shape[1], x.shape[0], x.device)
-    return x, lengths
-
-
 def _select_rows(sequences: object, batch: int) -> list[int]:
     if sequences is None:
         return list(range(batch))
@@ -470,11 +444,9 @@ def recurrent_jacobian_norms(
     """
     if not isinstance(layer, RecurrentLayer):
         raise TypeError(f"layer must be an rnnkit RecurrentLayer, got {type(layer).__name__}")
-    x, lengths = _time_major(layer, inputs, lengths)
-    batched = not (isinstance(inputs, Tensor) and inputs.dim() == 2)
+    x, state, lengths, _, _ = layer.prepare(inputs, hx, lengths)
     steps, batch = x.shape[:2]
     rows = torch.tensor(_select_rows(sequences, batch), device=x.device)
-    state = layer._prepare_state(hx, "hx", batch, batched, x)
     x = x.index_select(1, rows)  # (T, S, I)
     state = tuple(s.index_select(1, rows) for s in state)  # each (L*D, S, size)
     if lengths is not None:
@@ -489,7 +461,7 @@ def recurrent_jacobian_norms(
         for index in range(layer.num_layers):
             outputs = []
             for direction in range(layer.num_directions):
-                cell, params = layer._slot(index, direction)
+                cell, params = layer.cell(index, direction), layer.cell_parameters(index, direction)
                 slot = index * layer.num_directions + direction
                 seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
                 start = tuple(s[slot] for s in state)

@@ -1,5 +1,5 @@
 """What the Elman, LSTM and GRU cells share: torch.nn's parameter layout, initialisation, and the
-regularisers and normalisation that torch.nn lacks.
+regularisers and normalisation that torch.nn lacks (their options: :class:`GatedOptions`).
 
 Parameters follow torch.nn: ``weight_ih`` ``(G*H, input_size)``, ``weight_hh`` ``(G*H, R)``,
 ``bias_ih`` and ``bias_hh`` ``(G*H,)``, with G gates of H units and R the size of the fed-back
@@ -16,12 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_bool, check_choice, check_probability
-from ._base import Params, RecurrentCell, State, step_loop
-from ._bptt import fused_scan
-from ._compiled import compiled_scan
+from ._base import Params, RecurrentCell
+from ._options import GatedOptions
 
-INITS = ("torch", "orthogonal")
 LAYER_NORM_EPS = 1e-5
 
 
@@ -66,56 +63,44 @@ def _bernoulli_scaled(shape, rate: float, like: Tensor) -> Tensor:
 class GatedCell(RecurrentCell):
     """Base of the torch.nn-compatible cells (Elman, LSTM, GRU).
 
-    Options shared by all three:
-        bias: learn ``bias_ih`` and ``bias_hh`` (torch.nn's default).
-        layer_norm: normalise the input and recurrent pre-activations of each gate.
-        recurrent_dropout: variational dropout on the fed-back state, one mask per sequence
-            (Gal & Ghahramani 2016, sec. 4).
-        zoneout: keep each state unit's previous value with this probability (Krueger et al. 2016).
-        dropconnect: drop recurrent weights, one mask per sequence batch (Merity et al. 2017,
-            sec. 4.1 "weight-dropped LSTM").
-        init: ``"torch"`` -- every weight and bias ``U(-1/sqrt(H), 1/sqrt(H))``, as torch.nn;
-            ``"orthogonal"`` -- Xavier-uniform input weights, orthogonal recurrent weights (both
-            per gate block), zero biases.
+    ``GatedCell(input_size, hidden_size, bias=True, device=None, dtype=None, **options)``: the
+    options are the fields of the family's options dataclass (:attr:`Options`; for all three
+    :class:`~rnnkit.cells.GatedOptions` documents ``layer_norm``, ``recurrent_dropout``,
+    ``zoneout``, ``dropconnect`` and ``init``). They are kept as ``cell.options`` and each as an
+    attribute of its name.
 
     ``owns_parameters=False`` builds the cell without parameters: a torch-compatible layer keeps
     them under torch.nn's flat names and passes them to :meth:`step`.
     """
 
     num_gates: int = 1
+    Options: type[GatedOptions] = GatedOptions
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        *,
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0,
-        dropconnect: float = 0.0,
-        init: str = "torch",
         device=None,
         dtype=None,
+        *,
         owns_parameters: bool = True,
+        **options,
     ) -> None:
         super().__init__(input_size, hidden_size)
-        self.bias = check_bool("bias", bias)
-        self.layer_norm = check_bool("layer_norm", layer_norm)
-        self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
-        self.zoneout = check_probability("zoneout", zoneout)
-        self.dropconnect = check_probability("dropconnect", dropconnect)
-        self.init = check_choice("init", init, INITS)
-        self._factory = {"device": device, "dtype": dtype}
+        self.options = self.Options.create(type(self).__name__, bias=bias, **options)
+        for name, value in self.options.items().items():
+            setattr(self, name, value)
+        self._check_options()
+        self._has_options = bool(self.options.extras())  # options are frozen: read on every forward
         self.owns_parameters = owns_parameters
-
-    def _create_parameters(self) -> None:
-        """Called by subclasses at the end of ``__init__``, once every option is known."""
-        if self.owns_parameters:
+        if owns_parameters:
             for name, shape in self.parameter_shapes().items():
-                self.register_parameter(name, nn.Parameter(torch.empty(shape, **self._factory)))
+                self.register_parameter(name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
             self.reset_parameters()
-        del self._factory
+
+    def _check_options(self) -> None:
+        """Checks that need the sizes as well as the options (the LSTM's ``proj_size``)."""
 
     # --- parameters --------------------------------------------------------------------
     @property
@@ -135,7 +120,7 @@ class GatedCell(RecurrentCell):
     @property
     def has_options(self) -> bool:
         """True when the cell computes something torch.nn's fused kernels do not."""
-        return bool(self.layer_norm or self.recurrent_dropout or self.zoneout or self.dropconnect)
+        return self._has_options
 
     def reset_parameters(self) -> None:
         self.init_parameters(self.parameters_dict())
@@ -196,30 +181,9 @@ class GatedCell(RecurrentCell):
             weight_hh = w * _bernoulli_scaled(w.shape, self.dropconnect, w)
         return Noise(training, h_mask, weight_hh)
 
-    #: run :meth:`scan` through the hand-written BPTT of :mod:`rnnkit.cells._bptt` where it applies;
-    #: False keeps the step loop through autograd (its reference twin)
-    fused_bptt: bool = True
-
-    def scan(self, xp, state: State, params: Params, ctx=None, mask=None, return_states: bool = False):
-        result = None
-        if self.fused_bptt:  # the compiled loop where it applies (CPU: plain GRU/Elman, layer-norm LSTM),
-            # else the hand-written BPTT in PyTorch ops
-            result = compiled_scan(self, xp, state, params, ctx, mask, return_states)
-            if result is None:
-                result = fused_scan(self, xp, state, params, ctx, mask, return_states)
-        return result if result is not None else step_loop(self, xp, state, params, ctx, mask, return_states)
-
     def _zoneout(self, previous: Tensor, new: Tensor, ctx: Noise | None) -> Tensor:
         return zoneout(previous, new, self.zoneout, ctx is not None and ctx.training)
 
     def extra_repr(self) -> str:
-        parts = [f"{self.input_size}, {self.hidden_size}"]
-        if not self.bias:
-            parts.append("bias=False")
-        for name in ("layer_norm", "recurrent_dropout", "zoneout", "dropconnect"):
-            value = getattr(self, name)
-            if value:
-                parts.append(f"{name}={value}")
-        if self.init != "torch":
-            parts.append(f"init={self.init!r}")
-        return ", ".join(parts)
+        changed = ", ".join(f"{name}={value!r}" for name, value in self.options.changed().items())
+        return f"{self.input_size}, {self.hidden_size}" + (f", {changed}" if changed else "")
