@@ -212,14 +212,19 @@ def test_backward_twice_with_retain_graph(name):
     torch.testing.assert_close(torch.autograd.grad(loss, inputs), first, atol=0, rtol=0)
 
 
-def test_double_backward_raises():
-    layer = make_layer(rnnkit.GRU, {}, fused=True)
+def test_double_backward_is_the_step_loops():
+    """Under create_graph=True the hand-written BPTT differentiates its twin, the step loop
+    (tests/test_double_backward.py holds every route to gradgradcheck)."""
     x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
-    output = layer(x)[0]
-    v = torch.randn_like(output, requires_grad=True)
-    (grad,) = torch.autograd.grad(output, x, v, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        grad.sum().backward()
+    seconds = []
+    for fused in (True, False):
+        layer = make_layer(rnnkit.GRU, {"zoneout": 0.3}, fused=fused).train()
+        torch.manual_seed(5)
+        output = layer(x, lengths=LENGTHS)[0]
+        v = torch.linspace(-1, 1, output.numel(), dtype=torch.float64).view_as(output).requires_grad_()
+        (grad,) = torch.autograd.grad(output, x, v, create_graph=True)
+        seconds.append(torch.autograd.grad(grad.pow(2).sum(), [x, v, *layer.parameters()]))
+    torch.testing.assert_close(seconds[0], seconds[1], **TOL)
 
 
 AUTOCAST_VARIANTS = ["gru", "rnn_tanh", "rnn_relu", "lstm", "lstm_peepholes", "gru_stochastic", "rnn_layer_norm",

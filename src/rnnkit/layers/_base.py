@@ -8,6 +8,7 @@ selects.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -257,7 +258,9 @@ class RecurrentLayer(nn.Module):
                 ctx = cell.begin_sequence(batch, params, training=self.training)
                 xp = cell.project_input(seq, params)
                 hook = self._slot_hook(slot) if self._state_hooks else None
-                call = scan.ScanCall(xp, start, params, ctx, mask, self.return_states, hook)
+                # a second derivative recomputes xp from seq, which the projection's backward keeps anyway
+                project = functools.partial(cell.project_input, seq, params)
+                call = scan.ScanCall(xp, start, params, ctx, mask, self.return_states, hook, project)
                 ys, last, history = scan.run(cell, call, exclude=exclude)
                 if direction == 1:
                     ys = reverse_padded(ys, lengths)

@@ -17,6 +17,9 @@ any cell   loop                           the step loop, the reference twin
 ========== ============================== ===============================================
 
 Every route is held by the tests to :func:`step_loop`, the cell's own steps through autograd.
+Every route is differentiable twice: where a fast route's backward is an unrecorded sweep, its
+second derivative (``create_graph=True``) is the step loop's, rerun on the same tensors
+(:mod:`rnnkit.scan._twin`).
 ``with rnnkit.scan.disabled("compiled", "bptt"):`` turns routes off (as
 ``torch.backends.cudnn.flags`` does for cuDNN); ``RNNKIT_NATIVE=0`` in the environment keeps the
 compiled loops from being built at all.
@@ -41,6 +44,7 @@ from ._routes import select as select
 from ._routes import stack_routes as stack_routes
 from ._torch_vf import cell_step as torch_cell_step
 from ._torch_vf import forward as torch_forward
+from ._twin import DoubleBackwardError as DoubleBackwardError
 
 register(RecurrentCell, LOOP)
 register(RNNCell, *_elman.ROUTES)
@@ -60,6 +64,7 @@ __all__ = [
     "stack_routes",
     "run",
     "disabled",
+    "DoubleBackwardError",
     "ranks_before",
     "step_loop",
     "log_space_scan",

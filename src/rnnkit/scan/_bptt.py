@@ -48,6 +48,7 @@ from torch import Tensor
 from ..cells import LAYER_NORM_EPS, GatedCell, State
 from ._autocast import Products
 from ._routes import ScanCall, ScanResult
+from ._twin import Twin, rng_state
 
 
 # -----------------------------------------------------------------------------
@@ -70,16 +71,20 @@ class Inputs(NamedTuple):
     h_mask: Tensor | None  # recurrent dropout's (B, R) mask
     keep: tuple | float | None  # zoneout (see zoneout_keep)
     products: Products
+    rng: Tensor | None  # the random state zoneout's masks were drawn from, for the twin
 
 
 def inputs(cell: GatedCell, call: ScanCall) -> Inputs:
     ctx, params = call.ctx, call.params
     weight = ctx.weight_hh if ctx is not None and ctx.weight_hh is not None else params["weight_hh"]
     state = tuple(s.to(weight.dtype) for s in call.state)
+    drawn = cell.zoneout and ctx is not None and ctx.training
+    rng = rng_state(call.xp.device) if drawn else None
     return Inputs(
         state, weight, params["bias_hh"] if cell.bias else None,
         call.mask.unsqueeze(-1) if call.mask is not None else None,
         ctx.h_mask if ctx is not None else None, zoneout_keep(cell, call.xp, state, ctx), Products.for_scan(weight),
+        rng,
     )  # fmt: skip
 
 
@@ -92,9 +97,11 @@ def finish(states: Tensor | tuple[Tensor, ...], valid: Tensor | None, return_sta
     return ys, tuple(s[-1] for s in states), (states if return_states else None)
 
 
-def apply(function, args: tuple, device_type: str):
-    with torch.autocast(device_type, enabled=False):  # the Functions cast their products themselves
-        return function.apply(*args)
+def apply(function, cell: GatedCell, call: ScanCall, i: Inputs, args: tuple):
+    """``function.apply(*args, twin)``: the Function, and the step loop that differentiates it again."""
+    twin = Twin(cell, call, args, i.state, rng=i.rng)
+    with torch.autocast(call.xp.device.type, enabled=False):  # the Functions cast their products themselves
+        return function.apply(*args, twin)
 
 
 # -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .. import _native
 from ._autocast import autocast_enabled
 from ._bptt import finish
 from ._routes import ScanCall, ScanResult
+from ._twin import Twin
 
 DTYPES = (torch.float32, torch.float64)
 LOW = (torch.bfloat16, torch.float16)  # autocast dtypes the layer-norm LSTM's products can run in
@@ -88,5 +89,6 @@ def run_plain(kind: str, function, cell, call: ScanCall, *extra) -> ScanResult:
     if not torch.is_grad_enabled():  # inference: nothing kept for backward
         hs = sweep(kind, xp, h0, weight, bias, valid, save=False)[0]
     else:
-        hs = function.apply(xp, h0, weight, bias, valid, *extra)
+        args = (xp, h0, weight, bias, valid, *extra)
+        hs = function.apply(*args, Twin(cell, call, args, call.state))
     return finish(hs, None if call.mask is None else call.mask.unsqueeze(-1), call.return_states)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _native
 from ..cells import RNNCell
@@ -15,13 +14,15 @@ from ._bptt import (  # the pieces every family's BPTT shares
 )
 from ._compiled import pack, run_plain, supports_plain, sweep
 from ._routes import Route, ScanCall, ScanResult
+from ._twin import twin_backward
 from ._torch_vf import TORCH
 
 class ElmanScan(torch.autograd.Function):
     r""":math:`h_t = \phi(x'_t + W_{hh} (m \odot h_{t-1}) + b_{hh})`, then zoneout and lengths."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind, products):
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, kind, products, twin):
+        fctx.twin = twin  # the step loop that differentiates this call again (scan._twin)
         steps, batch, H = xp.shape
         weight_t = products.operand(weight).t()  # (R, H)
         acts = torch.empty_like(xp)  # (T, B, H): x'_t + b_hh, then the activations
@@ -50,7 +51,7 @@ class ElmanScan(torch.autograd.Function):
         return hs
 
     @staticmethod
-    @once_differentiable
+    @twin_backward("hand-written BPTT of the Elman RNN")
     @outside_autocast
     def backward(fctx, dhs):
         h0, weight, gain, hs, acts, u, mean, rstd, valid, h_mask = fctx.saved_tensors
@@ -85,7 +86,7 @@ class ElmanScan(torch.autograd.Function):
             dweight = weight_grad(dgh, h0, hs, h_mask, products=products)
         dbias = dgh.sum((0, 1)).to(h0.dtype) if need[3] and fctx.has_bias else None
         dgain = gain_grad(dgh, u.unsqueeze(2), mean, rstd) if gain is not None and need[4] else None
-        return dgh, g, dweight, dbias, dgain, None, None, None, None, None
+        return dgh, g, dweight, dbias, dgain, None, None, None, None, None, None
 
 
 class CompiledElman(torch.autograd.Function):
@@ -93,14 +94,15 @@ class CompiledElman(torch.autograd.Function):
     :math:`h_t = \phi(x'_t + W_{hh} h_{t-1} + b_{hh})`."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, valid, relu):
+    def forward(fctx, xp, h0, weight, bias, valid, relu, twin):
+        fctx.twin = twin  # the step loop that differentiates this call again (scan._twin)
         hs, acts = sweep("relu" if relu else "tanh", xp, h0, weight, bias, valid, save=True)
         fctx.save_for_backward(hs, acts, h0, weight, valid)
         fctx.has_bias, fctx.relu = bias is not None, relu
         return hs
 
     @staticmethod
-    @once_differentiable
+    @twin_backward("compiled Elman loop")
     @outside_autocast
     def backward(fctx, grad):
         hs, acts, h0, weight, valid = fctx.saved_tensors
@@ -108,7 +110,7 @@ class CompiledElman(torch.autograd.Function):
         dxp, dh0, dweight, dbias = _native.ops().elman_backward(
             grad.contiguous(), hs, acts, h0.contiguous(), weight.contiguous(), fctx.has_bias, valid, fctx.relu, packed
         )
-        return dxp, dh0, dweight, (dbias if fctx.has_bias else None), None, None
+        return dxp, dh0, dweight, (dbias if fctx.has_bias else None), None, None, None
 
 
 def _run_bptt(cell: RNNCell, call: ScanCall) -> ScanResult:
@@ -116,7 +118,7 @@ def _run_bptt(cell: RNNCell, call: ScanCall) -> ScanResult:
     gain = call.params["ln_hh_weight"] if cell.layer_norm else None
     args = (call.xp, i.state[0], i.weight, i.bias, gain, i.valid, i.h_mask, _bptt.component(i.keep, 0),
             cell.nonlinearity, i.products)  # fmt: skip
-    return _bptt.finish(_bptt.apply(ElmanScan, args, call.xp.device.type), i.valid, call.return_states)
+    return _bptt.finish(_bptt.apply(ElmanScan, cell, call, i, args), i.valid, call.return_states)
 
 
 def _run_compiled(cell: RNNCell, call: ScanCall) -> ScanResult:

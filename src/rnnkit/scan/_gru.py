@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _native
 from ..cells import GRUCell
@@ -16,6 +15,7 @@ from ._bptt import (  # the pieces every family's BPTT shares
 )
 from ._compiled import pack, run_plain, supports_plain, sweep
 from ._routes import Route, ScanCall, ScanResult
+from ._twin import twin_backward
 from ._torch_vf import TORCH
 
 
@@ -31,7 +31,8 @@ class GRUScan(torch.autograd.Function):
     """torch.nn's GRU (reset after the recurrent matmul), gate order r, z, n."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, products):
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, products, twin):
+        fctx.twin = twin  # the step loop that differentiates this call again (scan._twin)
         steps, batch, G = xp.shape
         H = G // 3
         weight_t = products.operand(weight).t()  # (R, 3H)
@@ -64,7 +65,7 @@ class GRUScan(torch.autograd.Function):
         return hs
 
     @staticmethod
-    @once_differentiable
+    @twin_backward("hand-written BPTT of the GRU")
     @outside_autocast
     def backward(fctx, dhs):
         h0, weight, gain, hs, acts, rg, u, mean, rstd, valid, h_mask = fctx.saved_tensors
@@ -109,7 +110,7 @@ class GRUScan(torch.autograd.Function):
         dbias = dgh.sum((0, 1)).to(h0.dtype) if need[3] and fctx.has_bias else None
         dgain = gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd) if gain is not None and need[4] else None
         dnh.copy_(dn)  # d(x'_t): as d(W_hh h + b_hh) in r and z, d(pre n) in n
-        return dgh, g, dweight, dbias, dgain, None, None, None, None
+        return dgh, g, dweight, dbias, dgain, None, None, None, None, None
 
 
 class GRUBeforeScan(torch.autograd.Function):
@@ -117,7 +118,8 @@ class GRUBeforeScan(torch.autograd.Function):
     :math:`n_t = \tanh(x'_n + W_{hn} (r_t \odot h_{t-1}) + b_{hn})`, the rest as torch.nn's."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, products):
+    def forward(fctx, xp, h0, weight, bias, gain, valid, h_mask, keep, products, twin):
+        fctx.twin = twin  # the step loop that differentiates this call again (scan._twin)
         steps, batch, G = xp.shape
         H = G // 3
         weight = products.operand(weight)
@@ -157,7 +159,7 @@ class GRUBeforeScan(torch.autograd.Function):
         return hs
 
     @staticmethod
-    @once_differentiable
+    @twin_backward("hand-written BPTT of the reset-before GRU")
     @outside_autocast
     def backward(fctx, dhs):
         h0, weight, gain, hs, acts, u, mean, rstd, valid, h_mask = fctx.saved_tensors
@@ -220,7 +222,7 @@ class GRUBeforeScan(torch.autograd.Function):
             dbias = dgh.sum((0, 1)).to(h0.dtype)
         if gain is not None and need[4]:
             dgain = gain_grad(dgh, u.view(steps, batch, 3, H), mean, rstd)
-        return dgh, g, dweight, dbias, dgain, None, None, None, None
+        return dgh, g, dweight, dbias, dgain, None, None, None, None, None
 
 
 class CompiledGRU(torch.autograd.Function):
@@ -228,14 +230,15 @@ class CompiledGRU(torch.autograd.Function):
     from ``xp`` (T, B, 3H)."""
 
     @staticmethod
-    def forward(fctx, xp, h0, weight, bias, valid):
+    def forward(fctx, xp, h0, weight, bias, valid, twin):
+        fctx.twin = twin  # the step loop that differentiates this call again (scan._twin)
         hs, saved = sweep("gru", xp, h0, weight, bias, valid, save=True)
         fctx.save_for_backward(hs, h0, saved, weight, valid)
         fctx.has_bias = bias is not None
         return hs
 
     @staticmethod
-    @once_differentiable
+    @twin_backward("compiled GRU loop")
     @outside_autocast
     def backward(fctx, grad):
         hs, h0, saved, weight, valid = fctx.saved_tensors
@@ -243,7 +246,7 @@ class CompiledGRU(torch.autograd.Function):
         dxp, dh0, dweight, dbias = _native.ops().gru_backward(
             grad.contiguous(), hs, h0.contiguous(), saved, weight.contiguous(), fctx.has_bias, valid, packed
         )
-        return dxp, dh0, dweight, (dbias if fctx.has_bias else None), None
+        return dxp, dh0, dweight, (dbias if fctx.has_bias else None), None, None
 
 
 def _run_bptt(cell: GRUCell, call: ScanCall) -> ScanResult:
@@ -251,7 +254,7 @@ def _run_bptt(cell: GRUCell, call: ScanCall) -> ScanResult:
     gain = call.params["ln_hh_weight"] if cell.layer_norm else None
     function = GRUScan if cell.reset_after else GRUBeforeScan
     args = (call.xp, i.state[0], i.weight, i.bias, gain, i.valid, i.h_mask, _bptt.component(i.keep, 0), i.products)
-    return _bptt.finish(_bptt.apply(function, args, call.xp.device.type), i.valid, call.return_states)
+    return _bptt.finish(_bptt.apply(function, cell, call, i, args), i.valid, call.return_states)
 
 
 def _run_compiled(cell: GRUCell, call: ScanCall) -> ScanResult:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .. import _native
 from ..cells import LSTMCell
@@ -18,6 +17,7 @@ from ._bptt import (  # the pieces every family's BPTT shares
 )
 from ._compiled import LOW, applies, pack, valid_weights
 from ._routes import Route, ScanCall, ScanResult
+from ._twin import Twin, twin_backward
 from ._torch_vf import TORCH
 
 
@@ -26,7 +26,8 @@ class LSTMScan(torch.autograd.Function):
     projection ``h_t = W_hr (o_t * tanh(c_t))`` (Sak et al. 2014)."""
 
     @staticmethod
-    def forward(fctx, xp, h0, c0, weight, bias, peep, gain, gain_c, bias_c, proj, valid, h_mask, keep, products):
+    def forward(fctx, xp, h0, c0, weight, bias, peep, gain, gain_c, bias_c, proj, valid, h_mask, keep, products, twin):
+        fctx.twin = twin  # the step loop that differentiates this call again (scan._twin)
         steps, batch, G = xp.shape
         H = G // 4
         weight_t = products.operand(weight).t()  # (R, 4H)
@@ -83,7 +84,7 @@ class LSTMScan(torch.autograd.Function):
         return hs, cs
 
     @staticmethod
-    @once_differentiable
+    @twin_backward("hand-written BPTT of the LSTM")
     @outside_autocast
     def backward(fctx, dhs, dcs):
         (h0, c0, weight, peep, gain, gain_c, bias_c, proj, gates, hs, cs, u, mean, rstd, mean_c, rstd_c,
@@ -183,7 +184,7 @@ class LSTMScan(torch.autograd.Function):
                 sums[name] = term if sums[name] is None else sums[name].add_(term)
         if need[3] and gain is None:  # one matmul over all steps, once the chunks' scratch is gone
             sums["weight"] = weight_grad(dgates, h0, hs, h_mask, products=products)
-        return (dgates, gh, gc, *sums.values(), None, None, None, None)
+        return (dgates, gh, gc, *sums.values(), None, None, None, None, None)
 
 
 def _cell_tanh(c: Tensor, gain_c: Tensor | None, bias_c: Tensor | None) -> Tensor:
@@ -219,14 +220,15 @@ class CompiledLayerNormLSTM(torch.autograd.Function):
     :class:`~rnnkit.scan._autocast.Products` computes them; everything else stays float32."""
 
     @staticmethod
-    def forward(fctx, xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, low):
+    def forward(fctx, xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, low, twin):
+        fctx.twin = twin  # the step loop that differentiates this call again (scan._twin)
         hs, cs, *saved = _sweep(xp, h0, c0, weight, bias, gain, gain_c, bias_c, valid, save=True, low=low)
         fctx.save_for_backward(hs, cs, h0, c0, *saved, weight, gain, gain_c, bias_c, valid)
         fctx.has_bias, fctx.low = bias is not None, low
         return hs, cs
 
     @staticmethod
-    @once_differentiable
+    @twin_backward("compiled layer-norm LSTM loop")
     @outside_autocast
     def backward(fctx, dhs, dcs):
         hs, cs, h0, c0, acts, normed, stats, weight, gain, gain_c, bias_c, valid = fctx.saved_tensors
@@ -239,7 +241,7 @@ class CompiledLayerNormLSTM(torch.autograd.Function):
             weight.contiguous(), gain.contiguous(), gain_c.contiguous(), bias_c.contiguous(), fctx.has_bias,
             valid, packed, w_low,
         )  # fmt: skip
-        return dxp, dh0, dc0, dweight, (dbias if fctx.has_bias else None), dgain, dgain_c, dbias_c, None, None
+        return dxp, dh0, dc0, dweight, (dbias if fctx.has_bias else None), dgain, dgain_c, dbias_c, None, None, None
 
 
 def _run_bptt(cell: LSTMCell, call: ScanCall) -> ScanResult:
@@ -248,7 +250,7 @@ def _run_bptt(cell: LSTMCell, call: ScanCall) -> ScanResult:
     norms = (params["ln_hh_weight"], params["ln_c_weight"], params["ln_c_bias"]) if cell.layer_norm else (None,) * 3
     proj = params["weight_hr"] if cell.proj_size else None
     args = (call.xp, *i.state, i.weight, i.bias, peep, *norms, proj, i.valid, i.h_mask, i.keep, i.products)
-    return _bptt.finish(_bptt.apply(LSTMScan, args, call.xp.device.type), i.valid, call.return_states)
+    return _bptt.finish(_bptt.apply(LSTMScan, cell, call, i, args), i.valid, call.return_states)
 
 
 def _supports_compiled(cell: LSTMCell, call: ScanCall) -> bool:
@@ -281,7 +283,8 @@ def _run_compiled(cell: LSTMCell, call: ScanCall) -> ScanResult:
         if not torch.is_grad_enabled():  # inference: the forward sweep alone, nothing kept for backward
             hs, cs = _sweep(xp, h0, c0, weight, bias, *gains, valid, save=False, low=low)[:2]
         else:
-            hs, cs = CompiledLayerNormLSTM.apply(xp, h0, c0, weight, bias, *gains, valid, low)
+            args = (xp, h0, c0, weight, bias, *gains, valid, low)
+            hs, cs = CompiledLayerNormLSTM.apply(*args, Twin(cell, call, args, call.state))
     return _bptt.finish((hs, cs), None if call.mask is None else call.mask.unsqueeze(-1), call.return_states)
 
 

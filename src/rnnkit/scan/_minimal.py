@@ -11,7 +11,6 @@ import math
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .. import _native
 from ..cells import MinGRUCell, MinimalCell
@@ -48,7 +47,8 @@ class LinearRecurrence(torch.autograd.Function):
     recurrence run in reverse, ``g_t = dL/dh_t + a_{t+1} * g_{t+1}``, after which
     ``dL/da_t = g_t * h_{t-1}`` and ``dL/db_t = g_t`` are single vectorised products. In linear
     space it is exact (no logarithms) and takes any sign; on a CPU it is the fastest scan
-    (docs/performance.md).
+    (docs/performance.md). Differentiable to any order: under ``create_graph=True`` the reverse
+    recurrence is itself a :class:`LinearRecurrence` (:func:`recurrence_grads`).
     """
 
     @staticmethod
@@ -61,9 +61,10 @@ class LinearRecurrence(torch.autograd.Function):
         return hs
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         a, hs, h0 = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the same math, recorded
+            return recurrence_grads(grad, a, hs, h0)
         g = torch.empty_like(grad)
         carry = torch.zeros_like(h0)
         a_next = torch.cat([a[1:], torch.zeros_like(a[:1])])  # a_{t+1}, and nothing past the end
@@ -73,8 +74,18 @@ class LinearRecurrence(torch.autograd.Function):
         return g * h_prev, g, g[0] * a[0]
 
 
+def recurrence_grads(grad: Tensor, a: Tensor, hs: Tensor, h0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``dL/da``, ``dL/db``, ``dL/dh0`` of :class:`LinearRecurrence` as differentiable ops: the
+    reverse recurrence ``g_t = dL/dh_t + a_{t+1} g_{t+1}`` is a linear recurrence in reversed time."""
+    a_next = torch.cat([a[1:], torch.zeros_like(a[:1])])  # (T, B, H): a_{t+1}, nothing past the end
+    g = LinearRecurrence.apply(a_next.flip(0), grad.flip(0), torch.zeros_like(h0)).flip(0)
+    h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]])  # (T, B, H)
+    return g * h_prev, g, g[0] * a[0]
+
+
 class CompiledLinearRecurrence(torch.autograd.Function):
-    """minGRU/minLSTM's recurrence; the twin of :class:`LinearRecurrence`."""
+    """minGRU/minLSTM's recurrence; the twin of :class:`LinearRecurrence` (to which it hands a
+    second derivative)."""
 
     @staticmethod
     def forward(fctx, a, b, h0):
@@ -84,29 +95,38 @@ class CompiledLinearRecurrence(torch.autograd.Function):
         return hs
 
     @staticmethod
-    @once_differentiable
     def backward(fctx, grad):
         a, hs, h0 = fctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            return recurrence_grads(grad, a, hs, h0)
         da, db, dh0 = _native.ops().linear_scan_backward(grad, a, hs, h0)
         return da, db, dh0
 
 
 class CompiledMinGRU(torch.autograd.Function):
-    """The twin of :class:`~rnnkit.cells.MinGRUCell`'s coefficients plus the linear scan."""
+    """The twin of :class:`~rnnkit.cells.MinGRUCell`'s coefficients plus the linear scan; under
+    ``create_graph=True`` its gradient is that twin's, recorded (``xp`` is saved)."""
 
     @staticmethod
-    def forward(fctx, xp, h0, valid):
+    def forward(fctx, xp, h0, valid, cell):
         xp, h0 = xp.contiguous(), h0.contiguous()
         hs = _native.ops().mingru_forward(xp, h0, valid)
         fctx.save_for_backward(xp, hs, h0, valid)
+        fctx.cell = cell
         return hs
 
     @staticmethod
-    @once_differentiable
     def backward(fctx, grad):
         xp, hs, h0, valid = fctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the PyTorch twin
+            mask = valid.bool() if valid is not None else None
+            a, b = _held(*fctx.cell.coefficients(xp), mask, 1.0)
+            twin = LinearRecurrence.apply(a, b, h0)
+            need = fctx.needs_input_grad[:2]
+            found = iter(torch.autograd.grad(twin, [t for t, n in zip((xp, h0), need) if n], grad, create_graph=True))
+            return *(next(found) if n else None for n in need), None, None
         dxp, dh0 = _native.ops().mingru_backward(grad, xp, hs, h0, valid)
-        return dxp, dh0, None
+        return dxp, dh0, None, None
 
 
 def _log_space(cell: MinimalCell, xp: Tensor) -> bool:
@@ -150,7 +170,7 @@ def _run_compiled_linear(cell: MinimalCell, call: ScanCall) -> ScanResult:
 def _run_compiled_mingru(cell: MinGRUCell, call: ScanCall) -> ScanResult:
     """Gates and recurrence in one compiled pass: ``xp`` (T, B, 2H) -> states (T, B, H)."""
     valid = call.mask.to(call.xp.dtype) if call.mask is not None else None
-    return _finish(CompiledMinGRU.apply(call.xp, call.state[0], valid), call)
+    return _finish(CompiledMinGRU.apply(call.xp, call.state[0], valid, cell), call)
 
 
 LOG = Route("log", lambda cell, call: _log_space(cell, call.xp), _run_log)

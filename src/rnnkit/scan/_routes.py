@@ -31,6 +31,9 @@ class ScanCall(NamedTuple):
 
     ``xp`` is the cell's projected input ``(T, B, G)``; ``mask`` ``(T, B)`` bool marks the valid
     steps (None: all are); ``hook`` is called after every step (only the step loop takes one).
+    ``project`` recomputes ``xp`` from what autograd keeps anyway (the layers pass
+    ``cell.project_input`` of their input): a fast route's second derivative reruns the step loop
+    on it (:mod:`rnnkit.scan._twin`); without it that route keeps ``xp`` alive for the purpose.
     A layer asking whether a whole-stack route takes its call passes its input ``(T, B, I)`` as
     ``xp``, its stacked state and no ``params``: a route's ``supports`` then judges by the rest.
     """
@@ -42,6 +45,7 @@ class ScanCall(NamedTuple):
     mask: Tensor | None = None
     return_states: bool = False
     hook: StateHook | None = None
+    project: Callable[[], Tensor] | None = None
 
 
 class Route(NamedTuple):
