@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from rnnkit.tasks import nab
+from rnnkit.data.nab import window_indices
+from rnnkit.metrics import nab
 
 # one series of 100 rows, probation 15, one window over rows 40..49 (width 10)
 ROWS, WINDOW = 100, [(40, 49)]
@@ -76,9 +77,9 @@ def test_window_indices_from_timestamps():
     import pandas as pd
 
     times = pd.date_range("2020-01-01", periods=10, freq="h")
-    assert nab.window_indices(times, [["2020-01-01 02:30", "2020-01-01 05:00"]]) == [(3, 5)]
+    assert window_indices(times, [["2020-01-01 02:30", "2020-01-01 05:00"]]) == [(3, 5)]
     with pytest.raises(ValueError, match="holds no row"):
-        nab.window_indices(times, [["2021-01-01", "2021-01-02"]])
+        window_indices(times, [["2021-01-01", "2021-01-02"]])
 
 
 def test_bad_input_is_named():

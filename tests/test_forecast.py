@@ -12,7 +12,7 @@ pytest.importorskip("statsmodels")
 
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.tasks import forecast as fc  # noqa: E402
-from rnnkit.tasks.series import (  # noqa: E402
+from rnnkit.data.series import (  # noqa: E402
     AIRLINE_PASSENGERS,
     MissingExtraError,
     Scaler,

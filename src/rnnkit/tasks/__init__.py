@@ -14,7 +14,7 @@ from rnnkit.tasks import detect as _detect  # noqa: F401  (registers detect; pan
 from rnnkit.tasks._registry import TASKS as TASKS
 from rnnkit.tasks._registry import Task as Task
 from rnnkit.tasks._registry import register_task as register_task
-from rnnkit.tasks.synthetic import (
+from rnnkit.data.synthetic import (
     ADDING_BASELINE_MSE as ADDING_BASELINE_MSE,
     adding_problem as adding_problem,
     copy_memory as copy_memory,

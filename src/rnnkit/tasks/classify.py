@@ -12,12 +12,8 @@ label mapping are fitted on the training part only and saved as ``classifier.jso
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
 import warnings
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +26,14 @@ from .._io import load_tensors, read_json, write_json
 from ..config import from_dict
 from ..models import ManyToOne, ManyToOneConfig
 from ..training import SupervisedObjective, TensorBatches
-from . import metrics
+from ..data.splits import Split as Split
+from ..data.splits import split_examples as split_examples
+from ..data.tables import read_csv_columns as read_csv_columns
+from ..data.textfiles import read_text_file
+from ..data.tokenizers import TOKENIZERS, Shifted, WordTokenizer
+from ..data.tokenizers import padded_tokenizer_from_json as tokenizer_from_dict
+from ..metrics import classification as metrics
 from ._registry import Prepared, Task, register_task
-from .textfiles import read_text_file
-from .tokenizers import TOKENIZERS, tokenizer_from_json
 
 CLASSIFIER_FILE = "classifier.json"  # tokenizer, labels and text settings, for `rnnkit predict`
 RESULTS_FILE = "test_results.json"  # the test-set figures the report prints
@@ -88,39 +88,6 @@ class Examples:
     source: str
 
 
-def read_csv_columns(
-    path: str | Path, columns: dict[str, str | None], *, what: str = "data file"
-) -> dict[str, list[str]]:
-    """The named columns of a CSV file with a header row, as lists of strings.
-
-    ``columns`` maps a setting name (``text_column``) to the column it names (``None``: not
-    wanted). Missing, empty, binary or non-UTF-8 files, malformed CSV, rows with the wrong
-    number of fields and unknown column names are ``ValueError``/``FileNotFoundError`` that say
-    which file, line or column.
-    """
-    text = read_text_file(path, what=what).lstrip("\ufeff")  # a byte-order mark is not part of the header
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader)
-        rows = [(reader.line_num, row) for row in reader if row]  # blank lines are no rows
-    except csv.Error as error:
-        raise ValueError(f"{what} {path} is not valid CSV: line {reader.line_num}: {error}") from None
-    wanted = {setting: name for setting, name in columns.items() if name is not None}
-    for setting, name in wanted.items():
-        if name not in header:
-            shown = ", ".join(repr(h) for h in header[:20]) + (", ..." if len(header) > 20 else "")
-            raise ValueError(f"{what} {path} has no column {name!r} ({setting}); its columns are {shown}")
-    if not rows:
-        raise ValueError(f"{what} {path} has a header but no rows")
-    index = {setting: header.index(name) for setting, name in wanted.items()}
-    for line, row in rows:
-        if len(row) != len(header):
-            raise ValueError(
-                f"{what} {path} is not valid CSV: line {line} has {len(row)} fields, but the header has {len(header)}"
-            )
-    return {setting: [row[i] for _, row in rows] for setting, i in index.items()}
-
-
 def read_examples_csv(config: ClassifyConfig) -> Examples:
     if config.data is None:
         raise ValueError("task classify needs a CSV file: --data FILE.csv (task.data)")
@@ -143,115 +110,7 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
 
 
 # -----------------------------------------------------------------------------
-# the split
-
-
-@dataclass
-class Split:
-    train: list[int]
-    val: list[int]
-    test: list[int]
-    groups: tuple[int, int, int] | None = None  # groups on each side, when split by group
-
-
-def split_examples(
-    count: int, groups: Sequence[str] | None, *, test_fraction: float, val_fraction: float, seed: int
-) -> Split:
-    """Seeded train/validation/test row indices; with ``groups``, whole groups go to one side.
-
-    The test part is ``test_fraction`` of the groups (or rows); validation is ``val_fraction`` of
-    the rest. Each side gets at least one group (or row).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    units = list(dict.fromkeys(groups)) if groups is not None else list(range(count))  # groups in order of appearance
-    what = "groups" if groups is not None else "rows"
-    if len(units) < 3:
-        raise ValueError(
-            f"data too short: {len(units)} {what}, but a training, a validation and a test split need at least 3"
-        )
-    order = [units[i] for i in torch.randperm(len(units), generator=generator).tolist()]
-    n_test = min(max(1, round(test_fraction * len(units))), len(units) - 2)
-    n_val = min(max(1, round(val_fraction * (len(units) - n_test))), len(units) - n_test - 1)
-    test_units, val_units, train_units = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    if groups is None:
-        return Split(sorted(train_units), sorted(val_units), sorted(test_units))
-    side = {g: 0 for g in train_units} | {g: 1 for g in val_units} | {g: 2 for g in test_units}
-    parts: list[list[int]] = [[], [], []]
-    for row, group in enumerate(groups):
-        parts[side[group]].append(row)
-    return Split(*parts, groups=(len(train_units), len(val_units), len(test_units)))
-
-
-# -----------------------------------------------------------------------------
 # tokenizers: id 0 is <pad> for every kind
-
-
-TOKEN_PATTERN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]|_")  # words (with contractions), single punctuation
-
-
-class WordTokenizer:
-    """Lower-case word tokens from a regular expression; vocabulary from the training texts.
-
-    Ids 0 and 1 are ``<pad>`` and ``<unk>``; words seen fewer than ``min_count`` times in
-    training become ``<unk>``, so the model learns what an unseen word looks like.
-
-    >>> tok = WordTokenizer.train(["a fine film.", "a dull, dull film."], min_count=2)
-    >>> tok.symbols
-    ['<pad>', '<unk>', '.', 'a', 'dull', 'film']
-    >>> tok.encode("a fine film!")
-    [3, 1, 5, 1]
-    """
-
-    kind = "word"
-    specials = ("<pad>", "<unk>")
-
-    def __init__(self, symbols: Sequence[str]) -> None:
-        if tuple(symbols[:2]) != self.specials:
-            raise ValueError(f"a word vocabulary must start with {self.specials}, got {list(symbols[:2])}")
-        self.symbols = list(symbols)
-        self.index = {s: i for i, s in enumerate(self.symbols)}
-
-    @staticmethod
-    def tokens(text: str) -> list[str]:
-        return TOKEN_PATTERN.findall(text)
-
-    @classmethod
-    def train(cls, texts: Iterable[str], *, min_count: int = 2) -> WordTokenizer:
-        counts = Counter(token for text in texts for token in cls.tokens(text))
-        kept = sorted((t for t, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t))
-        return cls([*cls.specials, *kept])
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.symbols)
-
-    def encode(self, text: str) -> list[int]:
-        return [self.index.get(token, 1) for token in self.tokens(text)]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "symbols": self.symbols}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> WordTokenizer:
-        return cls(data["symbols"])
-
-
-class Shifted:
-    """A character or BPE tokenizer with every id moved up by two: 0 is ``<pad>``, 1 ``<unk>`` (a dropped token)."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.kind = inner.kind
-
-    @property
-    def vocab_size(self) -> int:
-        return self.inner.vocab_size + 2
-
-    def encode(self, text: str) -> list[int]:
-        return [i + 2 for i in self.inner.encode(text)]
-
-    def to_json(self) -> dict[str, Any]:
-        return self.inner.to_json()
 
 
 def train_tokenizer(config: ClassifyConfig, texts: list[str]):
@@ -259,12 +118,6 @@ def train_tokenizer(config: ClassifyConfig, texts: list[str]):
         return WordTokenizer.train(texts, min_count=config.min_count)
     options = {"vocab_size": config.bpe_vocab_size} if config.tokenizer == "bpe" else {}
     return Shifted(TOKENIZERS[config.tokenizer].train("\n".join(texts), **options))
-
-
-def tokenizer_from_dict(data: dict[str, Any]):
-    if isinstance(data, dict) and data.get("kind") == "word":
-        return WordTokenizer.from_json(data)
-    return Shifted(tokenizer_from_json(data))
 
 
 # -----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The demo: an LSTM learns the adding problem where a tanh RNN of the same width fails.
 
-Both models read the same generated batches (``rnnkit.tasks.synthetic.adding_problem``),
+Both models read the same generated batches (``rnnkit.data.synthetic.adding_problem``),
 each with a linear head on its last step's output, and are trained with the same optimizer
 for the same number of steps. At the end both are scored on one held-out generated set
 against the 1/6 MSE of always predicting 1.0.
@@ -23,7 +23,7 @@ from torch import nn
 
 from rnnkit import LSTM, RNN
 from rnnkit._validation import check_int_at_least
-from rnnkit.tasks.synthetic import ADDING_BASELINE_MSE, adding_problem
+from rnnkit.data.synthetic import ADDING_BASELINE_MSE, adding_problem
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "format_table"]
 

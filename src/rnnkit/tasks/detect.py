@@ -83,7 +83,7 @@ def read_values(path, time_column: str, target: str, *, fill: bool = False):
     """
     import warnings
 
-    from .series import read_series_csv
+    from ..data.series import read_series_csv
 
     frame = read_series_csv(path, time_column, target)
     gaps, cadence = find_gaps(frame.index)

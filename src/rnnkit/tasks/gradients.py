@@ -41,7 +41,7 @@ from ..layers import LAYERS
 from ..training import Trainer, TrainConfig, hidden_gradient_norms, recurrent_jacobian_norms
 from ._registry import get_task
 from .longrange import AddingConfig, CopyConfig
-from .synthetic import adding_problem, copy_memory
+from ..data.synthetic import adding_problem, copy_memory
 
 __all__ = ["GradientsConfig", "FlowMeasurement", "CellResult", "GradientsReport", "run_gradients",
            "format_table", "output_dir", "write_report"]  # fmt: skip

@@ -11,7 +11,7 @@ from ..config import from_dict
 from ..models import ManyToMany, ManyToManyConfig, ManyToOne, ManyToOneConfig
 from ..training import SupervisedObjective, TensorBatches
 from ._registry import Prepared, Task, register_task
-from .synthetic import ADDING_BASELINE_MSE, adding_problem, copy_memory, copy_memory_baseline
+from ..data.synthetic import ADDING_BASELINE_MSE, adding_problem, copy_memory, copy_memory_baseline
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from .._validation import check_choice, check_positive_int
 from ..config import from_dict
 from ..models import EncoderDecoder, EncoderDecoderConfig, TeacherForcingSchedule
 from ..training import StepOutput, TensorBatches
+from ..metrics.sequences import exact_match as exact_match
 from ._registry import Prepared, Task, register_task
 
 PAD, START, END = 0, 1, 2
@@ -88,23 +89,6 @@ def _reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
 
 # -----------------------------------------------------------------------------
 # the metric
-
-
-def exact_match(predicted: Tensor, target: Tensor, pad_token: int = PAD) -> Tensor:
-    """``(B,)`` bool: the whole output, up to and including its end token, equals the target.
-
-    Both are ``(B, T)`` token ids padded with ``pad_token`` after the end token (as
-    :meth:`~rnnkit.models.EncoderDecoder.generate` returns them); the widths may differ.
-    """
-    if predicted.dim() != 2 or target.dim() != 2 or predicted.shape[0] != target.shape[0]:
-        raise ValueError(
-            "predicted and target must be (batch, steps) with the same batch,"
-            f" got shapes {tuple(predicted.shape)} and {tuple(target.shape)}"
-        )
-    width = max(predicted.shape[1], target.shape[1])
-    predicted = F.pad(predicted, (0, width - predicted.shape[1]), value=pad_token)
-    target = F.pad(target.to(predicted.device), (0, width - target.shape[1]), value=pad_token)
-    return (predicted == target).all(dim=1)
 
 
 @torch.no_grad()

@@ -8,7 +8,6 @@ chunks (Tjong Kim Sang & Buchholz 2000): a span counts only when its type and bo
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +17,15 @@ import torch
 from ..config import from_dict
 from ..models import ManyToMany, ManyToManyConfig
 from ..training import SupervisedObjective, TensorBatches
+from ..data.splits import shuffled_split
+from ..data.textfiles import read_text_file
+from ..data.tokenizers import PAD
+from ..data.tokenizers import UNK as UNKNOWN
+from ..data.tokenizers import Vocabulary
+from ..metrics.spans import span_scores as span_scores
+from ..metrics.spans import spans as spans
 from ._registry import Prepared, Task, register_task
-from .textfiles import read_text_file
 
-PAD, UNKNOWN = "<pad>", "<unk>"
 Sentence = list[tuple[str, str]]
 
 
@@ -76,94 +80,29 @@ def read_conll(path: str, token_column: int = 0, label_column: int = -1) -> list
     return sentences
 
 
-def _parts(label: str) -> tuple[str, str]:
-    """``"B-PER"`` -> ("B", "PER"); ``"O"`` -> ("O", ""); an unprefixed ``"PER"`` reads as inside."""
-    if label == "O":
-        return "O", ""
-    prefix, dash, kind = label.partition("-")
-    return (prefix, kind) if dash and prefix in ("B", "I", "E", "S") else ("I", label)
-
-
-def spans(labels: list[str]) -> set[tuple[str, int, int]]:
-    """Chunks ``(type, start, end)`` from IOB1, IOB2 (BIO) or BIOES labels, by conlleval's rules
-    (its ``endOfChunk`` and ``startOfChunk``): a type change ends a chunk and starts another."""
-    found: set[tuple[str, int, int]] = set()
-    start, previous, previous_kind = None, "O", ""
-    for i, label in enumerate([*labels, "O"]):
-        tag, kind = _parts(label)
-        ends = (previous in ("B", "I") and tag in ("B", "S", "O")) or previous in ("E", "S") or (
-            previous != "O" and previous_kind != kind
-        )
-        begins = tag in ("B", "S") or (previous in ("E", "S", "O") and tag in ("E", "I")) or (
-            tag != "O" and previous_kind != kind
-        )
-        if ends and start is not None:
-            found.add((previous_kind, start, i))
-            start = None
-        if begins:
-            start = i
-        previous, previous_kind = tag, kind
-    return found
-
-
-def span_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
-    """Micro precision, recall and F1 over chunks, plus F1 per type (``f1/PER``...)."""
-    correct, guessed, actual = Counter(), Counter(), Counter()
-    for g, p in zip(gold, predicted):
-        gold_spans, predicted_spans = spans(g), spans(p)
-        for kind, *_ in gold_spans:
-            actual[kind] += 1
-        for kind, *_ in predicted_spans:
-            guessed[kind] += 1
-        for kind, *_ in gold_spans & predicted_spans:
-            correct[kind] += 1
-
-    def prf(c: int, g: int, a: int) -> tuple[float, float, float]:
-        precision = c / g if g else 0.0
-        recall = c / a if a else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return precision, recall, f1
-
-    precision, recall, f1 = prf(sum(correct.values()), sum(guessed.values()), sum(actual.values()))
-    scores = {"precision": precision, "recall": recall, "f1": f1}
-    for kind in sorted(actual | guessed):
-        scores[f"f1/{kind}"] = prf(correct[kind], guessed[kind], actual[kind])[2]
-    return scores
-
-
-def _split(sentences: list[Sentence], config: TagConfig) -> tuple[list, list, list]:
-    order = list(range(len(sentences)))
-    random.Random(config.split_seed).shuffle(order)
-    n_test = max(1, round(len(order) * config.test_fraction))
-    n_val = max(1, round(len(order) * config.val_fraction))
-    if len(order) - n_test - n_val < 1:
-        raise ValueError(f"data too short for one batch: {len(order)} sentences cannot be split three ways")
-    pick = lambda ids: [sentences[i] for i in ids]  # noqa: E731
-    return pick(order[n_test + n_val :]), pick(order[n_test : n_test + n_val]), pick(order[:n_test])
-
-
-def _encode(sentences, vocab, labels, lowercase):
+def _encode(sentences, vocab: Vocabulary, labels: Vocabulary, lowercase: bool):
     lengths = torch.tensor([len(s) for s in sentences])
     tokens = torch.zeros(len(sentences), int(lengths.max()), dtype=torch.long)  # 0 is <pad>
     tags = torch.zeros_like(tokens)
-    unknown = vocab[UNKNOWN]
     for i, sentence in enumerate(sentences):
-        for t, (word, label) in enumerate(sentence):
-            tokens[i, t] = vocab.get(word.lower() if lowercase else word, unknown)
-            tags[i, t] = labels.get(label, 0)
+        words = [word.lower() if lowercase else word for word, _ in sentence]
+        tokens[i, : len(sentence)] = torch.tensor(vocab.encode(words))
+        tags[i, : len(sentence)] = torch.tensor(labels.encode([label for _, label in sentence]))
     return tokens, tags, lengths
 
 
 def _prepare(task: TagConfig, model_settings: dict[str, Any], seed: int) -> Prepared:
     sentences = read_conll(task.data, task.token_column, task.label_column)
-    train, val, test = _split(sentences, task)
+    split = shuffled_split(len(sentences), val_fraction=task.val_fraction, test_fraction=task.test_fraction,
+                           seed=task.split_seed, what="sentences")  # fmt: skip
+    train, val, test = ([sentences[i] for i in rows] for rows in (split.train, split.val, split.test))
     counts = Counter(w.lower() if task.lowercase else w for s in train for w, _ in s)
-    words = [w for w, c in counts.most_common() if c >= task.min_count]
-    vocab = {w: i for i, w in enumerate([PAD, UNKNOWN, *words])}
+    vocab = Vocabulary.from_counts(counts, specials=(PAD, UNKNOWN), unknown=UNKNOWN, min_count=task.min_count,
+                                   ties="seen")  # fmt: skip
     label_names = sorted({label for s in train for _, label in s})
     if len(label_names) < 2:
         raise ValueError(f"tagging needs at least two labels in the training data, got {label_names}")
-    labels = {name: i for i, name in enumerate(label_names)}
+    labels = Vocabulary(label_names, unknown=label_names[0])  # a label training never saw counts as the first
     encoded = [_encode(part, vocab, labels, task.lowercase) for part in (train, val, test)]
 
     settings = dict(model_settings)
@@ -195,7 +134,7 @@ def _prepare(task: TagConfig, model_settings: dict[str, Any], seed: int) -> Prep
             lines.append("span F1 by type: " + ", ".join(per_type))
         return "\n".join(lines)
 
-    artifacts = {"vocabulary.json": json.dumps({"tokens": list(vocab), "labels": label_names,
+    artifacts = {"vocabulary.json": json.dumps({"tokens": vocab.to_json(), "labels": labels.to_json(),
                                                 "lowercase": task.lowercase}, ensure_ascii=False)}  # fmt: skip
     return Prepared(
         model, SupervisedObjective("cross_entropy"),

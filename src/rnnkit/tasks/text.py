@@ -20,8 +20,8 @@ from ..models import ManyToMany, ManyToManyConfig
 from ..models.sampling import generate
 from ..training import StreamBatches, StreamObjective
 from ._registry import Prepared, Task, register_task
-from .textfiles import default_corpus, read_text_file
-from .tokenizers import TOKENIZERS, tokenizer_from_json
+from ..data.textfiles import default_corpus, read_text_file
+from ..data.tokenizers import TOKENIZERS, tokenizer_from_json
 
 TOKENIZER_FILE = "tokenizer.json"
 
