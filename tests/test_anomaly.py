@@ -103,7 +103,7 @@ def test_best_threshold_picks_the_separating_one():
 
 # --- the detectors ---------------------------------------------------------------------------
 
-from rnnkit.tasks import anomaly  # noqa: E402
+from rnnkit.apps import anomaly  # noqa: E402
 
 
 def test_windowed_gaussian_matches_pandas_rolling():
@@ -269,9 +269,9 @@ def test_rnn_detector_rejects_bad_input():
 def test_docstring_example_runs():
     import doctest
 
-    from rnnkit.tasks import thresholds
+    from rnnkit.apps.anomaly import detector, scorers, thresholds
 
-    for module in (anomaly, thresholds):
+    for module in (detector, scorers, thresholds):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0
     assert result.attempted > 0

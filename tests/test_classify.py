@@ -14,8 +14,8 @@ import torch
 from rnnkit.cli import main
 from rnnkit.data import tokenizers
 from rnnkit.metrics import classification as metrics
-from rnnkit.tasks import classify
-from rnnkit.tasks.classify import Classifier, WordTokenizer, encode_texts, split_examples
+from rnnkit.apps import classify
+from rnnkit.apps.classify import Classifier, WordTokenizer, encode_texts, split_examples
 
 # --- metrics, against counts worked out by hand ------------------------------------------------
 #   truth 0 0 0 0 1 1 1 2 2 2

@@ -85,7 +85,33 @@ class Vocabulary:
 # characters and words
 
 
-class CharTokenizer:
+class _OnVocabulary:
+    """What a tokenizer over a :class:`Vocabulary` has: its symbols and ids, its JSON."""
+
+    kind = ""
+    vocabulary: Vocabulary
+
+    @property
+    def symbols(self) -> list[str]:
+        return self.vocabulary.symbols
+
+    @property
+    def index(self) -> dict[str, int]:
+        return self.vocabulary.index
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "symbols": self.vocabulary.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]):
+        return cls(data["symbols"])
+
+
+class CharTokenizer(_OnVocabulary):
     """One token per character; the vocabulary is every character of the training text.
 
     >>> tok = CharTokenizer.train("hello world")
@@ -106,36 +132,17 @@ class CharTokenizer:
     def train(cls, text: str) -> CharTokenizer:
         return cls(sorted(set(text)))
 
-    @property
-    def symbols(self) -> list[str]:
-        return self.vocabulary.symbols
-
-    @property
-    def index(self) -> dict[str, int]:
-        return self.vocabulary.index
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocabulary)
-
     def encode(self, text: str) -> list[int]:
         return self.vocabulary.encode(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(self.vocabulary.decode(ids))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "symbols": self.vocabulary.to_json()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CharTokenizer:
-        return cls(data["symbols"])
-
 
 TOKEN_PATTERN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]|_")  # words (with contractions), single punctuation
 
 
-class WordTokenizer:
+class WordTokenizer(_OnVocabulary):
     """Word tokens from a regular expression; vocabulary from the training texts.
 
     Ids 0 and 1 are ``<pad>`` and ``<unk>``; words seen fewer than ``min_count`` times in
@@ -165,27 +172,8 @@ class WordTokenizer:
         counts = Counter(token for text in texts for token in cls.tokens(text))
         return cls(Vocabulary.from_counts(counts, specials=cls.specials, min_count=min_count).symbols)
 
-    @property
-    def symbols(self) -> list[str]:
-        return self.vocabulary.symbols
-
-    @property
-    def index(self) -> dict[str, int]:
-        return self.vocabulary.index
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocabulary)
-
     def encode(self, text: str) -> list[int]:
         return self.vocabulary.encode(self.tokens(text))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "symbols": self.vocabulary.to_json()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> WordTokenizer:
-        return cls(data["symbols"])
 
 
 # -----------------------------------------------------------------------------
