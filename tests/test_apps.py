@@ -71,7 +71,7 @@ class Mean(App):
 
     def finalize(self, run):
         path = run.run_dir / "finalized.txt"
-        if path.exists():
+        if path.exists() and not run.trained:
             return
         self.finalized += 1
         if self.fail:
@@ -125,7 +125,7 @@ def test_an_interrupted_finalize_is_finished_by_resume_without_training(tmp_path
     train_app(app, run_dir=run_dir, resume=True, quiet=True)
     assert app.finalized == 1  # done: finalize does nothing
     more = train_app(app, run_dir=run_dir, resume=True, quiet=True, overrides=["train.max_epochs=3"])
-    assert more.result.steps == 12  # a raised limit trains on
+    assert more.result.steps == 12 and app.finalized == 2  # a raised limit trains on, and finalizes again
 
 
 def test_forecast_calibration_is_finished_by_resume(tmp_path, capsys):
@@ -147,6 +147,8 @@ def test_forecast_calibration_is_finished_by_resume(tmp_path, capsys):
     assert (run_dir / "metrics.jsonl").read_text() == metrics
     assert capsys.readouterr().out.splitlines()[:-1] == first.splitlines()[:-1]  # the same report
     assert isinstance(get_app("forecast").load(run_dir), ForecastRun)
+    assert cli.main(["train", "--run-dir", str(run_dir), "--resume", "--quiet", "--train.max_epochs=3"]) == 0
+    assert (run_dir / CALIBRATION_FILE).read_text() != calibration  # calibrated again, by a model trained as long
 
 
 def test_detect_warm_start_is_finished_by_resume(tmp_path):

@@ -18,8 +18,8 @@ with class attributes and implements up to seven methods; the runner
 - ``finalize(run) -> None`` (optional): work after training that writes into the run directory
   what a loader needs (forecast: a calibration model's ``calibration.json``; detect: the warm-start
   errors in ``detector.json``). It must be resumable: if it was interrupted,
-  ``rnnkit train --run-dir D --resume`` runs it again without retraining; if it is done, it does
-  nothing.
+  ``rnnkit train --run-dir D --resume`` runs it again without retraining; if it is done for the
+  weights the run has (``run.trained`` is False: no training ran since), it does nothing.
 - ``evaluate(run) -> dict`` (optional): the figures on held-out data, as JSON-able values. It
   writes nothing; the runner saves the dict in the run directory as ``results_file`` (non-finite
   numbers as ``null``).
@@ -108,6 +108,7 @@ class Run:
     train_config: Any  # rnnkit.training.TrainConfig
     result: Any = None  # rnnkit.training.TrainResult
     prepared: Prepared | None = None
+    trained: bool = False  # training ran in this process: what an earlier finalize wrote is out of date
     cache: dict[str, Any] = field(default_factory=dict)  # what evaluate computed for figures; never saved
 
     @property

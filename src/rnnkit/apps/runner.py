@@ -163,6 +163,7 @@ def train_app(
             resume_hint=f"rnnkit train --run-dir {run_dir} --resume",
         )
         run.result = trainer.fit(prepared.train, prepared.val, resume=resume)
+        run.trained = True
 
     # --- the stages after training ---
     app.finalize(run)

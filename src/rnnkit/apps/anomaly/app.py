@@ -122,9 +122,10 @@ class DetectApp(App):
         return run.cache["detector"], run.cache["smoothed"]
 
     def finalize(self, run: Run) -> None:
-        """``detector.json`` gains the error statistics and the warm-start errors (once)."""
+        """``detector.json`` gains the error statistics and the warm-start errors of the trained
+        model (again after more training)."""
         saved = read_json(run.run_dir / DETECTOR_FILE)
-        if "warm_start" in saved:
+        if "warm_start" in saved and not run.trained:
             return
         values, train_rows = run.context["values"], run.context["train_rows"]
         detector, smoothed = self._smoothed(run)

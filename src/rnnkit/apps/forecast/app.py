@@ -53,9 +53,10 @@ class ForecastApp(App):
 
     def finalize(self, run: Run) -> None:
         """``calibration.json``: a second model, trained as the run's own, calibrates the interval
-        on the end of the training part (skipped under ``calibrate=false``, or when it is there)."""
+        on the end of the training part (skipped under ``calibrate=false``, or when it is there
+        and no training ran since)."""
         setup, scaler = run.context["setup"], run.context["scaler"]
-        if not setup.config.calibrate or (run.run_dir / CALIBRATION_FILE).is_file():
+        if not setup.config.calibrate or ((run.run_dir / CALIBRATION_FILE).is_file() and not run.trained):
             return
 
         def fit(inputs: Tensor, targets: Tensor) -> nn.Module:  # the calibration model, trained as the run's
