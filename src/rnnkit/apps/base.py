@@ -156,8 +156,8 @@ class Run:
 
     def model(self) -> nn.Module:
         """The model with the weights the run directory keeps (``model.safetensors``: the best
-        evaluated checkpoint's, else the last step's), :func:`rnnkit.training.load`; the model as
-        training left it while the run has no ``model.safetensors`` yet."""
+        evaluated checkpoint's, else the last step's), :func:`rnnkit.training.load`, on the CPU;
+        the model as training left it while the run has no ``model.safetensors`` yet."""
         if not (self.run_dir / "model.safetensors").is_file():
             return self.last_model()
         from ..training import load
@@ -165,8 +165,9 @@ class Run:
         return load(self.run_dir)
 
     def last_model(self) -> nn.Module:
-        """The model as training left it: the last step's weights."""
-        return self.data().model
+        """The model as training left it (the last step's weights), moved to the CPU: where the
+        stages after training put their inputs, wherever the trainer ran."""
+        return self.data().model.cpu()
 
 
 @dataclass

@@ -77,11 +77,12 @@ def forecast_model(config: ForecastConfig, features: int, model_settings: dict[s
 def fit_model(config: ForecastConfig, inputs: Tensor, targets: Tensor, model_settings: dict[str, Any],
               train_config) -> nn.Module:  # fmt: skip
     """A fresh model trained on ``inputs``/``targets`` exactly as the run's own model was (same
-    settings, seed, batch order rule), without a run directory."""
+    settings, seed, batch order rule), without a run directory; returned on the CPU, where the
+    forecasts put their inputs."""
     from ...training import Trainer
 
     torch.manual_seed(train_config.seed)
     model = forecast_model(config, inputs.shape[-1], model_settings)
     batches = TensorBatches(inputs, targets, batch_size=config.batch_size, seed=train_config.seed)
     Trainer(model, ForecastObjective(config), train_config, quiet=True).fit(batches)
-    return model.eval()
+    return model.cpu().eval()
