@@ -36,10 +36,10 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from rnnkit._io import atomic_write_text, write_json
+from rnnkit.apps import get_app
+from rnnkit.apps.longrange import AddingConfig, CopyConfig
+from rnnkit.data.synthetic import ADDING_BASELINE_MSE
 from rnnkit.layers import LAYERS
-from rnnkit.tasks import TASKS
-from rnnkit.tasks.longrange import AddingConfig, CopyConfig
-from rnnkit.tasks.synthetic import ADDING_BASELINE_MSE
 from rnnkit.training import Trainer, TrainConfig
 
 # -----------------------------------------------------------------------------
@@ -90,7 +90,7 @@ class _Solved(Exception):
 
 
 def run_attempt(budget: Budget, cell: str, length: int) -> Attempt:
-    task = TASKS[budget.task]
+    task = get_app(budget.task)
     if budget.task == "adding":
         task_config = AddingConfig(length=length, train_size=budget.train_size, val_size=budget.val_size,
                                    batch_size=budget.batch_size, solved_mse=budget.solved_mse)  # fmt: skip
@@ -230,7 +230,7 @@ def parse_args(argv: list[str] | None) -> tuple[Budget, str]:
 
 def main(argv: list[str] | None = None) -> int:
     budget, out = parse_args(argv)
-    torch.set_num_threads(budget.threads)  # the same numbers on any machine; see DemoConfig.threads
+    torch.set_num_threads(budget.threads)  # the same numbers on any machine; see CompareConfig.threads
     os.makedirs(out, exist_ok=True)
     started = time.perf_counter()
     attempts: list[Attempt] = []

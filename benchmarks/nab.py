@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.tasks import anomaly, nab
+from rnnkit.apps import anomaly
+from rnnkit.data.nab import nab_series_names, read_nab_series
+from rnnkit.metrics import nab
 
 # --- settings ------------------------------------------------------------------------------------
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,14 +37,14 @@ parser.add_argument("--limit", type=int, default=None, help="only the first N se
 args = parser.parse_args()
 
 # --- run the detectors over every series -------------------------------------------------------
-names = nab.series_names(args.root)[: args.limit]
+names = nab_series_names(args.root)[: args.limit]
 config = anomaly.RNNDetectorConfig(hidden_size=args.hidden, epochs=args.epochs, seed=args.seed)
 detectors = ["windowed Gaussian"] + [f"LSTM, {name} threshold" for name in anomaly.THRESHOLDS]
 scores: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
 flags: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
 windows, seconds = {}, defaultdict(float)
 for name in names:
-    _, values, windows[name] = nab.load_series(args.root, name)
+    _, values, windows[name] = read_nab_series(args.root, name)
     probation = nab.probationary_length(len(values))
     start = time.perf_counter()
     # NAB's windowedGaussian uses a 6400-point window; its threshold here is a z-score

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from rnnkit.tasks import nab
+from rnnkit.data.nab import window_indices
+from rnnkit.metrics import nab
 
 # one series of 100 rows, probation 15, one window over rows 40..49 (width 10)
 ROWS, WINDOW = 100, [(40, 49)]
@@ -76,9 +77,9 @@ def test_window_indices_from_timestamps():
     import pandas as pd
 
     times = pd.date_range("2020-01-01", periods=10, freq="h")
-    assert nab.window_indices(times, [["2020-01-01 02:30", "2020-01-01 05:00"]]) == [(3, 5)]
+    assert window_indices(times, [["2020-01-01 02:30", "2020-01-01 05:00"]]) == [(3, 5)]
     with pytest.raises(ValueError, match="holds no row"):
-        nab.window_indices(times, [["2021-01-01", "2021-01-02"]])
+        window_indices(times, [["2021-01-01", "2021-01-02"]])
 
 
 def test_bad_input_is_named():
@@ -102,7 +103,7 @@ def test_best_threshold_picks_the_separating_one():
 
 # --- the detectors ---------------------------------------------------------------------------
 
-from rnnkit.tasks import anomaly  # noqa: E402
+from rnnkit.apps import anomaly  # noqa: E402
 
 
 def test_windowed_gaussian_matches_pandas_rolling():
@@ -268,9 +269,9 @@ def test_rnn_detector_rejects_bad_input():
 def test_docstring_example_runs():
     import doctest
 
-    from rnnkit.tasks import thresholds
+    from rnnkit.apps.anomaly import detector, scorers, thresholds
 
-    for module in (anomaly, thresholds):
+    for module in (detector, scorers, thresholds):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0
     assert result.attempted > 0

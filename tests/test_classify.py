@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.tasks import classify, metrics
-from rnnkit.tasks.classify import Classifier, WordTokenizer, encode_texts, split_examples
+from rnnkit.data import tokenizers
+from rnnkit.metrics import classification as metrics
+from rnnkit.apps import classify
+from rnnkit.apps.classify import Classifier, WordTokenizer, encode_texts, split_examples
 
 # --- metrics, against counts worked out by hand ------------------------------------------------
 #   truth 0 0 0 0 1 1 1 2 2 2
@@ -85,7 +87,7 @@ def test_metrics_reject_bad_input(args, error, message):
         metrics.confusion_matrix(*args)
 
 
-@pytest.mark.parametrize("module", [metrics, classify])
+@pytest.mark.parametrize("module", [metrics, tokenizers])  # the word tokenizer's examples
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

@@ -129,8 +129,8 @@ def test_demo_is_deterministic(capsys):
 def test_demo_restores_thread_count():
     import torch
 
-    from rnnkit.tasks.compare import DemoConfig, run_demo
+    from rnnkit.experiments.compare import CompareConfig, run_compare
 
     before = torch.get_num_threads()
-    run_demo(DemoConfig(length=4, steps=1, hidden_size=2, test_size=8, threads=2), progress="none")
+    run_compare(CompareConfig(length=4, steps=1, hidden_size=2, test_size=8, threads=2), progress="none")
     assert torch.get_num_threads() == before

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.tasks import anomaly
+from rnnkit.apps import anomaly
 
 pd = pytest.importorskip("pandas")
 
@@ -375,7 +375,7 @@ def test_rnn_scorer_state_round_trip_for_any_cell(cell):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     detector = anomaly.RNNDetector(anomaly.RNNDetectorConfig(threshold="dynamic"))
-    detector.model = anomaly.build_model({"encoder": {"cell": cell, "hidden_size": 4, "num_layers": 2}}).eval()
+    detector.model = anomaly.next_value_model({"encoder": {"cell": cell, "hidden_size": 4, "num_layers": 2}}).eval()
     values = _series(n=200, seed=4)
     expected = anomaly.score_all(detector.scorer(), values)
     first = detector.scorer()
@@ -389,7 +389,7 @@ def test_rnn_scorer_state_round_trip_for_any_cell(cell):
 
 
 def test_find_gaps_in_a_regular_series():
-    from rnnkit.tasks.detect import find_gaps
+    from rnnkit.apps.anomaly import find_gaps
 
     times = pd.date_range("2021-01-01", periods=50, freq="5min").delete([10, 11, 12, 30])
     gaps, cadence = find_gaps(times)

@@ -15,7 +15,11 @@ MODULES = [
     "rnnkit.layers._torch_compatible",
     "rnnkit.models._shapes",
     "rnnkit.models.sampling",
-    "rnnkit.tasks.tokenizers",
+    "rnnkit.data.splits",
+    "rnnkit.data.tokenizers",
+    "rnnkit.metrics.forecasting",
+    "rnnkit.metrics.sequences",
+    "rnnkit.metrics.spans",
     "rnnkit.training.data",
     "rnnkit.training.diagnostics",
 ]

@@ -11,8 +11,8 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("statsmodels")
 
 from rnnkit.cli import main  # noqa: E402
-from rnnkit.tasks import forecast as fc  # noqa: E402
-from rnnkit.tasks.series import (  # noqa: E402
+from rnnkit.apps import forecast as fc  # noqa: E402
+from rnnkit.data.series import (  # noqa: E402
     AIRLINE_PASSENGERS,
     MissingExtraError,
     Scaler,
@@ -228,7 +228,7 @@ def test_embedded_data_sets():
 def test_docstring_example_runs():
     import doctest
 
-    result = doctest.testmod(fc, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(fc.forecaster, optionflags=doctest.ELLIPSIS)  # the Forecaster's example
     assert result.attempted > 0 and result.failed == 0
 
 

@@ -16,7 +16,7 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("statsmodels")
 
 from rnnkit.cli import main  # noqa: E402
-from rnnkit.tasks import forecast as fc  # noqa: E402
+from rnnkit.apps import forecast as fc  # noqa: E402
 
 Z80 = 1.2815516  # the standard normal's 0.9 quantile: half-width of a central 80% interval
 
@@ -41,7 +41,7 @@ class ConstantHead(nn.Module):
 
 def too_narrow_head(config: fc.ForecastConfig, sigma_scaled: float, factor: float) -> ConstantHead:
     """The random walk's true centre (no change) with ``factor`` times its true spread."""
-    steps = fc._steps(config)
+    steps = fc.steps_per_forecast(config)
     spread = factor * sigma_scaled * torch.sqrt(torch.arange(1, steps + 1, dtype=torch.float32))  # (steps,)
     if config.head == "gaussian":
         raw = torch.log(torch.expm1(spread - 1e-3))  # the inverse of the head's softplus(raw) + 1e-3
@@ -120,7 +120,7 @@ def test_calibration_ignores_the_evaluated_part():
     setup = fc.SeriesSetup(frame, config, "random walk")
     scaler = fc.fit_scaler(setup, setup.train_end)
     torch.manual_seed(0)
-    model = fc.build_model(config, 1, {"encoder": {"cell": "gru", "hidden_size": 8}}).eval()  # reads its inputs
+    model = fc.forecast_model(config, 1, {"encoder": {"cell": "gru", "hidden_size": 8}}).eval()  # reads its inputs
     rows = fc.calibration_rows(config, setup.train_end)
     assert rows == (142, 150)  # default: 2 x horizon rows at the end of the 150 training rows
     calibration = fc.fit_calibration(model, frame, scaler, config, rows)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rnnkit.models import EncoderConfig, InputConfig, OneToMany, OneToManyConfig, create_model, model_spec
-from rnnkit.tasks.sequences import Seq2SeqObjective, exact_match
+from rnnkit.apps.seq2seq import Seq2SeqObjective, exact_match
 from rnnkit.training import TensorBatches, TrainConfig, Trainer
 
 V = 12

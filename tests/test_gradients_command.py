@@ -8,7 +8,7 @@ import math
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.tasks.gradients import GradientsConfig, run_gradients
+from rnnkit.experiments.gradients import GradientsConfig, run_gradients
 
 TINY = ["--length", "10", "--steps", "3", "--hidden-size", "8", "--quiet"]
 
@@ -114,7 +114,7 @@ def test_tanh_rnn_gradient_vanishes_at_initialisation():
 def test_module_docstring_example_runs():
     import doctest
 
-    import rnnkit.tasks.gradients as module
+    import rnnkit.experiments.gradients as module
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

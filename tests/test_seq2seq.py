@@ -21,7 +21,7 @@ from rnnkit.models import (
     model_spec,
 )
 from rnnkit.models.beam import beam_search, sample_search
-from rnnkit.tasks.sequences import (
+from rnnkit.apps.seq2seq import (
     END,
     FIRST_SYMBOL,
     PAD,
@@ -66,7 +66,7 @@ def log_prob_of(model, source, lengths, tokens):
 
 
 def test_docstring_examples():
-    for name in ("rnnkit.models._seq2seq", "rnnkit.models._generator", "rnnkit.models.beam", "rnnkit.tasks.sequences"):
+    for name in ("rnnkit.models._seq2seq", "rnnkit.models._generator", "rnnkit.models.beam", "rnnkit.apps.seq2seq.sequences"):
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0, name
 

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnkit.tasks.synthetic import (
+from rnnkit.data.synthetic import (
     ADDING_BASELINE_MSE,
     adding_problem,
     copy_memory,

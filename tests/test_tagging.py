@@ -7,7 +7,7 @@ import random
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.tasks.tagging import read_conll, span_scores, spans
+from rnnkit.apps.tagging import read_conll, span_scores, spans
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import torch
 from rnnkit.cli import main
 from rnnkit.models import InputConfig, ManyToMany, ManyToManyConfig
 from rnnkit.models.sampling import filter_logits, generate, sample
-from rnnkit.tasks.textfiles import default_corpus, read_text_file
-from rnnkit.tasks.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_json
+from rnnkit.data.textfiles import default_corpus, read_text_file
+from rnnkit.data.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_json
 
 PLAY = (
     "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n\n"

@@ -31,7 +31,7 @@ def test_train_writes_a_run_and_reports(tmp_path, capsys):
 
 def test_overrides_are_typed_by_their_setting(tmp_path):
     from rnnkit.config import apply_overrides, from_dict
-    from rnnkit.tasks.text import TextConfig
+    from rnnkit.apps.text import TextConfig
     from rnnkit.training import TrainConfig
 
     train = from_dict(TrainConfig, apply_overrides({}, ["lr=3e-3", "max_steps=null", "clip_norm=2", "deterministic=false"]))

@@ -32,7 +32,7 @@ from rnnkit.training.run import read_metrics
 
 
 def adding_data(n, length=12, seed=0):
-    from rnnkit.tasks.synthetic import adding_problem
+    from rnnkit.data.synthetic import adding_problem
 
     return adding_problem(n, length, generator=torch.Generator().manual_seed(seed))
 

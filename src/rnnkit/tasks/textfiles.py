@@ -1,51 +1,7 @@
-"""Reading user text files with clear errors, and the embedded default corpus every install has."""
+"""Deprecated: moved to :mod:`rnnkit.data.textfiles`."""
 
-from __future__ import annotations
+from rnnkit.data.textfiles import default_corpus as default_corpus
+from rnnkit.data.textfiles import read_text_file as read_text_file
+from rnnkit.tasks._deprecated import moved
 
-import importlib
-from pathlib import Path
-
-
-def read_text_file(path: str | Path, *, what: str = "data file") -> str:
-    """The UTF-8 text of ``path``; missing, empty, binary or undecodable files are clear errors."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    if not path.is_file():
-        raise ValueError(f"{what} {path} is not a file")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise ValueError(f"{what} {path} is empty")
-    if b"\x00" in raw[:65536]:
-        raise ValueError(f"{what} {path} looks binary (it contains NUL bytes); expected UTF-8 text")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{what} {path} is not UTF-8 text (byte {error.start} cannot be decoded)") from None
-
-
-def default_corpus() -> tuple[str, str]:
-    """English text shipped with Python itself: ``(text, description)``.
-
-    The reference manual's topics in ``pydoc_data`` (about 465,000 characters on CPython 3.11);
-    where a distribution strips that module, the standard library's module docstrings.
-    """
-    try:
-        from pydoc_data.topics import topics
-
-        return "\n\n".join(topics[name] for name in sorted(topics)), "Python's reference-manual topics (pydoc_data)"
-    except ImportError:
-        pass
-    import sys
-
-    texts = []
-    for name in sorted(sys.stdlib_module_names):
-        if name.startswith("_") or name in ("antigravity", "this", "idlelib", "tkinter", "turtledemo"):
-            continue
-        try:
-            module = importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - any stdlib module that fails to import is simply skipped
-            continue
-        if module.__doc__:
-            texts.append(module.__doc__)
-    return "\n\n".join(texts), "the docstrings of Python's standard library"
+moved(__name__, "rnnkit.data.textfiles")

@@ -1,0 +1,310 @@
+"""Streaming anomaly detection on one univariate series: the LSTM prediction-error detector.
+
+Every detector is a *streaming scorer* (:mod:`rnnkit.apps.anomaly.scorers`):
+``score(value) -> (score, flag)`` reads one observation at a cost bounded independently of the
+stream's length; ``state_dict()`` / ``load_state_dict()`` save and restore the stream's state; a
+missing reading (NaN or infinite) scores ``nan``, is not flagged, and the scorer keeps running.
+
+:class:`RNNDetector` / :class:`RNNScorer` is the detector of Malhotra et al., "Long Short Term
+Memory Networks for Anomaly Detection in Time Series" (ESANN 2015): an LSTM trained on (mostly
+normal) data predicts the next value; the absolute prediction errors are smoothed by an
+exponentially weighted moving average (Hundman et al. 2018, section 3.2.1) and a *threshold
+method* (:data:`THRESHOLDS`) reads the stream of smoothed errors:
+
+- ``"gaussian"``: the errors modelled as a Gaussian over a trailing window (a
+  :class:`WindowedGaussian` run over the error stream), flagged above ``mean + z std``;
+- ``"dynamic"``: :class:`DynamicThreshold`, the nonparametric dynamic threshold of Hundman et
+  al., "Detecting Spacecraft Anomalies Using LSTMs and Nonparametric Dynamic Thresholding"
+  (KDD 2018), section 3.2: ``z`` chosen by their criterion, and their pruning (3.3).
+
+A detector trained by ``rnnkit train detect`` lives in a run directory; :meth:`RNNDetector.load`
+reads it back (``detector.json`` holds the scaling, the error statistics, the threshold
+settings and the smoothed errors of the validation tail; nothing is unpickled). Those errors
+*warm* the threshold (:attr:`RNNDetector.warm_errors`): a new stream is judged against a
+threshold already fitted, from its first point.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..._io import read_json
+from ...config import from_dict, to_dict
+from .scorers import StreamingScorer, check_value, score_all
+from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, check_threshold
+from .thresholds import check_threshold_settings
+
+DETECTOR_FILE = "detector.json"
+
+
+# --- the LSTM prediction-error detector ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RNNDetectorConfig:
+    """Settings of :meth:`RNNDetector.fit` and of its scoring (``smoothing``, ``threshold`` and the
+    chosen method's section: ``gaussian`` or ``dynamic``)."""
+
+    hidden_size: int = 32
+    epochs: int = 40
+    chunk: int = 64  # training sequences: the series cut into chunks of this many steps
+    batch_size: int | None = None  # chunks per step; None: all of them (full batch)
+    lr: float = 1e-2
+    seed: int = 0
+    smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
+    threshold: str = "gaussian"  # a THRESHOLDS name
+    gaussian: GaussianThresholdConfig = field(default_factory=GaussianThresholdConfig)
+    dynamic: DynamicThresholdConfig = field(default_factory=DynamicThresholdConfig)
+
+    def __post_init__(self) -> None:
+        check_threshold_settings(self)
+        if not 0.0 < self.smoothing <= 1.0:
+            raise ValueError(f"smoothing must lie in (0, 1], got {self.smoothing}")
+
+
+def next_value_model(model_settings: dict[str, Any]) -> nn.Module:
+    """The next-value predictor: a registered many-to-many model, one input feature, one output."""
+    from ...models import create_model
+
+    return create_model("many_to_many", {**model_settings, "input": {"features": 1}, "outputs": 1})
+
+
+def next_value_chunks(x: np.ndarray, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A standardized series ``(N,)`` cut into ``(inputs (M, chunk, 1), targets (M, chunk))``:
+    each step's target is the next value."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    usable = (len(x) - 1) // chunk * chunk
+    inputs = x[:usable].view(-1, chunk, 1)  # (M, chunk, 1)
+    targets = x[1 : usable + 1].view(-1, chunk)  # (M, chunk)
+    return inputs, targets
+
+
+def error_statistics(errors: np.ndarray) -> dict[str, float]:
+    return {"count": int(len(errors)), "mean": float(np.mean(errors)), "std": float(np.std(errors)),
+            "max": float(np.max(errors))}  # fmt: skip
+
+
+class RNNDetector:
+    """A next-value LSTM with the scaling of its data and a threshold over its smoothed errors.
+
+    :meth:`fit` trains on ``values`` (a probationary prefix) with rnnkit's :class:`~rnnkit.training.Trainer`;
+    :meth:`load` reads a detector trained by ``rnnkit train detect``. :meth:`batch_scores` scores
+    a whole series in one forward pass; :meth:`scorer` is the equivalent streaming scorer (the
+    same scores and flags). Scores and flags are those of the configured threshold method over
+    the smoothed errors (:data:`THRESHOLDS`). The first point of a series has no prediction: it
+    scores 0, is not flagged, and stays out of the threshold's history.
+
+    ``warm_errors`` (``None``, or smoothed errors the model made before the stream: :meth:`load`
+    sets it to the run's validation tail) warms every fresh threshold (``warm(errors)``), so
+    that a series is scored against a fitted threshold from its first point instead of after
+    the method's ``min_history`` points.
+    """
+
+    def __init__(self, config: RNNDetectorConfig = RNNDetectorConfig()) -> None:
+        self.config = config
+        self.model: nn.Module | None = None
+        self.center, self.scale = 0.0, 1.0
+        self.warm_errors: np.ndarray | None = None  # (W,) seen by every fresh threshold before the stream
+        self.info: dict[str, Any] = {}  # what a run directory's detector.json says beyond the settings
+
+    def fit(self, values: Sequence[float]) -> RNNDetector:
+        from ...training import SupervisedObjective, TensorBatches, Trainer, TrainConfig
+
+        c = self.config
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 1 or len(values) < 2 * c.chunk:
+            raise ValueError(f"values must be 1-D with at least 2 * chunk = {2 * c.chunk} points, got shape {values.shape}")
+        if not np.isfinite(values).all():
+            raise ValueError("values to fit on must be finite (fill or drop missing readings first)")
+        self.center = float(values.mean())
+        self.scale = float(values.std()) or 1.0
+        inputs, targets = next_value_chunks((values - self.center) / self.scale, c.chunk)  # (M, chunk, 1), (M, chunk)
+        torch.manual_seed(c.seed)
+        self.model = next_value_model({"encoder": {"cell": "lstm", "hidden_size": c.hidden_size}})
+        train = TensorBatches(inputs, targets, batch_size=c.batch_size or len(inputs), seed=c.seed)
+        settings = TrainConfig(max_epochs=c.epochs, lr=c.lr, clip_norm=1.0, seed=c.seed, device="cpu")
+        Trainer(self.model, SupervisedObjective("mse"), settings, quiet=True).fit(train)
+        self.model.eval()
+        return self
+
+    @classmethod
+    def load(cls, run_dir: str | Path, *, threshold: str | None = None, warm_start: bool = True) -> RNNDetector:
+        """The detector of a ``rnnkit train detect`` run; ``threshold`` picks another method by name.
+
+        With ``warm_start`` the threshold starts from the run's validation-tail errors
+        (``detector.json``'s ``warm_start``); a run trained before they were saved starts cold,
+        with a warning. ``warm_start=False``: cold, as for a detector that has seen nothing.
+        """
+        from ...training import load
+
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"run directory {run_dir} does not exist")
+        if not (run_dir / DETECTOR_FILE).is_file():
+            raise ValueError(f"{run_dir} is not a detect run directory: it has no {DETECTOR_FILE}"
+                             " (train one with 'rnnkit train detect --data FILE.csv')")  # fmt: skip
+        if not (run_dir / "model.safetensors").is_file():
+            raise ValueError(f"{run_dir} has no model.safetensors: its training did not finish"
+                             f" (continue it with 'rnnkit train --run-dir {run_dir} --resume')")  # fmt: skip
+        saved = read_json(run_dir / DETECTOR_FILE)
+        try:
+            scoring = saved["scoring"]
+            config = from_dict(RNNDetectorConfig, {**scoring, "chunk": saved["chunk"]}, where="scoring")
+            center, scale = float(saved["center"]), float(saved["scale"])
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{run_dir / DETECTOR_FILE} is not a detector file: missing or bad {error}") from None
+        warm = None
+        if warm_start and "warm_start" in saved:
+            try:
+                warm = np.array(saved["warm_start"]["errors"], dtype=float)  # (W,)
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"{run_dir / DETECTOR_FILE} is not a detector file: bad warm_start ({error})") from None
+            if warm.ndim != 1 or not np.isfinite(warm).all():
+                raise ValueError(f"{run_dir / DETECTOR_FILE} is not a detector file: warm_start errors must be"
+                                 f" a list of finite numbers")  # fmt: skip
+        model = load(run_dir)
+        config = replace(config, hidden_size=model.config.encoder.hidden_size,
+                         threshold=check_threshold(threshold) if threshold is not None else config.threshold)  # fmt: skip
+        if warm_start and warm is None:
+            history = getattr(config, config.threshold).min_history
+            warnings.warn(f"{run_dir / DETECTOR_FILE} has no warm_start errors (trained before they were saved):"
+                          f" the {config.threshold} threshold starts cold and flags nothing in the first {history}"
+                          f" points; retrain to warm it", stacklevel=2)  # fmt: skip
+        detector = cls(config)
+        detector.model, detector.center, detector.scale, detector.info = model, center, scale, saved
+        detector.warm_errors = warm
+        return detector
+
+    def threshold(self) -> StreamingScorer:
+        """A fresh scorer of the smoothed-error stream: the configured threshold method, warmed
+        with ``warm_errors`` if there are any."""
+        method = THRESHOLDS[self.config.threshold]
+        scorer = method.build(getattr(self.config, method.name))
+        if self.warm_errors is not None and len(self.warm_errors):
+            scorer.warm(self.warm_errors)
+        return scorer
+
+    def _require_model(self) -> nn.Module:
+        if self.model is None:
+            raise ValueError("call fit() or RNNDetector.load() before scoring")
+        return self.model
+
+    def smoothed_errors(self, values: Sequence[float]) -> np.ndarray:
+        """EWMA of ``|x_t - prediction_t|`` (standardized units) over a finite series, one forward
+        pass; the first point has no prediction: error 0."""
+        model = self._require_model()
+        values = np.asarray(values, dtype=float)
+        if not np.isfinite(values).all():
+            raise ValueError("batch scoring needs finite values; stream a series with missing readings instead")
+        with torch.no_grad():
+            x = torch.tensor((values - self.center) / self.scale, dtype=torch.float32)  # (N,)
+            predicted, _ = model(x.view(1, -1, 1))  # (1, N, 1): of x_{t+1}
+        predicted = predicted[0, :, 0].double().numpy()  # (N,)
+        errors = np.zeros(len(values))
+        errors[1:] = np.abs((values[1:] - self.center) / self.scale - predicted[:-1])
+        smoothed = np.empty(len(values))
+        level, a = 0.0, self.config.smoothing
+        for t, e in enumerate(errors):
+            level = e if t == 1 else (1 - a) * level + a * e
+            smoothed[t] = level
+        return smoothed
+
+    def batch_scores(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and flags of a whole (finite) series at once; equal to streaming it."""
+        return self.score_errors(self.smoothed_errors(values))
+
+    def score_series(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and flags of a whole series that may miss readings (NaN): :meth:`batch_scores`
+        where every value is finite, else the streaming scorer, which reports each missing reading
+        and carries its state across it (the two give the same scores where both apply)."""
+        values = np.asarray(values, dtype=float)
+        return self.batch_scores(values) if np.isfinite(values).all() else score_all(self.scorer(), values)
+
+    def score_errors(self, smoothed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and flags of a series' smoothed errors (:meth:`smoothed_errors`) by a fresh
+        threshold; the first point has no prediction: score 0, not flagged, not fed to it."""
+        scores, flags = np.zeros(len(smoothed)), np.zeros(len(smoothed), dtype=bool)
+        if len(smoothed):
+            scores[1:], flags[1:] = score_all(self.threshold(), smoothed[1:])
+        return scores, flags
+
+    def scorer(self) -> RNNScorer:
+        self._require_model()
+        return RNNScorer(self)
+
+
+class RNNScorer:
+    """The streaming form of :class:`RNNDetector`: one ``model.step`` per value, the LSTM state kept.
+
+    A missing reading is reported (``nan``, ``False``) and the LSTM is fed its own prediction in
+    its place, so the state moves on in time; the error average skips it.
+    """
+
+    def __init__(self, detector: RNNDetector) -> None:
+        self.detector = detector
+        self._state: Any = None  # the LSTM's (h, c)
+        self._prediction: float | None = None  # of the next value, standardized
+        self._level = 0.0
+        self._errors = 0  # errors seen so far
+        self._threshold = detector.threshold()
+        self.missing = 0
+
+    @torch.no_grad()
+    def score(self, value: float) -> tuple[float, bool]:
+        value = check_value(value)
+        d = self.detector
+        missing = not math.isfinite(value)
+        first = not missing and self._prediction is None  # the first value: nothing to compare it with
+        if missing:
+            self.missing += 1
+            if self._prediction is None:
+                return math.nan, False
+            x = self._prediction
+        else:
+            x = (value - d.center) / d.scale
+            if first:
+                self._level = 0.0
+            else:
+                error = abs(x - self._prediction)
+                a = d.config.smoothing
+                self._level = error if self._errors == 0 else (1 - a) * self._level + a * error
+                self._errors += 1
+        y, self._state = d.model.step(torch.tensor([[x]], dtype=torch.float32), self._state)  # (1, 1)
+        self._prediction = float(y[0, 0])
+        if missing:
+            return math.nan, False
+        if first:
+            return 0.0, False
+        return self._threshold.score(self._level)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lstm": _clone(self._state), "prediction": self._prediction, "level": self._level, "errors": self._errors,
+                "missing": self.missing, "threshold": self._threshold.state_dict()}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._state = _clone(state["lstm"])
+        self._prediction = state["prediction"]
+        self._level, self._errors, self.missing = float(state["level"]), int(state["errors"]), int(state["missing"])
+        self._threshold.load_state_dict(state["threshold"])
+
+
+def _clone(state: Any) -> Any:
+    """A copy of a recurrent state: ``None``, a tensor (GRU's h) or nested tuples of them (LSTM's (h, c))."""
+    if state is None or isinstance(state, torch.Tensor):
+        return None if state is None else state.clone()
+    return type(state)(_clone(s) for s in state)
+
+
+def scoring_settings(config: Any) -> dict[str, Any]:
+    """The scoring part of a config (``smoothing``, ``threshold``, ``gaussian``, ``dynamic``) as plain data."""
+    data = to_dict(config)
+    return {name: data[name] for name in ("smoothing", "threshold", *THRESHOLDS)}

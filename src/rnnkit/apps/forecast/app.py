@@ -1,0 +1,139 @@
+"""``rnnkit train forecast`` (the app: prepare, calibrate, backtest, report) and ``rnnkit forecast RUN_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..._io import atomic_write_text, read_json
+from ...config import to_dict
+from ...training import TensorBatches
+from ..base import App, Prepared, Run
+from ..commands import Command
+from .backtest import backtest, format_scores
+from .calibration import Calibration, calibrate
+from .config import ForecastConfig, interval_label
+from .data import configured_series, fit_scaler, resolve, training_windows
+from .forecaster import CALIBRATION_FILE, FORECAST_FILE, PLOT_FILE, SCALER_FILE, ForecastRun, load_run
+from .model import ForecastObjective, fit_model, forecast_model
+from .plots import backtest_figure
+
+
+class ForecastApp(App):
+    name = "forecast"
+    help = "time-series forecasting with intervals, rolling-origin backtest and baselines (needs rnnkit[timeseries])"
+    example = "rnnkit train forecast --data sales.csv --time-column date --target sales --horizon 12"
+    config_class = ForecastConfig
+    model_name = "many_to_one"
+    default_model = {"encoder": {"cell": "lstm", "hidden_size": 64}}
+    default_train = {"lr": 3e-3, "max_epochs": 150, "clip_norm": 1.0, "log_every": 50}
+    arguments = {"--data": "task.data", "--time-column": "task.time_column", "--target": "task.target",
+                 "--covariates": "task.covariates", "--horizon": "task.horizon"}  # fmt: skip
+
+    def prepare(self, config: ForecastConfig, model_settings: dict[str, Any], seed: int) -> Prepared:
+        frame, source, season = configured_series(config)
+        setup = resolve(frame, config, source, default_season=season)
+        scaler = fit_scaler(setup, setup.train_end)
+        inputs, targets = training_windows(setup, scaler, setup.train_end)
+        model = forecast_model(setup.config, frame.shape[1], model_settings)
+        artifacts = {
+            FORECAST_FILE: json.dumps({"config": to_dict(setup.config), "columns": setup.columns,
+                                       "time_column": frame.index.name, "source": source,
+                                       "train_rows": setup.train_end}, indent=1),  # fmt: skip
+            SCALER_FILE: scaler.to_json(),
+        }
+        train = TensorBatches(inputs, targets, batch_size=config.batch_size, seed=seed)
+        context = {"setup": setup, "scaler": scaler}
+        return Prepared(model, ForecastObjective(setup.config), train, None, "windows", artifacts, context)
+
+    def finalize(self, run: Run) -> None:
+        """``calibration.json``: a second model, trained as the run's own, calibrates the interval
+        on the end of the training part (skipped under ``calibrate=false``, or when it is there
+        and no training ran since)."""
+        setup, scaler = run.context["setup"], run.context["scaler"]
+        if not setup.config.calibrate or ((run.run_dir / CALIBRATION_FILE).is_file() and not run.trained):
+            return
+
+        def fit(inputs: Tensor, targets: Tensor) -> nn.Module:  # the calibration model, trained as the run's
+            return fit_model(setup.config, inputs, targets, run.model_settings, run.train_config)
+
+        calibration = calibrate(setup, scaler, setup.train_end, fit)
+        atomic_write_text(run.run_dir / CALIBRATION_FILE, calibration.to_json())
+
+    def evaluate(self, run: Run) -> dict[str, Any]:
+        setup, scaler = run.context["setup"], run.context["scaler"]
+        c = setup.config
+        calibration = None
+        if c.calibrate:
+            calibration = Calibration.from_dict(read_json(run.run_dir / CALIBRATION_FILE))
+        bt = backtest(run.model(), setup, scaler, baselines=c.baselines, calibration=calibration)
+        run.cache["backtest"] = bt
+        return {
+            "source": setup.source, "rows": len(setup.frame), "columns": setup.columns, "train_rows": setup.train_end,
+            "lookback": c.lookback, "season": c.season, "test_size": c.test_size, "log_target": scaler.log[0],
+            "origins": len(bt.origins), "interval": interval_label(c),
+            "calibration": None if calibration is None else {"rows": list(calibration.rows),
+                                                             "origins": calibration.origins, "q": list(calibration.q)},
+            "scores": bt.scores,
+        }  # fmt: skip
+
+    def figures(self, run: Run, results: dict[str, Any]) -> dict[str, Any]:
+        if "backtest" not in run.cache:
+            self.evaluate(run)
+        return {"backtest.png": backtest_figure(run.context["setup"], run.cache["backtest"])}
+
+    def report(self, run: Run, results: dict[str, Any]) -> str:
+        c, r, columns = run.config, results, results["columns"]
+        lines = [
+            f"forecast: {r['source']}, {r['rows']} rows, target {columns[0]!r}"
+            + (f", covariates {', '.join(columns[1:])}" if len(columns) > 1 else ""),
+            f"horizon {c.horizon} ({c.strategy}), lookback {r['lookback']}, season {r['season']}, head {c.head},"
+            f" scaling fitted on the first {r['train_rows']} rows ({'log, ' if r['log_target'] else ''}standardized)",
+            f"rolling-origin backtest on the last {r['test_size']} rows: {r['origins']} origins x {c.horizon} steps;"
+            f" MASE scaled by the in-sample seasonal naive MAE (m={r['season']}); coverage of the {r['interval']}",
+        ]
+        if r["calibration"] is not None:
+            (start, end), origins, q = r["calibration"]["rows"], r["calibration"]["origins"], r["calibration"]["q"]
+            lines.append(f"conformal calibration (CQR) on training rows {start}-{end - 1}: {origins} origins per step;"
+                         f" bounds moved out by {q[0]:.3f} (step 1) to {q[-1]:.3f} (step {len(q)}) scaled units")
+        lines.append(format_scores(r["scores"]))
+        return "\n".join(lines)
+
+    def load(self, run_dir: str | Path) -> ForecastRun:
+        return load_run(run_dir)
+
+    def commands(self) -> dict[str, Command]:
+        return {"forecast": FORECAST}
+
+
+# -----------------------------------------------------------------------------
+# `rnnkit forecast RUN_DIR`
+
+
+def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of 'rnnkit train forecast'")
+    parser.add_argument("--data", metavar="FILE", help="a CSV with the run's columns (default: the training series)")
+    parser.add_argument("--plot", metavar="PNG", help="where the plot goes (default: RUN_DIR/forecast.png)")
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from .forecaster import forecast_run
+
+    plot = args.plot or str(Path(args.run_dir) / PLOT_FILE)
+    result = forecast_run(args.run_dir, args.data, plot=plot)
+    sys.stdout.write(result.to_csv(float_format="%.4f"))
+    print(f"plot: {plot}", file=sys.stderr)
+    return 0
+
+
+FORECAST = Command(
+    help="forecast the steps after a series with a trained forecaster; prints CSV with intervals, writes a PNG",
+    example="rnnkit forecast runs/forecast-20261122-101500 --data sales.csv",
+    add_arguments=_forecast_arguments,
+    run=_forecast,
+)

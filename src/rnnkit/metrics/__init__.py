@@ -1,0 +1,25 @@
+"""Metrics by kind of output, each in plain torch or numpy (no model, no files).
+
+- :mod:`~rnnkit.metrics.classification`: confusion matrix, accuracy, per-class precision/recall/F1,
+  macro-F1, the majority baseline, and their small tables;
+- :mod:`~rnnkit.metrics.spans`: chunks of sequence labels and span F1, as conlleval;
+- :mod:`~rnnkit.metrics.sequences`: exact match of generated sequences;
+- :mod:`~rnnkit.metrics.forecasting`: MAE, RMSE, sMAPE, MASE, interval coverage;
+- :mod:`~rnnkit.metrics.nab`: the Numenta Anomaly Benchmark's scoring.
+"""
+
+from .classification import accuracy as accuracy
+from .classification import confusion_matrix as confusion_matrix
+from .classification import macro_f1 as macro_f1
+from .classification import per_class as per_class
+from .forecasting import coverage as coverage
+from .forecasting import mae as mae
+from .forecasting import mase as mase
+from .forecasting import rmse as rmse
+from .forecasting import smape as smape
+from .sequences import exact_match as exact_match
+from .spans import span_scores as span_scores
+from .spans import spans as spans
+
+__all__ = ["accuracy", "confusion_matrix", "macro_f1", "per_class", "coverage", "mae", "mase", "rmse", "smape",
+           "exact_match", "span_scores", "spans"]  # fmt: skip
