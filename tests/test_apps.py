@@ -191,7 +191,7 @@ OLD_PATHS = {
     "rnnkit.tasks.longrange": ("AddingConfig", "rnnkit.apps.longrange"),
     "rnnkit.tasks.compare": ("format_table", "rnnkit.experiments.compare"),
     "rnnkit.tasks.gradients": ("run_gradients", "rnnkit.experiments.gradients"),
-    "rnnkit.tasks.runner": ("compose_settings", "rnnkit.apps.runner"),
+    "rnnkit.tasks.runner": ("Outcome", "rnnkit.apps.runner"),
 }
 
 
@@ -219,7 +219,9 @@ def test_old_names_that_changed_still_work():
     from rnnkit.experiments.compare import CompareConfig, run_compare
 
     assert TASKS["adding"] is get_app("adding") and list(TASKS) == [app.name for app in APPS]
+    from rnnkit.apps.train import train
+
     assert (DemoConfig, run_demo, build_model, load_series, train_task) == (
-        CompareConfig, run_compare, forecast_model, configured_series, train_app)  # fmt: skip
+        CompareConfig, run_compare, forecast_model, configured_series, train)  # fmt: skip
     with pytest.raises(TypeError, match="add it to rnnkit.apps.APPS"):
         register_task(object())

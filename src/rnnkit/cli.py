@@ -1,7 +1,7 @@
 """The ``rnnkit`` command line: parsing, and errors as one line.
 
 The subcommands are :class:`~rnnkit.apps.commands.Command` objects in :data:`COMMANDS`: ``train``
-(:mod:`rnnkit.apps.runner`), each app's own (``App.commands()`` of every app in
+(:mod:`rnnkit.apps.train`), each app's own (``App.commands()`` of every app in
 :data:`rnnkit.apps.APPS`: ``demo``, ``generate``, ``predict``, ``forecast``, ``detect``), the
 experiments' (``compare``, ``gradients``) and ``bench``. ``@command(name, help=..., example=...,
 add_arguments=...)`` registers one more; ``main`` builds the parser from whatever is registered.
@@ -18,7 +18,8 @@ from typing import Callable, NoReturn, Sequence
 
 from rnnkit.apps import APPS
 from rnnkit.apps.commands import Command, add_command
-from rnnkit.apps.runner import TRAIN
+from rnnkit.apps.train import TRAIN
+from rnnkit.bench import COMMAND as BENCH_COMMAND
 from rnnkit.experiments.commands import COMMANDS as EXPERIMENTS
 
 __all__ = ["COMMANDS", "Command", "command", "main"]
@@ -56,33 +57,13 @@ def _register(name: str, cmd: Command) -> None:
     COMMANDS[name] = cmd
 
 
-def _bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from rnnkit.bench import add_arguments
-
-    add_arguments(parser)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from rnnkit.bench import main as bench_main
-
-    return bench_main(args)
-
-
-BENCH = Command(
-    help="time rnnkit's layers against torch.nn and a plain autograd loop, side by side",
-    example="rnnkit bench --quick --json bench.json",
-    add_arguments=_bench_arguments,
-    run=_bench,
-)
-
-
 def _register_builtin() -> None:
     """``train``, each app's own commands in the order of ``APPS``, the experiments', ``bench``."""
     _register("train", TRAIN)
     for app in APPS:
         for name, cmd in app.commands().items():
             _register(name, cmd)
-    for name, cmd in {**EXPERIMENTS, "bench": BENCH}.items():
+    for name, cmd in {**EXPERIMENTS, "bench": BENCH_COMMAND}.items():
         _register(name, cmd)
 
 

@@ -116,19 +116,15 @@ class Run:
         return self.train_config.seed
 
     @classmethod
-    def from_dir(cls, run_dir: str | Path, app: App | None = None) -> Run:
-        """The run in ``run_dir``, from its ``config.json`` and newest checkpoint; ``app``: the
-        app that trained it (default: the one of :data:`rnnkit.apps.APPS` named there)."""
+    def from_dir(cls, run_dir: str | Path, app: App) -> Run:
+        """The run of ``app`` in ``run_dir``, from its ``config.json`` and newest checkpoint."""
         from ..training import TrainConfig
-        from . import get_app
 
         run_dir = Path(run_dir)
         if not (run_dir / "config.json").is_file():
             raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
         saved = read_json(run_dir / "config.json")
-        if app is None:
-            app = get_app(saved.get("task_name"))
-        elif app.name != saved.get("task_name"):
+        if app.name != saved.get("task_name"):
             raise ValueError(f"{run_dir} holds a {saved.get('task_name')!r} run, got app {app.name!r}")
         train_config = from_dict(TrainConfig, saved["train"], where="train")
         run = cls(app, run_dir, from_dict(app.config_class, saved["task"], where="task"), saved["model_settings"],

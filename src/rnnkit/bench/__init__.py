@@ -14,6 +14,7 @@ module with the same weights and against rnnkit's own step loop.
 [('GRU H8 B2 T3', 'infer', 'torch.nn.GRU')]
 """
 
+from ._command import COMMAND as COMMAND
 from ._command import add_arguments as add_arguments
 from ._command import main as main
 from ._configs import CONFIGS as CONFIGS
@@ -36,6 +37,7 @@ from ._report import write_json as write_json
 from ._run import run as run
 
 __all__ = [
+    "COMMAND",
     "run",
     "Row",
     "Case",

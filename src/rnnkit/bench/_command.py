@@ -1,4 +1,4 @@
-"""``rnnkit bench``: the arguments and the body behind the command line's thin registration."""
+"""``rnnkit bench``: the command (:data:`COMMAND`), its arguments and its body."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import argparse
 import shlex
 import sys
 
-from ._configs import CONFIGS, select_cases
 import torch
 
+from ..apps.commands import Command
+from ._configs import CONFIGS, select_cases
 from ._measure import measure_machine, settle_machine
 from ._report import Row, format_table, rescale, write_json
 from ._run import resolve_device, run
@@ -85,3 +86,11 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, rows, machine, command=shlex.join(["rnnkit", *sys.argv[1:]]))
     return 1 if any(row.error for row in rows) else 0  # the table lists what failed
+
+
+COMMAND = Command(
+    help="time rnnkit's layers against torch.nn and a plain autograd loop, side by side",
+    example="rnnkit bench --quick --json bench.json",
+    add_arguments=add_arguments,
+    run=main,
+)

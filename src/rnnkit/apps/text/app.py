@@ -8,6 +8,7 @@ as ``tokenizer.json``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -134,6 +135,10 @@ class TextApp(App):
         return TextGenerator.load(run_dir)
 
     def commands(self) -> dict[str, Command]:
-        from .commands import DEMO, GENERATE
+        return dict(self._commands)
 
-        return {"demo": DEMO, "generate": GENERATE}
+    @functools.cached_property
+    def _commands(self) -> dict[str, Command]:  # built once: the demo command is bound to this app
+        from .commands import GENERATE, demo_command
+
+        return {"demo": demo_command(self), "generate": GENERATE}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 
@@ -17,7 +18,7 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(app, args: argparse.Namespace) -> int:
     import torch
 
     from ..runner import train_app
@@ -33,19 +34,21 @@ def _demo(args: argparse.Namespace) -> int:
                  "train.schedule=constant", "train.warmup_steps=50", "train.eval_every=200",
                  "model.encoder.hidden_size=256", "task.bptt=64", "task.batch_size=32",
                  "task.sample_prime=The ", "task.sample_length=300"]  # fmt: skip
-    outcome = train_app("text", overrides=overrides, run_dir=run_dir, quiet=args.quiet)
+    outcome = train_app(app, overrides=overrides, run_dir=run_dir, quiet=args.quiet)
     print(outcome.report)
     print(f"\nrun directory: {outcome.run_dir}\n  summary.md, metrics.jsonl, plots/loss.png, model.safetensors\n"
           f"more text: rnnkit generate {outcome.run_dir} --prime 'The ' --length 300")
     return 0
 
 
-DEMO = Command(
-    help="the main job: train a character language model on text shipped with Python, then write a sample",
-    example="rnnkit demo --minutes 3",
-    add_arguments=_demo_arguments,
-    run=_demo,
-)
+def demo_command(app) -> Command:
+    """``rnnkit demo``: ``app`` (the text app) trained with the demo's settings."""
+    return Command(
+        help="the main job: train a character language model on text shipped with Python, then write a sample",
+        example="rnnkit demo --minutes 3",
+        add_arguments=_demo_arguments,
+        run=functools.partial(_demo, app),
+    )
 
 
 def _generate_arguments(parser: argparse.ArgumentParser) -> None:
