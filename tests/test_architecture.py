@@ -8,6 +8,7 @@ so a lazy import that runs upwards is caught too.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,17 @@ def test_no_package_imports_another_packages_private_names():
 @pytest.mark.parametrize("room_name", sorted({room(m) for m in MODULES}))
 def test_every_room_has_a_place_in_the_order(room_name):
     assert room_name in RANK, f"rnnkit.{room_name} is not in tests/test_architecture.py's LAYERS"
+
+
+def test_the_worked_example_in_docs_architecture_trains(tmp_path):
+    """docs/architecture.md's application, run as written: one folder's code, trained by the runner."""
+    from rnnkit.apps.runner import train_app
+
+    text = (ROOT.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    code = next(block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "class MeanApp" in block)
+    namespace: dict = {}
+    exec(compile(code, "docs/architecture.md", "exec"), namespace)
+    outcome = train_app(namespace["MeanApp"](), run_dir=tmp_path / "run", quiet=True)
+    results = outcome.results
+    assert (tmp_path / "run" / "results.json").is_file() and "test MSE" in outcome.report
+    assert results["test_mse"] < 0.5 * results["zero_mse"]  # it learned something
