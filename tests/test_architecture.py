@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent / "src" / "rnnkit"
 
 #: the order of the rooms: a module may import from its own room and from any room below it
 LAYERS = (
-    ("foundation", {"_validation", "_io", "config", "_native"}),
+    ("foundation", {"_validation", "_io", "_extras", "config", "_native"}),
     ("cells", {"cells"}),
     ("scan", {"scan"}),
     ("layers", {"layers"}),

@@ -6,6 +6,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "rnnkit._extras",
     "rnnkit.cells._base",
     "rnnkit.cells._elman",
     "rnnkit.cells._gru",

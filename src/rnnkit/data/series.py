@@ -22,21 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import _extras
+from .._extras import MissingExtraError as MissingExtraError
+
 EXTRA_HINT = "pip install 'rnnkit[timeseries]'"
-
-
-class MissingExtraError(ImportError, ValueError):
-    """An optional dependency is missing; a ``ValueError`` too, so the command line prints one line."""
 
 
 def require(module: str):
     """Import ``module`` (pandas, statsmodels) or say how to install the forecasting extra."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingExtraError(f"forecasting needs {module.split('.')[0]}: {EXTRA_HINT}") from None
+    return _extras.require(module, "timeseries", "forecasting")
 
 
 # --- embedded data sets ----------------------------------------------------------------------

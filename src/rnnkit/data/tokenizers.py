@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from .. import _extras
+
 UNKNOWN = "\ufffd"  # stands for characters the training text did not have
 PAD, UNK = "<pad>", "<unk>"  # the word-level specials: id 0 pads, id 1 stands for an unseen token
 
@@ -181,14 +183,7 @@ class WordTokenizer(_OnVocabulary):
 
 
 def _require_tokenizers():
-    try:
-        import tokenizers
-    except ImportError:
-        raise ImportError(
-            "the BPE tokenizer needs the 'tokenizers' package: pip install 'rnnkit[text]'"
-            " (or pip install tokenizers)"
-        ) from None
-    return tokenizers
+    return _extras.require("tokenizers", "text", "the BPE tokenizer")
 
 
 class BPETokenizer:
