@@ -285,11 +285,22 @@ BAD_RATES = [
 bad_rates = pytest.mark.parametrize("value, error, got", BAD_RATES, ids=[repr(r[0]) for r in BAD_RATES])
 
 
+BAD_DROPOUT = [r for r in BAD_RATES if r[0] != 1.0]  # torch.nn's inter-layer dropout takes [0, 1]
+
+
 @all_layers
-@bad_rates
+@pytest.mark.parametrize("value, error, got", BAD_DROPOUT, ids=[repr(r[0]) for r in BAD_DROPOUT])
 def test_dropout_outside_unit_interval(kind, value, error, got):
-    with pytest.raises(error, match=pattern("dropout", "[0, 1)", got)):
+    with pytest.raises(error, match=pattern("dropout", "[0, 1]", got)):
         LAYERS[kind](num_layers=2, dropout=value)
+
+
+@all_layers
+def test_dropout_of_one_is_accepted_as_torch_nn_accepts_it(kind):
+    """Issue 13, item 4: torch.nn's layers take dropout in [0, 1]; 1.0 zeroes the inputs of the layers above."""
+    layer = LAYERS[kind](num_layers=2, dropout=1.0).train()
+    assert layer.dropout == 1.0
+    layer(x_layer(T, B, I))
 
 
 @pytest.mark.parametrize("option", ["recurrent_dropout", "zoneout", "dropconnect"])
@@ -347,13 +358,28 @@ def test_bad_layer_sizes(kind, arg, value, error, got):
         getattr(rnnkit, kind)(**sizes)
 
 
+CELL_SIZE_ARGS = [  # torch.nn's cells take 0 (and give empty outputs); its layers do not
+    (-3, ValueError, "non-negative integer, got -3"),
+    *(r for r in SIZE_ARGS if not isinstance(r[0], int) or isinstance(r[0], bool)),
+]
+
+
 @all_cells
 @pytest.mark.parametrize("arg", ["input_size", "hidden_size"])
-@bad_sizes
+@pytest.mark.parametrize("value, error, got", CELL_SIZE_ARGS, ids=[repr(r[0]) for r in CELL_SIZE_ARGS])
 def test_bad_cell_sizes(kind, arg, value, error, got):
     sizes = {"input_size": I, "hidden_size": H, arg: value}
     with pytest.raises(error, match=pattern(arg, got)):
         CELLS[kind](**sizes)
+
+
+@all_cells
+def test_cells_of_size_zero_give_empty_outputs_as_torch_nn_does(kind):
+    """Issue 13, item 4: torch.nn.LSTMCell(3, 0) returns empty states; so do rnnkit's cells."""
+    cell = CELLS[kind](input_size=I, hidden_size=0)
+    out = cell(torch.randn(B, I))
+    for part in out if isinstance(out, tuple) else (out,):
+        assert part.shape == (B, 0)
 
 
 @pytest.mark.parametrize("arg", ["input_size", "num_layers"])

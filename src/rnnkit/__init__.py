@@ -19,6 +19,9 @@ from .layers import MinLSTM as MinLSTM
 from .layers import Recurrent as Recurrent
 from .layers import RecurrentLayer as RecurrentLayer
 from .layers import create_layer as create_layer
+from ._validation import DeviceError as DeviceError
+from ._validation import DTypeError as DTypeError
+from ._validation import ShapeError as ShapeError
 from .training.run import load as load
 
 __version__ = "0.1.0"
@@ -39,5 +42,8 @@ __all__ = [
     "RecurrentCell",
     "create_layer",
     "load",
+    "ShapeError",
+    "DTypeError",
+    "DeviceError",
     "__version__",
 ]

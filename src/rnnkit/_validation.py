@@ -1,7 +1,12 @@
 """Argument checks shared by every public entry point.
 
 Each check raises ``ValueError`` or ``TypeError`` whose message names the argument, what was
-expected and what was received, e.g. ``dropout must be a float in [0, 1), got 1.5``.
+expected and what was received, e.g. ``dropout must be a float in [0, 1], got 1.5``.
+
+A tensor of the wrong shape, dtype or device raises :class:`ShapeError`, :class:`DTypeError`
+or :class:`DeviceError`: rnnkit's message, and the classes torch.nn raises in those places
+too (``RuntimeError``, and ``ValueError`` for an RNN's dtype), so code written for torch.nn that
+catches them keeps working.
 """
 
 from __future__ import annotations
@@ -13,6 +18,18 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+
+
+class ShapeError(ValueError, RuntimeError):
+    """A tensor of the wrong shape or size (torch.nn raises ``RuntimeError`` there)."""
+
+
+class DTypeError(TypeError, ValueError, RuntimeError):
+    """A tensor of the wrong dtype (torch.nn raises ``ValueError`` for an RNN, ``RuntimeError`` for a cell)."""
+
+
+class DeviceError(ValueError, RuntimeError):
+    """A tensor on the wrong device (torch.nn raises ``RuntimeError`` there)."""
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -40,12 +57,14 @@ def check_int_at_least(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def check_probability(name: str, value: object) -> float:
-    """A dropout-like rate: a real number in [0, 1)."""
+def check_probability(name: str, value: object, *, inclusive: bool = False) -> float:
+    """A dropout-like rate: a real number in [0, 1) -- [0, 1] where ``inclusive`` (torch.nn's
+    inter-layer dropout; a rate of 1 elsewhere would divide by 1 - p = 0)."""
+    interval = "[0, 1]" if inclusive else "[0, 1)"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a float in [0, 1), got {value}")
+        raise TypeError(f"{name} must be a float in {interval}, got {type(value).__name__} {value!r}")
+    if not (0.0 <= float(value) <= 1.0 if inclusive else 0.0 <= float(value) < 1.0):
+        raise ValueError(f"{name} must be a float in {interval}, got {value}")
     return float(value)
 
 
@@ -77,20 +96,14 @@ def check_floating(name: str, value: Tensor) -> Tensor:
 def check_matches(name: str, value: Tensor, *, dtype: torch.dtype, device: torch.device) -> None:
     """``value`` must live where the module's parameters live and share their dtype."""
     if value.dtype != dtype:
-        raise TypeError(
-            f"{name} must have the parameters' dtype: expected {dtype}, got {value.dtype}"
-        )
+        raise DTypeError(f"{name} must have the parameters' dtype: expected {dtype}, got {value.dtype}")
     if value.device != device:
-        raise ValueError(
-            f"{name} must be on the parameters' device: expected {device}, got {value.device}"
-        )
+        raise DeviceError(f"{name} must be on the parameters' device: expected {device}, got {value.device}")
 
 
 def check_shape(name: str, value: Tensor, expected: tuple[int, ...]) -> None:
     if tuple(value.shape) != tuple(expected):
-        raise ValueError(
-            f"{name} must have shape {tuple(expected)}, got {tuple(value.shape)}"
-        )
+        raise ShapeError(f"{name} must have shape {tuple(expected)}, got {tuple(value.shape)}")
 
 
 def check_lengths(lengths: object, batch_size: int, max_length: int, device: torch.device) -> Tensor:

@@ -53,9 +53,10 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import (
+    ShapeError,
     check_floating,
     check_matches,
-    check_positive_int,
+    check_nonnegative_int,
     check_shape,
     check_tensor,
 )
@@ -71,8 +72,9 @@ class RecurrentCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
-        self.input_size = check_positive_int("input_size", input_size)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        # 0 is allowed, as torch.nn's cells allow it (empty outputs); the layers ask for >= 1, as torch.nn's
+        self.input_size = check_nonnegative_int("input_size", input_size)
+        self.hidden_size = check_nonnegative_int("hidden_size", hidden_size)
 
     # --- the contract ------------------------------------------------------------------
     @property
@@ -130,7 +132,7 @@ class RecurrentCell(nn.Module):
                 f" of shape {tuple(input.shape)}"
             )
         if input.shape[-1] != self.input_size:
-            raise ValueError(
+            raise ShapeError(
                 f"input.size(-1) must be equal to input_size: expected {self.input_size},"
                 f" got {input.shape[-1]}"
             )

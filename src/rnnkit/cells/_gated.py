@@ -101,6 +101,8 @@ class GatedCell(RecurrentCell):
 
     def _check_options(self) -> None:
         """Checks that need the sizes as well as the options (the LSTM's ``proj_size``)."""
+        if self.layer_norm and self.hidden_size == 0:
+            raise ValueError("layer_norm needs hidden_size >= 1 (it normalises over the hidden units), got 0")
 
     # --- parameters --------------------------------------------------------------------
     @property
@@ -128,7 +130,7 @@ class GatedCell(RecurrentCell):
     @torch.no_grad()
     def init_parameters(self, params: Params) -> None:
         """Initialise ``params`` (this cell's names) in place, by the ``init`` scheme."""
-        stdv = 1.0 / math.sqrt(self.hidden_size)
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0  # torch.nn's rule
         for name, p in params.items():
             if name.startswith("ln_") and name.endswith("_weight"):
                 p.fill_(1.0)

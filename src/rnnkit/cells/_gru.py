@@ -40,14 +40,14 @@ class GRUCell(GatedCell):
     def step(self, xp_t: Tensor, state: State, params: Params, ctx: Noise | None = None) -> tuple[Tensor, State]:
         (h,) = state
         H = self.hidden_size
-        x_r, x_z, x_n = xp_t.split(H, dim=-1)  # each (B, H)
+        x_r, x_z, x_n = xp_t.tensor_split(3, dim=-1)  # each (B, H); tensor_split: H may be 0
         if self.reset_after:
-            h_r, h_z, h_n = self._recurrent_part(h, params, ctx).split(H, dim=-1)
+            h_r, h_z, h_n = self._recurrent_part(h, params, ctx).tensor_split(3, dim=-1)
             r = torch.sigmoid(x_r + h_r)
             z = torch.sigmoid(x_z + h_z)
             n = torch.tanh(x_n + r * h_n)
         else:
-            h_r, h_z = self._recurrent_part(h, params, ctx, slice(0, 2 * H)).split(H, dim=-1)
+            h_r, h_z = self._recurrent_part(h, params, ctx, slice(0, 2 * H)).tensor_split(2, dim=-1)
             r = torch.sigmoid(x_r + h_r)
             z = torch.sigmoid(x_z + h_z)
             # the reset gate scales the state before W_hn; recurrent dropout still applies to h

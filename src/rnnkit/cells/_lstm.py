@@ -47,7 +47,8 @@ class LSTMCell(GatedCell):
     Options = LSTMOptions
 
     def _check_options(self) -> None:
-        if self.proj_size >= self.hidden_size:
+        super()._check_options()
+        if self.proj_size and self.proj_size >= self.hidden_size:
             raise ValueError(
                 f"proj_size must be smaller than hidden_size ({self.hidden_size}), got {self.proj_size}"
             )

@@ -54,7 +54,7 @@ class MinimalCell(RecurrentCell):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        stdv = 1.0 / math.sqrt(self.input_size)  # nn.Linear's default
+        stdv = 1.0 / math.sqrt(self.input_size) if self.input_size > 0 else 0.0  # nn.Linear's default
         with torch.no_grad():
             self.weight.uniform_(-stdv, stdv)
             if self.bias is not None:

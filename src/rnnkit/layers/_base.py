@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
 from .._validation import (
+    ShapeError,
     caller_stacklevel,
     check_bool,
     check_floating,
@@ -78,7 +79,7 @@ class RecurrentLayer(nn.Module):
         self.num_layers = check_positive_int("num_layers", num_layers)
         self.bidirectional = check_bool("bidirectional", bidirectional)
         self.batch_first = check_bool("batch_first", batch_first)
-        self.dropout = check_probability("dropout", dropout)
+        self.dropout = check_probability("dropout", dropout, inclusive=True)  # torch.nn's [0, 1]
         self.return_states = check_bool("return_states", return_states)
         self.learn_initial_state = check_bool("learn_initial_state", learn_initial_state)
         if self.dropout > 0 and self.num_layers == 1:
@@ -341,11 +342,9 @@ class RecurrentLayer(nn.Module):
 
     def _check_input(self, x: Tensor, features: int, steps: int) -> None:
         if features != self.input_size:
-            raise ValueError(
-                f"input.size(-1) must be equal to input_size: expected {self.input_size}, got {features}"
-            )
+            raise ShapeError(f"input.size(-1) must be equal to input_size: expected {self.input_size}, got {features}")
         if steps < 1:
-            raise ValueError("input must have at least one time step, got 0")
+            raise ShapeError("input must have at least one time step, got 0")
         reference = self._reference()
         if reference is not None:
             check_matches("input", x, dtype=reference.dtype, device=reference.device)
