@@ -42,6 +42,9 @@ __all__ = [
     "load_tensors",
     "decode_tensors",
     "fsync_dir",
+    "run_file",
+    "file_record",
+    "check_file_record",
     "flatten_state",
     "unflatten_state",
 ]
@@ -335,6 +338,53 @@ def unflatten_state(tensors: Mapping[str, Tensor], skeleton: Any) -> Any:
     if unused:
         raise ValueError(f"tensors not referenced by the state skeleton: {unused[:10]}")
     return obj
+
+
+# --- run directories: what is read from one stays inside it --------------------------------
+def run_file(run_dir: PathLike, name: str | PathLike) -> Path:
+    """``run_dir / name``, for reading: refused (``StateFileError``) where ``name`` would leave the
+    run directory or a symbolic link lies on the way (a run directory from someone else must not
+    make rnnkit read, and echo, a file of yours). ``run_dir`` itself is the caller's to trust."""
+    root = Path(run_dir)
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise StateFileError(f"{relative} is not a path inside the run directory {root}")
+    path = root
+    for part in relative.parts:
+        path = path / part
+        if path.is_symlink():
+            raise StateFileError(f"{path} is a symbolic link: a run directory's files must be its own, not links")
+    return path
+
+
+def file_record(path: PathLike) -> dict[str, Any]:
+    """What identifies a data file a run read: its absolute path, size and sha256."""
+    path = Path(path).resolve()
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def check_file_record(record: Any, what: str) -> Path:
+    """The path of a :func:`file_record`, once the file there is the one recorded -- checked by its
+    size and sha256 before anything parses it, so a run directory can name only the file it was
+    trained on, never make rnnkit read another."""
+    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+        raise StateFileError(f"{what}: expected a file record (path, bytes, sha256), got {record!r:.100}")
+    path = Path(record["path"])
+    if not path.is_file():
+        raise MissingFileError(f"{what} {path} does not exist any more; give the data again")
+    if path.stat().st_size != record.get("bytes") or _sha256(path) != record.get("sha256"):
+        raise StateFileError(f"{what} {path} is not the file the run trained on (its size or sha256 differs)")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # --- helpers -------------------------------------------------------------------------------

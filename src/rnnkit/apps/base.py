@@ -36,7 +36,9 @@ parser. Class attributes: ``name``, ``help`` (one line), ``example`` (a command 
 ``config_class`` (a frozen dataclass of the app's settings), ``model_name`` (a registered model,
 :data:`rnnkit.models.MODELS`), ``default_model`` and ``default_train`` (the app's defaults of the
 ``model`` and ``train`` sections), ``arguments`` (train flags to settings: ``{"--data":
-"task.data"}``) and ``results_file``.
+"task.data"}``), ``results_file`` and ``files`` (the task settings that name input files: the
+runner stores them absolute, with each file's size and sha256, in ``config.json``; ``--resume``
+and the app's commands read only the file recorded there, see :func:`rnnkit._io.check_file_record`).
 
 A minimal application, a mean predictor for random sequences::
 
@@ -74,7 +76,7 @@ from typing import Any
 
 from torch import nn
 
-from .._io import read_json
+from .._io import check_file_record, read_json, run_file
 from ..config import from_dict
 from .commands import Command, add_command
 
@@ -110,6 +112,7 @@ class Run:
     prepared: Prepared | None = None
     trained: bool = False  # training ran in this process: what an earlier finalize wrote is out of date
     cache: dict[str, Any] = field(default_factory=dict)  # what evaluate computed for figures; never saved
+    data_files: dict[str, Any] = field(default_factory=dict)  # config.json's records of the input files
 
     @property
     def seed(self) -> int:
@@ -123,12 +126,12 @@ class Run:
         run_dir = Path(run_dir)
         if not (run_dir / "config.json").is_file():
             raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
-        saved = read_json(run_dir / "config.json")
+        saved = read_json(run_file(run_dir, "config.json"))
         if app.name != saved.get("task_name"):
             raise ValueError(f"{run_dir} holds a {saved.get('task_name')!r} run, got app {app.name!r}")
         train_config = from_dict(TrainConfig, saved["train"], where="train")
         run = cls(app, run_dir, from_dict(app.config_class, saved["task"], where="task"), saved["model_settings"],
-                  train_config)  # fmt: skip
+                  train_config, data_files=saved.get("data_files", {}))  # fmt: skip
         checkpoint = newest_checkpoint(run_dir, train_config)
         run.result = checkpoint.result if checkpoint is not None else None
         return run
@@ -139,6 +142,8 @@ class Run:
         if self.prepared is None:
             import torch
 
+            for setting, record in self.data_files.items():  # the files it trained on, before any is read
+                check_file_record(record, f"task.{setting}")
             torch.manual_seed(self.seed)
             self.prepared = self.app.prepare(self.config, self.model_settings, self.seed)
             checkpoint = newest_checkpoint(self.run_dir, self.train_config)
@@ -226,6 +231,8 @@ class App:
     default_train: dict[str, Any] = {}  # noqa: RUF012 - read only
     arguments: dict[str, str] = {}  # noqa: RUF012 - command-line flag -> setting, e.g. --data -> task.data
     results_file: str = "results.json"
+    #: task settings that name input files: stored absolute, with their size and sha256, in config.json
+    files: tuple[str, ...] = ("data",)
 
     def prepare(self, config: Any, model_settings: dict[str, Any], seed: int) -> Prepared:
         raise NotImplementedError(f"{type(self).__name__} must implement prepare(config, model_settings, seed)")

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_write_text, read_json, save_figure, write_json
+from .._io import atomic_write_text, check_file_record, file_record, read_json, run_file, save_figure, write_json
 from ..config import apply_overrides, describe, from_dict, merge_settings, read_config_file, to_dict
 from ..models import MODELS, model_spec
 from ..training import Trainer, TrainConfig, TrainResult
@@ -78,6 +78,23 @@ def settings_help(app: App) -> str:
     return "\n".join(lines)
 
 
+def _record_data_files(app: App, task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task settings with every input file (``app.files``) made absolute, so that a run
+    resumed, or used, from another directory reads the same file; and a record of each (path,
+    size, sha256) for config.json, against which ``--resume`` and the app's commands check it."""
+    task, records = dict(task), {}
+    for setting in app.files:
+        value = task.get(setting)
+        if value is None:
+            continue
+        path = Path(str(value)).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"task.{setting}: data file {path} does not exist")
+        task[setting] = str(path.resolve())
+        records[setting] = file_record(path)
+    return task, records
+
+
 def train_app(
     app: App,
     *,
@@ -106,7 +123,7 @@ def train_app(
             raise ValueError("--resume needs --run-dir: the run directory to continue")
         if not (Path(run_dir) / "config.json").is_file():
             raise ValueError(f"nothing to resume in {run_dir}: it has no config.json from an earlier run")
-        saved = read_json(Path(run_dir) / "config.json")
+        saved = read_json(run_file(run_dir, "config.json"))
         if name != saved.get("task_name"):
             raise ValueError(f"{run_dir} holds a {saved.get('task_name')!r} run, got task {name!r}")
         changed = [o for o in overrides if o.split("=", 1)[0] not in RESUMABLE_CHANGES] + list(values)
@@ -117,6 +134,9 @@ def train_app(
         settings = apply_overrides(
             {"task": saved["task"], "model": saved["model_settings"], "train": saved["train"]}, overrides
         )
+        data_files = saved.get("data_files", {})
+        for setting, record in data_files.items():  # the files it trained on, unchanged, before any is read
+            check_file_record(record, f"task.{setting}")
     else:
         settings = compose_settings(app, config_file, overrides)
         for key, value in values.items():
@@ -125,6 +145,7 @@ def train_app(
             for part in path[:-1]:
                 node = node.setdefault(part, {})
             node[path[-1]] = value
+        settings["task"], data_files = _record_data_files(app, settings["task"])
     config = from_dict(app.config_class, settings["task"], where="task")
     train_config = from_dict(TrainConfig, settings["train"], where="train")
     if run_dir is None:
@@ -153,7 +174,8 @@ def train_app(
             run_dir,
             model_spec=model_spec(prepared.model),
             # the model's own validated config: a resumed run rebuilds exactly this model
-            extra_config={"task_name": name, "task": to_dict(config), "model_settings": to_dict(prepared.model.config)},
+            extra_config={"task_name": name, "task": to_dict(config), "model_settings": to_dict(prepared.model.config),
+                          "data_files": data_files},
             quiet=quiet,
             unit=prepared.unit,
             resume_hint=f"rnnkit train --run-dir {run_dir} --resume",

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .._io import read_json
+from .._io import read_json, run_file
 from ..config import RawValue
 from . import APPS, App, get_app
 from .commands import Command
@@ -37,7 +37,7 @@ def train(
             raise ValueError("--resume needs --run-dir: the run directory to continue")
         if not (Path(run_dir) / "config.json").is_file():
             raise ValueError(f"nothing to resume in {run_dir}: it has no config.json from an earlier run")
-        app = read_json(Path(run_dir) / "config.json").get("task_name")
+        app = read_json(run_file(run_dir, "config.json")).get("task_name")
     app = app if isinstance(app, App) else get_app(app)
     return train_app(app, config_file=config_file, overrides=overrides, values=values, run_dir=run_dir,
                      resume=resume, quiet=quiet)  # fmt: skip

@@ -276,7 +276,18 @@ class Scaler:
 
     @classmethod
     def from_dict(cls, data: dict) -> Scaler:
-        return cls(tuple(data["columns"]), tuple(data["mean"]), tuple(data["std"]), tuple(data["log"]))
+        """A scaler as saved (``scaler.json``), checked: one finite mean and positive std per column."""
+        try:
+            columns, mean, std, log = (tuple(data[k]) for k in ("columns", "mean", "std", "log"))
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"a scaler needs columns, mean, std and log lists, got {error}") from None
+        if not (len(columns) == len(mean) == len(std) == len(log) >= 1):
+            raise ValueError(f"a scaler needs one mean, std and log flag per column, got {len(columns)} columns,"
+                             f" {len(mean)} means, {len(std)} stds, {len(log)} flags")  # fmt: skip
+        values = np.asarray(mean + std, dtype=float)
+        if not np.isfinite(values).all() or min(std) <= 0:
+            raise ValueError(f"a scaler's means must be finite and its stds positive, got mean {mean}, std {std}")
+        return cls(columns, mean, std, tuple(bool(v) for v in log))
 
 
 # --- windowing -------------------------------------------------------------------------------

@@ -515,8 +515,13 @@ def _move_into_place(tmp: Path, final: Path) -> None:
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
+    for place in (path.parent, path):  # checkpoints/ and step-N: inside the run directory, never links
+        if place.is_symlink():
+            raise CheckpointError(f"checkpoint {path}: {place} is a symbolic link; a run's checkpoints must be its own")
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} does not exist or is not a directory")
+    if (path / MANIFEST).is_symlink():
+        raise CheckpointError(f"checkpoint {path}: {MANIFEST} is a symbolic link; a run's checkpoints must be its own")
     try:
         manifest = read_json(path / MANIFEST)
     except MissingFileError as err:
@@ -556,6 +561,8 @@ def _manifest_problem(manifest: Any) -> str | None:
 
 
 def _read_verified(path: Path, name: str, entry: Mapping[str, Any]) -> bytes:
+    if (path / name).is_symlink():
+        raise CheckpointError(f"checkpoint {path}: {name} is a symbolic link; a run's checkpoints must be its own")
     try:
         data = (path / name).read_bytes()
     except FileNotFoundError as err:

@@ -17,9 +17,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-from .._io import atomic_write_text, load_tensors, read_json, save_figure
+from .._io import StateFileError, atomic_write_text, load_tensors, read_json, run_file, save_figure
 
 PLOT_FILE = Path("plots") / "loss.png"
 
@@ -124,22 +125,82 @@ def write_summary(
 def load(run_dir: str | Path, *, weights: str = "model.safetensors") -> nn.Module:
     """The model of a finished run, rebuilt from ``config.json``, weights loaded, in eval mode.
 
-    Only JSON and safetensors are read: nothing in a run directory is unpickled.
+    Only JSON and safetensors are read: nothing in a run directory is unpickled, nothing outside it
+    or behind a symbolic link is read. Before anything is allocated, the model ``config.json``
+    describes is built on the meta device and held to the weights file's header (names and
+    shapes), so a run directory cannot make rnnkit allocate a model its weights do not fit; weights
+    that hold NaN or infinity are refused (a run that diverged), each in one line.
     """
     from ..models import create_model
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    config = read_json(run_dir / "config.json")
+    config = read_json(run_file(run_dir, "config.json"))
     spec = config.get("model") if isinstance(config, dict) else None
     if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError(f"{run_dir / 'config.json'} has no model spec: was the run trained with a registered model?")
+    path = run_file(run_dir, weights)
+    with torch.device("meta"):  # shapes only: no memory, whatever config.json says
+        skeleton = create_model(spec["name"], spec.get("config"))
+    check_fits(skeleton, weight_shapes(path), path)
     model = create_model(spec["name"], spec.get("config"))
-    state = load_tensors(run_dir / weights)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{run_dir / weights} does not fit the model in config.json: missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
+    state = load_tensors(path)
+    check_finite(state, path)
+    model.load_state_dict(state)
     return model.eval()
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The tensor names and shapes of a safetensors file, from its header alone (nothing loaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise StateFileError(f"{path} is not a readable safetensors file: {err}") from None
+
+
+def check_fits(model: nn.Module, shapes: dict[str, tuple[int, ...]], source: Path | str) -> None:
+    """``shapes`` (a weights file's) are exactly ``model``'s parameters and buffers: the same names
+    and shapes, else a ``ValueError`` naming the first difference."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    missing = [n for n in expected if n not in shapes]
+    unexpected = [n for n in shapes if n not in expected]
+    if missing or unexpected:
+        raise ValueError(f"{source} does not fit the model in config.json: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for name, shape in expected.items():
+        if shapes[name] != shape:
+            raise ValueError(
+                f"{source} does not fit the model in config.json: {name} has shape {shapes[name]}, the model's is {shape}"
+            )
+
+
+def check_finite(tensors: dict[str, Tensor], source: Path | str) -> None:
+    """No tensor of ``tensors`` holds NaN or infinity, else a ``ValueError`` naming the first that does."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ValueError(
+                f"{source} holds non-finite weights: {name} has {bad} NaN or infinite value(s) of {tensor.numel()}"
+                " (the run diverged; resume from an earlier checkpoint with a lower learning rate, or retrain)"
+            )
+
+
+def check_optimizer_state(optimizer_state: dict[str, Any], parameters: list[nn.Parameter], source: Path | str) -> None:
+    """An optimizer state dict's per-parameter tensors (Adam's moments, SGD's momentum) have their
+    parameters' shapes, else a ``ValueError`` naming the first that does not."""
+    order = [p for group in optimizer_state.get("param_groups", []) for p in group.get("params", [])]
+    state = optimizer_state.get("state", {})
+    if len(order) != len(parameters):
+        raise ValueError(f"{source}: the optimizer state covers {len(order)} parameters, the model has {len(parameters)}")
+    for index, parameter in zip(order, parameters):
+        for key, value in state.get(index, {}).items():
+            if isinstance(value, Tensor) and value.dim() > 0 and tuple(value.shape) != tuple(parameter.shape):
+                raise ValueError(
+                    f"{source}: the optimizer's {key} of parameter {index} has shape {tuple(value.shape)},"
+                    f" the parameter's is {tuple(parameter.shape)}"
+                )

@@ -31,7 +31,7 @@ from .distributed import Distributed, all_reduce_sum, init_distributed, wrap_mod
 from .objectives import StepOutput
 from .optim import LearningRateSchedule, build_optimizer
 from .progress import Progress
-from .run import MetricsLog, write_plots, write_summary
+from .run import MetricsLog, check_finite, check_fits, check_optimizer_state, write_plots, write_summary
 
 
 class TrainingError(RuntimeError):
@@ -396,6 +396,10 @@ class Trainer:
         checkpoint = self.checkpoints.load_latest()
         if checkpoint is None:
             raise ValueError(f"nothing to resume: run directory {self.run_dir} has no usable checkpoint")
+        # a checkpoint whose tensors do not fit is refused in one line, not as torch's size-mismatch traceback
+        check_fits(self.model, {k: tuple(v.shape) for k, v in checkpoint.model_state.items()}, checkpoint.path)
+        check_finite(checkpoint.model_state, checkpoint.path)
+        check_optimizer_state(checkpoint.optimizer_state, list(self.model.parameters()), checkpoint.path)
         self.model.load_state_dict(checkpoint.model_state)
         self.optimizer.load_state_dict(checkpoint.optimizer_state)
         self.schedule.load_state_dict(checkpoint.scheduler_state)

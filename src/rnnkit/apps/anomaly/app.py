@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..._io import atomic_write_text, read_json
+from ..._io import atomic_write_text, read_json, run_file
 from ..base import App, Prepared, Run
 from ..commands import Command, closed_stdout_is_fine
 from .detect import DETECTORS, PLOT_FILE, detections_figure, result_frame
@@ -124,7 +124,7 @@ class DetectApp(App):
     def finalize(self, run: Run) -> None:
         """``detector.json`` gains the error statistics and the warm-start errors of the trained
         model (again after more training)."""
-        saved = read_json(run.run_dir / DETECTOR_FILE)
+        saved = read_json(run_file(run.run_dir, DETECTOR_FILE))
         if "warm_start" in saved and not run.trained:
             return
         values, train_rows = run.context["values"], run.context["train_rows"]
@@ -142,7 +142,7 @@ class DetectApp(App):
         atomic_write_text(run.run_dir / DETECTOR_FILE, _json_inline_last_list(document))
 
     def evaluate(self, run: Run) -> dict[str, Any]:
-        saved = read_json(run.run_dir / DETECTOR_FILE)
+        saved = read_json(run_file(run.run_dir, DETECTOR_FILE))
         detector, smoothed = self._smoothed(run)
         scores, flags = detector.score_errors(smoothed)
         run.cache["result"] = result_frame(run.context["frame"], scores, flags)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._io import read_json
+from ..._io import read_json, run_file
 from ...config import from_dict, to_dict
 from .scorers import StreamingScorer, check_value, score_all
 from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, check_threshold
@@ -155,13 +155,16 @@ class RNNDetector:
         if not (run_dir / "model.safetensors").is_file():
             raise ValueError(f"{run_dir} has no model.safetensors: its training did not finish"
                              f" (continue it with 'rnnkit train --run-dir {run_dir} --resume')")  # fmt: skip
-        saved = read_json(run_dir / DETECTOR_FILE)
+        saved = read_json(run_file(run_dir, DETECTOR_FILE))
         try:
             scoring = saved["scoring"]
             config = from_dict(RNNDetectorConfig, {**scoring, "chunk": saved["chunk"]}, where="scoring")
             center, scale = float(saved["center"]), float(saved["scale"])
         except (KeyError, TypeError) as error:
             raise ValueError(f"{run_dir / DETECTOR_FILE} is not a detector file: missing or bad {error}") from None
+        if not (math.isfinite(center) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"{run_dir / DETECTOR_FILE}: the scaling must be finite with a positive scale,"
+                             f" got center {center}, scale {scale}")  # fmt: skip
         warm = None
         if warm_start and "warm_start" in saved:
             try:

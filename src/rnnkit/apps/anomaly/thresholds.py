@@ -214,6 +214,11 @@ class GaussianThresholdConfig:
     z: float = 4.0
     min_history: int = 10
 
+    def __post_init__(self) -> None:  # before any scorer allocates its window
+        _check_window("gaussian threshold settings: window", self.window)
+        _check_int("gaussian threshold settings: min_history", self.min_history, 1, self.window, "window")
+        _check_real("gaussian threshold settings: z", self.z, 0.0, 1e6)
+
 
 @dataclass(frozen=True)
 class DynamicThresholdConfig:
@@ -227,6 +232,42 @@ class DynamicThresholdConfig:
     z_step: float = 0.5
     prune: float = 0.13
     min_history: int = 70
+
+    def __post_init__(self) -> None:  # before any scorer allocates its window
+        _check_window("dynamic threshold settings: window", self.window)
+        _check_int("dynamic threshold settings: refit_every", self.refit_every, 1, self.window, "window")
+        _check_int("dynamic threshold settings: min_history", self.min_history, 1, self.window, "window")
+        _check_real("dynamic threshold settings: z_min", self.z_min, 0.0, 1e6)
+        _check_real("dynamic threshold settings: z_max", self.z_max, self.z_min, 1e6)
+        _check_real("dynamic threshold settings: z_step", self.z_step, 1e-6, 1e6)
+        if (self.z_max - self.z_min) / self.z_step > 10_000:
+            raise ValueError(f"dynamic threshold settings: z_min..z_max by z_step is more than 10,000 candidates, got"
+                             f" {self.z_min}..{self.z_max} by {self.z_step}")  # fmt: skip
+        _check_real("dynamic threshold settings: prune", self.prune, 0.0, 1.0)
+
+
+MAX_WINDOW = 10_000_000  # points a threshold's window may hold: 80 MB of float64
+
+
+def _check_int(name: str, value: object, low: int, high: int, high_name: str | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value}")
+    if value > high:
+        bound = f"{high_name}={high}" if high_name else str(high)
+        raise ValueError(f"{name} must be at most {bound}, got {value}")
+
+
+def _check_window(name: str, value: object) -> None:
+    _check_int(name, value, 2, MAX_WINDOW)
+
+
+def _check_real(name: str, value: object, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..._io import read_json
+from ..._io import read_json, run_file
 from ...data.tokenizers import padded_tokenizer_from_json
 from ...models import ManyToOne
 from .data import encode_texts
@@ -47,7 +47,7 @@ class Classifier:
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"run directory {run_dir} does not exist")
-        path = run_dir / CLASSIFIER_FILE
+        path = run_file(run_dir, CLASSIFIER_FILE)
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory of 'rnnkit train classify'?")
         saved = read_json(path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..._io import atomic_write_text, read_json
+from ..._io import atomic_write_text, read_json, run_file
 from ...config import to_dict
 from ...training import TensorBatches
 from ..base import App, Prepared, Run
@@ -70,7 +70,7 @@ class ForecastApp(App):
         c = setup.config
         calibration = None
         if c.calibrate:
-            calibration = Calibration.from_dict(read_json(run.run_dir / CALIBRATION_FILE))
+            calibration = Calibration.from_dict(read_json(run_file(run.run_dir, CALIBRATION_FILE)))
         bt = backtest(run.model(), setup, scaler, baselines=c.baselines, calibration=calibration)
         run.cache["backtest"] = bt
         return {

@@ -9,7 +9,7 @@ from typing import Any, Literal, NamedTuple
 
 from torch import nn
 
-from ..._io import read_json
+from ..._io import check_file_record, read_json, run_file
 from ...config import from_dict
 from ...data.series import Scaler, future_index, require, validate_frame
 from .backtest import Backtest, backtest
@@ -48,6 +48,11 @@ class ForecastRun(NamedTuple):
         if data is not None:  # a run on an embedded series reads the same column names from the CSV
             config = replace(config, data=str(data), time_column=config.time_column or saved.get("time_column"),
                              target=config.target or saved["columns"][0])  # fmt: skip
+        elif config.data is not None:  # the training series: only the very file the run recorded
+            record = saved.get("data_file")
+            if record is None:
+                raise ValueError("this run directory records no training file to forecast from: give --data FILE.csv")
+            config = replace(config, data=str(check_file_record(record, "the training data")))
         frame, source, _ = configured_series(config)
         if list(frame.columns) != saved["columns"]:  # read_series_csv returns exactly the configured columns
             raise ValueError(f"{source} must have the columns {saved['columns']}, got {list(frame.columns)}")
@@ -65,10 +70,11 @@ def load_run(run_dir: str | Path) -> ForecastRun:
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
     if not (run_dir / FORECAST_FILE).is_file():
         raise FileNotFoundError(f"{run_dir / FORECAST_FILE} does not exist: is {run_dir} a forecast run directory?")
-    saved = read_json(run_dir / FORECAST_FILE)
+    saved = read_json(run_file(run_dir, FORECAST_FILE))
     # a run saved before calibration existed has no such setting: its intervals are the head's own
     config = from_dict(ForecastConfig, {"calibrate": False, **saved["config"]}, where="task")
-    scaler = Scaler.from_dict(read_json(run_dir / SCALER_FILE))
+    scaler = Scaler.from_dict(read_json(run_file(run_dir, SCALER_FILE)))
+    saved["data_file"] = read_json(run_file(run_dir, "config.json")).get("data_files", {}).get("data")
     saved["calibration"] = None
     if config.calibrate:
         if not (run_dir / CALIBRATION_FILE).is_file():
@@ -76,7 +82,7 @@ def load_run(run_dir: str | Path) -> ForecastRun:
                 f"{run_dir / CALIBRATION_FILE} does not exist: the run stopped before its calibration step;"
                 f" finish it with rnnkit train --run-dir {run_dir} --resume"
             )
-        saved["calibration"] = Calibration.from_dict(read_json(run_dir / CALIBRATION_FILE))
+        saved["calibration"] = Calibration.from_dict(read_json(run_file(run_dir, CALIBRATION_FILE)))
     return ForecastRun(load(run_dir), config, scaler, saved)
 
 

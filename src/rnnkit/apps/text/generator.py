@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..._io import read_json
+from ..._io import read_json, run_file
 from ...data.tokenizers import tokenizer_from_json
 from ...models.sampling import generate
 
@@ -16,7 +16,7 @@ TOKENIZER_FILE = "tokenizer.json"
 
 
 def load_tokenizer(run_dir: str | Path):
-    path = Path(run_dir) / TOKENIZER_FILE
+    path = run_file(run_dir, TOKENIZER_FILE)
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
     if not path.is_file():
@@ -45,6 +45,10 @@ class TextGenerator:
         model = load(run_dir)
         if not hasattr(model, "step"):
             raise ValueError(f"{run_dir} does not hold a generative sequence model")
+        vocab = getattr(getattr(model.config, "input", None), "vocab_size", None)
+        if vocab != tokenizer.vocab_size or getattr(model.config, "outputs", vocab) != tokenizer.vocab_size:
+            raise ValueError(f"{Path(run_dir) / TOKENIZER_FILE} has {tokenizer.vocab_size} tokens, the model"
+                             f" {vocab}: the tokenizer is not the model's")  # fmt: skip
         return cls(model, tokenizer)
 
     def generate(
