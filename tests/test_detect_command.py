@@ -66,7 +66,7 @@ def test_detect_a_file_from_the_run_directory(run, tmp_path, capsys):
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[0] == "time,value,score,anomaly" and len(lines) == 601
-    flagged = [i for i, line in enumerate(lines[1:]) if line.endswith("True")]
+    flagged = [i for i, line in enumerate(lines[1:]) if line.endswith(",1")]
     assert flagged and all(399 <= i <= 420 for i in flagged), flagged
     assert (run / "detections.png").stat().st_size > 1000 and "flagged" in captured.err
 
@@ -112,7 +112,7 @@ def test_load_picks_another_threshold_and_rejects_unknown_ones(run):
 
 
 def _flagged_rows(out):
-    return [i for i, line in enumerate(out.splitlines()[1:]) if line.endswith("True")]
+    return [i for i, line in enumerate(out.splitlines()[1:]) if line.endswith(",1")]
 
 
 def test_detect_flags_a_spike_at_the_start_of_a_new_file(run, tmp_path, capsys):
@@ -420,10 +420,10 @@ def test_a_gap_is_reported_and_scored_as_missing(run, tmp_path, capsys):
             assert main(command) == 0
         lines = capsys.readouterr().out.splitlines()
         assert len(lines) == 601  # the 4 missing hours are back, as rows
-        assert lines[201] == "2021-01-09 08:00:00,,,False" and lines[351].startswith("2021-01-15 14:00:00,,,")
+        assert lines[201] == "2021-01-09 08:00:00,,,0" and lines[351].startswith("2021-01-15 14:00:00,,,")
         assert sum(",,," in line for line in lines) == 4
         assert [str(w.message) for w in warned if "missing" in str(w.message)] == [f"{data}: {m}" for m in GAP_WARNINGS]
-    flagged = [i for i, line in enumerate(lines[1:]) if line.endswith("True")]
+    flagged = [i for i, line in enumerate(lines[1:]) if line.endswith(",1")]
     assert flagged and all(399 <= i <= 420 for i in flagged), flagged  # the scorer kept running past the gaps
 
 

@@ -3,6 +3,8 @@ series, the CLI round trip, bad input, and the DataFrame API."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import pytest
@@ -49,8 +51,9 @@ def test_metrics_by_hand():
     assert fc.seasonal_naive_scale(insample, 2) == pytest.approx(1.5)
     assert fc.mase(actual, predicted, insample, 2) == pytest.approx((4 / 3) / 1.5)
     assert fc.coverage([1.0, 2.0, 3.0, 4.0], [0.0, 2.5, 3.0, 0.0], [1.0, 3.0, 3.0, 3.9]) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="undefined"):
-        fc.seasonal_naive_scale([2.0, 2.0, 2.0], 1)
+    # a constant series: the scale is 0 and MASE undefined (NaN), not an error (issue 13, item 11)
+    assert fc.seasonal_naive_scale([2.0, 2.0, 2.0], 1) == 0.0
+    assert math.isnan(fc.mase([2.0], [2.5], [2.0, 2.0, 2.0], 1))
 
 
 def test_baselines_by_hand():

@@ -18,7 +18,7 @@ from typing import Callable, NoReturn, Sequence
 
 from rnnkit.apps import APPS
 from rnnkit.apps.commands import Command, add_command
-from rnnkit.apps.train import TRAIN
+from rnnkit.apps.train import EVALUATE, TRAIN
 from rnnkit.bench import COMMAND as BENCH_COMMAND
 from rnnkit.experiments.commands import COMMANDS as EXPERIMENTS
 
@@ -60,6 +60,7 @@ def _register(name: str, cmd: Command) -> None:
 def _register_builtin() -> None:
     """``train``, each app's own commands in the order of ``APPS``, the experiments', ``bench``."""
     _register("train", TRAIN)
+    _register("evaluate", EVALUATE)
     for app in APPS:
         for name, cmd in app.commands().items():
             _register(name, cmd)

@@ -28,6 +28,8 @@ with class attributes and implements up to seven methods; the runner
 - ``report(run, results) -> str`` (optional): the lines printed after training, from the results.
 - ``load(run_dir)``: a trained run back as the app's predictor (default: the model,
   :func:`rnnkit.training.load`).
+- ``evaluate_file(run, path) -> dict`` (optional): the trained model's figures on every example
+  of a new file (``rnnkit evaluate RUN_DIR --data FILE``).
 
 ``evaluate`` may keep what ``figures`` reuses in ``run.cache`` (in memory only). ``commands()``
 returns the app's own subcommands (:class:`~rnnkit.apps.commands.Command`, by name; ``generate``,
@@ -253,6 +255,12 @@ class App:
         from ..training import load
 
         return load(run_dir)
+
+    def evaluate_file(self, run: Run, path: str | Path) -> dict[str, Any]:
+        """The trained model's figures on every example of the file ``path`` (``rnnkit evaluate
+        RUN_DIR --data FILE``), in the format training read; writes nothing."""
+        raise ValueError(f"the {self.name} app does not score a file of its own: 'rnnkit evaluate RUN_DIR'"
+                         " without --data scores the run's held-out data")  # fmt: skip
 
     def commands(self) -> dict[str, Command]:
         return {}

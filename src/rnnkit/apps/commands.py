@@ -51,3 +51,17 @@ def closed_stdout_is_fine() -> Iterator[None]:
         yield
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def check_output_path(path, flag: str) -> None:
+    """A file a command is told to write: its directory must exist (no directory is made for a
+    mistyped path) and the path must not be a directory."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} must name a file, got the directory {path}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{flag}: the directory {path.parent} does not exist (got {path})")

@@ -11,9 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .._io import read_json, run_file
+from .._io import read_json, run_file, write_json
 from ..config import RawValue
-from . import APPS, App, get_app
+from . import APPS, App, Run, get_app
+from .base import finite
 from .commands import Command
 from .runner import Outcome, settings_help, train_app
 
@@ -111,4 +112,64 @@ TRAIN = Command(
     run=_train,
     overrides=True,
     help_action=_TrainHelp,
+)
+
+
+# -----------------------------------------------------------------------------
+# `rnnkit evaluate RUN_DIR [--data FILE]`
+
+
+def evaluate(run_dir: str | Path, data: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """The trained run's figures: on its own held-out data (the app's ``evaluate``, as training
+    reported them), or on every example of ``data`` (``evaluate_file``). Writes nothing. Returns
+    the results and the text to print."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
+    app = get_app(read_json(run_file(run_dir, "config.json")).get("task_name"))
+    run = Run.from_dir(run_dir, app)
+    if data is None:
+        results = app.evaluate(run)
+        return results, app.report(run, results)
+    if not Path(data).is_file():
+        raise FileNotFoundError(f"--data {data} does not exist")
+    results = app.evaluate_file(run, data)
+    lines = [f"{app.name} run {run_dir} on {data}:"]
+    for key, value in results.items():
+        lines.append(f"  {key}: {_shown(value)}")
+    return results, "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of 'rnnkit train'")
+    parser.add_argument("--data", metavar="FILE", help="score every example of FILE, in the format the app trained on"
+                                                       " (default: the run's own held-out data)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .commands import check_output_path, closed_stdout_is_fine
+
+    check_output_path(args.json, "--json")
+    results, text = evaluate(args.run_dir, args.data)
+    with closed_stdout_is_fine():
+        print(text, flush=True)
+    if args.json:
+        write_json(args.json, finite(results))
+    return 0
+
+
+EVALUATE = Command(
+    help="score a trained run: on its own held-out data, or on every example of a new file (--data)",
+    example="rnnkit evaluate runs/classify-20261122-101500 --data new_reviews.csv --json scores.json",
+    add_arguments=_evaluate_arguments,
+    run=_evaluate,
 )

@@ -24,6 +24,24 @@ def read_text_file(path: str | Path, *, what: str = "data file") -> str:
         raise ValueError(f"{what} {path} is not UTF-8 text (byte {error.start} cannot be decoded)") from None
 
 
+def text_lines(stream, *, what: str = "standard input"):
+    """The lines of a text stream (``sys.stdin``) as they arrive, held to what a file is held to
+    by :func:`read_text_file`: UTF-8, no NUL bytes (binary data), a leading byte-order mark dropped;
+    a line that breaks this is a ``ValueError`` naming it. Reads the bytes under a text stream."""
+    raw = getattr(stream, "buffer", None)
+    for number, line in enumerate(raw if raw is not None else stream, 1):
+        if isinstance(line, bytes):
+            if b"\x00" in line:
+                raise ValueError(f"{what} line {number} looks binary (it contains NUL bytes); expected UTF-8 text")
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{what} line {number} is not UTF-8 text (byte {error.start} cannot be decoded)") from None
+        elif "\x00" in line:
+            raise ValueError(f"{what} line {number} looks binary (it contains NUL bytes); expected UTF-8 text")
+        yield line.lstrip("\ufeff") if number == 1 else line
+
+
 def default_corpus() -> tuple[str, str]:
     """English text shipped with Python itself: ``(text, description)``.
 

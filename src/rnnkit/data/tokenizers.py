@@ -140,6 +140,10 @@ class CharTokenizer(_OnVocabulary):
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(self.vocabulary.decode(ids))
 
+    def unknown(self, text: str) -> list[str]:
+        """The distinct characters of ``text`` the vocabulary lacks (each encodes as U+FFFD)."""
+        return sorted({c for c in text if c not in self.vocabulary.index})
+
 
 TOKEN_PATTERN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]|_")  # words (with contractions), single punctuation
 

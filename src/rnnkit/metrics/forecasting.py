@@ -9,6 +9,8 @@ one float, the mean over every entry.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -33,15 +35,16 @@ def seasonal_naive_scale(insample, season: int) -> float:
     insample = np.asarray(insample, float)
     if len(insample) <= season:
         raise ValueError(f"MASE needs more than season={season} in-sample values, got {len(insample)}")
-    scale = float(np.mean(np.abs(insample[season:] - insample[:-season])))
-    if scale == 0:
-        raise ValueError("MASE is undefined: the in-sample seasonal naive forecast is exact (a constant series?)")
-    return scale
+    return float(np.mean(np.abs(insample[season:] - insample[:-season])))
 
 
 def mase(actual, predicted, insample, season: int) -> float:
-    """Mean absolute scaled error (Hyndman & Koehler 2006): MAE over the in-sample seasonal naive MAE."""
-    return mae(actual, predicted) / seasonal_naive_scale(insample, season)
+    """Mean absolute scaled error (Hyndman & Koehler 2006): MAE over the in-sample seasonal naive MAE.
+
+    NaN -- undefined, not an error -- where that MAE is 0 (a constant, or exactly seasonal, series).
+    """
+    scale = seasonal_naive_scale(insample, season)
+    return mae(actual, predicted) / scale if scale > 0 else math.nan
 
 
 def coverage(actual, lower, upper) -> float:

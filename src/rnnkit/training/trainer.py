@@ -77,9 +77,23 @@ class _Progress:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``train.device`` as a device this torch can use: ``"auto"`` (CUDA where available), or a
+    torch device string; one that does not exist here is a ``ValueError`` naming what does."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    available = "cpu" + (f", cuda (cuda:0 to cuda:{torch.cuda.device_count() - 1})" if torch.cuda.is_available() else "")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"train.device must be 'auto' or a torch device ({available}), got {name!r}") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"train.device {name!r} is not available: this torch has {available}"
+                         f"{'' if torch.cuda.is_available() else ' (a CPU-only build, or no GPU)'}")  # fmt: skip
+    if device.type not in ("cpu", "cuda"):
+        backend = getattr(torch, device.type, None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise ValueError(f"train.device {name!r} is not available: this torch has {available}")
+    return device
 
 
 def _detach(state: Any) -> Any:

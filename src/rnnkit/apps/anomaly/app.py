@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..._io import atomic_write_text, read_json, run_file
 from ..base import App, Prepared, Run
-from ..commands import Command, closed_stdout_is_fine
+from ..commands import Command, check_output_path, closed_stdout_is_fine
 from .detect import DETECTORS, PLOT_FILE, detections_figure, result_frame
 from .detector import DETECTOR_FILE, RNNDetector, error_statistics, next_value_chunks, next_value_model
 from .detector import scoring_settings
@@ -175,6 +177,20 @@ class DetectApp(App):
     def load(self, run_dir: str | Path) -> RNNDetector:
         return RNNDetector.load(run_dir)
 
+    def evaluate_file(self, run: Run, path) -> dict[str, Any]:
+        """The trained detector on every row of a series (the run's columns): how many points it
+        flags, and the smoothed prediction errors' statistics (standardized units). NAB-style
+        scoring against labelled windows is benchmarks/nab.py's."""
+        from .detect import detect_run
+
+        result = detect_run(run.run_dir, path)
+        scores = result["score"].to_numpy(dtype=float)
+        finite = scores[np.isfinite(scores)]
+        return {"source": str(path), "rows": len(result), "flagged": int(result["anomaly"].sum()),
+                "missing": int(np.isnan(scores).sum()),
+                "score": {"mean": float(finite.mean()) if len(finite) else None,
+                          "max": float(finite.max()) if len(finite) else None}}  # fmt: skip
+
     def commands(self) -> dict[str, Command]:
         return {"detect": DETECT}
 
@@ -204,6 +220,7 @@ def _detect_arguments(parser: argparse.ArgumentParser) -> None:
 def _detect(args: argparse.Namespace) -> int:
     from . import detect
 
+    check_output_path(args.plot, "--plot")
     if args.run_dir is not None:
         for flag, value in (("--detector", args.detector), ("--threshold", args.threshold)):
             if value is not None:
@@ -213,7 +230,7 @@ def _detect(args: argparse.Namespace) -> int:
         plot = args.plot or str(Path(args.run_dir) / PLOT_FILE)
         result = detect.detect_run(args.run_dir, args.data, time_column=args.time_column, target=args.target,
                                    threshold=args.threshold_method, plot=plot)  # fmt: skip
-        sys.stdout.write(result.to_csv(float_format="%.4f"))
+        sys.stdout.write(_as_csv(result))
         print(f"{int(result['anomaly'].sum())} of {len(result)} rows flagged; plot: {plot}", file=sys.stderr)
         return 0
     detector = args.detector or "gaussian"
@@ -230,16 +247,23 @@ def _detect(args: argparse.Namespace) -> int:
     result = detect.detect_csv(args.data, detector=detector, time_column=args.time_column or "timestamp",
                                target=args.target or "value", threshold=threshold,
                                method=args.threshold_method or "gaussian", plot=args.plot)  # fmt: skip
-    sys.stdout.write(result.to_csv(float_format="%.4f"))
+    sys.stdout.write(_as_csv(result))
     return 0
+
+
+def _as_csv(result) -> str:
+    """The scored rows as the command prints them: flags as 0/1, as the stream prints them."""
+    return result.assign(anomaly=result["anomaly"].astype(int)).to_csv(float_format="%.4f")
 
 
 def _stream_scores(scorer) -> int:
     """Numbers on stdin through ``scorer``; one ``value,score,anomaly`` line out per line in."""
     from .detect import detect_lines
 
+    from ...data.textfiles import text_lines
+
     with closed_stdout_is_fine():
-        detect_lines(sys.stdin, sys.stdout, scorer, warnings=sys.stderr)
+        detect_lines(text_lines(sys.stdin), sys.stdout, scorer, warnings=sys.stderr)
     return 0
 
 

@@ -93,6 +93,8 @@ def detect_lines(lines, out: TextIO, scorer: StreamingScorer | None = None, *, t
     flagged = 0
     for number, line in enumerate(lines, 1):
         text = line.strip()
+        if number == 1:
+            text = text.lstrip("\ufeff")  # a byte-order mark (Windows tools write one) is not part of a reading
         try:
             value = float(text) if text else math.nan
         except ValueError:

@@ -18,6 +18,8 @@ def read_values(path, time_column: str, target: str, *, fill: bool = False):
     in time, as the issue asks of a gap in a stream. Training leaves them out (``fill=False``).
     """
     frame = read_series_csv(path, time_column, target)
+    if len(frame) == 0:
+        raise ValueError(f"{path} has a header but no rows: nothing to score")
     gaps, cadence = find_gaps(frame.index)
     shown = gaps[:MAX_GAP_WARNINGS]
     for start, count in shown:

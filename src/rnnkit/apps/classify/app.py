@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,20 @@ class ClassifyApp(App):
             "unknown_fraction": unknown,  # of the test tokens, for the word tokenizer
         }  # fmt: skip
 
+    def evaluate_file(self, run: Run, path) -> dict[str, Any]:
+        classifier = self.load(run.run_dir)
+        examples = read_examples_csv(replace(run.config, data=str(path), group_column=None))
+        unknown = sorted(set(examples.labels) - set(classifier.labels))
+        if unknown:
+            raise ValueError(f"{path}: label(s) {unknown[:5]} are not among the classifier's {classifier.labels}")
+        index = {label: i for i, label in enumerate(classifier.labels)}
+        truth = torch.tensor([index[label] for label in examples.labels])
+        guess = classifier.probabilities(examples.texts).argmax(-1)
+        confusion = metrics.confusion_matrix(truth, guess, len(classifier.labels))
+        return {"source": str(path), "rows": len(truth), "accuracy": metrics.accuracy(truth, guess),
+                "macro_f1": metrics.per_class(confusion).f1.mean().item(), "labels": classifier.labels,
+                "confusion": confusion.tolist()}  # fmt: skip
+
     def report(self, run: Run, results: dict[str, Any]) -> str:
         c, rows, groups, labels = run.config, results["rows"], results["groups"], results["labels"]
         sizes = f"train {rows['train']:,}, validation {rows['val']:,}, test {rows['test']:,} rows"
@@ -157,11 +172,12 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from ...data.textfiles import text_lines
     from .data import read_texts
 
     classifier = Classifier.load(args.run_dir)
     streaming = args.file == "-"
-    texts = sys.stdin if streaming else read_texts(args.file, classifier.text_column)
+    texts = text_lines(sys.stdin) if streaming else read_texts(args.file, classifier.text_column)
     with closed_stdout_is_fine():
         for label, probability in classifier.predict(texts, batch_size=1 if streaming else 256):
             sys.stdout.write(f"{label}\t{probability:.4f}\n")

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import Tensor, nn
 
 from ..._io import atomic_write_text, read_json, run_file
 from ...config import to_dict
 from ...training import TensorBatches
 from ..base import App, Prepared, Run
-from ..commands import Command
+from ..commands import Command, check_output_path
 from .backtest import backtest, format_scores
 from .calibration import Calibration, calibrate
 from .config import ForecastConfig, interval_label
@@ -38,6 +41,11 @@ class ForecastApp(App):
     def prepare(self, config: ForecastConfig, model_settings: dict[str, Any], seed: int) -> Prepared:
         frame, source, season = configured_series(config)
         setup = resolve(frame, config, source, default_season=season)
+        target = frame.iloc[: setup.train_end, 0].to_numpy(dtype=float)
+        if len(target) and np.nanmax(target) == np.nanmin(target):  # checked before training, not after
+            warnings.warn(f"{source}: the target {frame.columns[0]!r} is constant ({target[0]:g}) over the"
+                          f" {setup.train_end} training rows: forecasts can only repeat it, and MASE is"
+                          " undefined", stacklevel=2)  # fmt: skip
         scaler = fit_scaler(setup, setup.train_end)
         inputs, targets = training_windows(setup, scaler, setup.train_end)
         model = forecast_model(setup.config, frame.shape[1], model_settings)
@@ -107,6 +115,20 @@ class ForecastApp(App):
     def load(self, run_dir: str | Path) -> ForecastRun:
         return load_run(run_dir)
 
+    def evaluate_file(self, run: Run, path) -> dict[str, Any]:
+        """The trained forecaster's rolling-origin backtest on the last ``test_size`` rows of another
+        series (the run's columns), beside the baselines refit at every origin."""
+        trained = load_run(run.run_dir)
+        c = trained.config
+        config = replace(c, data=str(path), time_column=c.time_column or trained.saved.get("time_column"),
+                         target=c.target or trained.saved["columns"][0], dataset=None)  # fmt: skip
+        frame, source, _ = configured_series(config)
+        setup = resolve(frame, config, source)
+        bt = backtest(trained.model, setup, trained.scaler, baselines=c.baselines,
+                      calibration=trained.saved["calibration"])  # fmt: skip
+        return {"source": source, "rows": len(frame), "origins": len(bt.origins), "horizon": c.horizon,
+                "scores": bt.scores}  # fmt: skip
+
     def commands(self) -> dict[str, Command]:
         return {"forecast": FORECAST}
 
@@ -124,6 +146,7 @@ def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
 def _forecast(args: argparse.Namespace) -> int:
     from .forecaster import forecast_run
 
+    check_output_path(args.plot, "--plot")
     plot = args.plot or str(Path(args.run_dir) / PLOT_FILE)
     result = forecast_run(args.run_dir, args.data, plot=plot)
     sys.stdout.write(result.to_csv(float_format="%.4f"))

@@ -7,6 +7,8 @@ naive, seasonal naive, ETS and ARIMA forecasts (statsmodels, refit at every orig
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,9 +42,21 @@ def format_scores(scores: dict[str, dict[str, float]]) -> str:
         names += ["raw coverage", "raw width"]  # the head's own interval, before calibration
     widths = [max(10, len(n) + 2) for n in names]
     lines = [f"{'method':<16}" + "".join(f"{n:>{w}}" for n, w in zip(names, widths))]
+    undefined = False
     for method, row in scores.items():
-        cells = "".join(f"{row[n]:>{w}.3f}" if n in row else f"{'-':>{w}}" for n, w in zip(names, widths))
-        lines.append(f"{method:<16}{cells}")
+        cells = []
+        for n, w in zip(names, widths):
+            value = row.get(n)
+            if value is None:
+                cells.append(f"{'-':>{w}}")
+            elif math.isnan(value):
+                undefined = True
+                cells.append(f"{'undefined':>{w}}")
+            else:
+                cells.append(f"{value:>{w}.3f}")
+        lines.append(f"{method:<16}{''.join(cells)}")
+    if undefined:
+        lines.append("undefined: MASE's in-sample seasonal naive error is 0 (a constant or exactly seasonal series)")
     return "\n".join(lines)
 
 

@@ -23,8 +23,9 @@ from ...data.tokenizers import Vocabulary
 from ...metrics.spans import span_scores
 from ...training import SupervisedObjective, TensorBatches
 from ..base import App, Prepared, Run
+from ..commands import Command
+from .tagger import TAG, VOCABULARY_FILE, Tagger
 
-VOCABULARY_FILE = "vocabulary.json"  # the token and label vocabularies
 Sentence = list[tuple[str, str]]
 
 
@@ -129,7 +130,7 @@ class TagApp(App):
 
     def evaluate(self, run: Run) -> dict[str, Any]:
         (tokens, tags, lengths), labels = run.context["test"], run.context["labels"]
-        model = run.last_model().eval()  # the weights training ended with
+        model = run.model().eval()  # the weights the run directory keeps (the best evaluated checkpoint's)
         with torch.no_grad():
             logits, _ = model(tokens, lengths=lengths)
         predicted = logits.argmax(-1)
@@ -154,3 +155,18 @@ class TagApp(App):
         if per_type:
             lines.append("span F1 by type: " + ", ".join(per_type))
         return "\n".join(lines)
+
+    def evaluate_file(self, run: Run, path) -> dict[str, Any]:
+        tagger = self.load(run.run_dir)
+        sentences = read_conll(str(path), run.config.token_column, run.config.label_column)
+        gold = [[label for _, label in s] for s in sentences]
+        predicted = tagger.tag([[word for word, _ in s] for s in sentences])
+        right = sum(g == p for gs, ps in zip(gold, predicted) for g, p in zip(gs, ps))
+        return {"source": str(path), "sentences": len(sentences), "token_accuracy": right / sum(map(len, gold)),
+                **span_scores(gold, predicted)}  # fmt: skip
+
+    def load(self, run_dir) -> Tagger:
+        return Tagger.load(run_dir)
+
+    def commands(self) -> dict[str, Command]:
+        return {"tag": TAG}

@@ -114,6 +114,26 @@ class TextApp(App):
         results["sample"] = c.sample_prime + tokenizer.decode(ids[0].tolist())
         return results
 
+    def evaluate_file(self, run: Run, path) -> dict[str, Any]:
+        """The model's loss on every next token of a text file, read in one stream (state carried
+        across chunks of 512 tokens), in nats and bits per token and per character."""
+        generator = self.load(run.run_dir)
+        text = read_text_file(path)
+        ids = torch.tensor(generator.tokenizer.encode(text), dtype=torch.long)  # (N,)
+        if len(ids) < 2:
+            raise ValueError(f"{path} is too short to score: {len(ids)} token(s), at least 2 are needed")
+        total, state = 0.0, None
+        with torch.no_grad():
+            for start in range(0, len(ids) - 1, 512):
+                x, y = ids[start : start + 512], ids[start + 1 : start + 513]
+                logits, state = generator.model(x[: len(y)].unsqueeze(0), state)  # (1, n, V)
+                total += float(torch.nn.functional.cross_entropy(logits[0], y, reduction="sum"))
+        tokens = len(ids) - 1
+        unseen = generator.tokenizer.unknown(text) if hasattr(generator.tokenizer, "unknown") else []
+        return {"source": str(path), "tokens": tokens, "characters": len(text), "loss": total / tokens,
+                "bits": total / tokens / math.log(2), "loss_per_char": total / len(text),
+                "bits_per_char": total / len(text) / math.log(2), "unknown_characters": len(unseen)}  # fmt: skip
+
     def report(self, run: Run, results: dict[str, Any]) -> str:
         c, loss = run.config, results["val_loss"]
         if loss is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,6 +69,11 @@ class TextGenerator:
         """
         _check(prime, length)
         tokenizer = self.tokenizer
+        unseen = tokenizer.unknown(prime) if hasattr(tokenizer, "unknown") else []
+        if unseen:
+            shown = ", ".join(repr(c) for c in unseen[:10]) + (", ..." if len(unseen) > 10 else "")
+            warnings.warn(f"the prime has {len(unseen)} character(s) the model never saw in training ({shown}):"
+                          " each is read as the unknown symbol U+FFFD", stacklevel=2)  # fmt: skip
         ids: list[int] = []
         shown = ""
 
