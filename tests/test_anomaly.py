@@ -327,3 +327,80 @@ def test_detect_command_errors_are_one_line(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out.splitlines()[1:] == ["1,0.0000,0", "abc,nan,0", "2,0.0000,0"]
     assert "line 2 is not a number" in captured.err
+
+
+# --- anomaly likelihood (Ahmad et al. 2017) and the hold-off ------------------------------------
+
+
+def test_likelihood_by_hand_against_scipy():
+    norm = pytest.importorskip("scipy.stats").norm
+    rng = np.random.default_rng(3)
+    errors = np.abs(rng.normal(1.0, 0.3, 300))
+    lk = anomaly.AnomalyLikelihood(short=4, window=50, min_history=20)
+    averages, got = [], []
+    for t, e in enumerate(errors):
+        score, flag = lk.score(float(e))
+        average = errors[max(0, t - 3) : t + 1].mean()  # eq. 5: the short mean, the newest error included
+        history = np.array(averages[-50:])  # eq. 4: the long window of earlier short means
+        if len(history) >= 20:
+            expected = norm.cdf((average - history.mean()) / history.std())  # eq. 6: 1 - Q(z) = Phi(z)
+            assert lk.likelihood == pytest.approx(expected, rel=1e-9, abs=1e-12)
+            assert score == pytest.approx(anomaly.likelihood.log_score(expected))
+            assert flag == (expected >= 1 - 1e-5)
+            got.append(score)
+        else:
+            assert lk.likelihood == 0.5 and not flag  # still learning: Numenta's neutral 0.5
+        averages.append(average)
+    assert 0.0 <= min(got) and max(got) <= 1.0
+
+
+def test_likelihood_flags_a_run_of_large_errors_not_one_blip_and_round_trips():
+    lk = anomaly.AnomalyLikelihood(short=5, window=200, min_history=50)
+    base = list(np.abs(np.random.default_rng(0).normal(1.0, 0.1, 300)))
+    flags = [lk.score(e)[1] for e in base + [1.5] + base[:20]]
+    # one error 5 standard deviations out (a z-score flags it), averaged with four usual ones: not unlikely enough
+    assert not any(flags)
+    z = anomaly.WindowedGaussian(window=200, threshold=4.0)
+    assert [z.score(e)[1] for e in base + [1.5]][-1]
+    state = lk.state_dict()
+    run = [lk.score(e)[1] for e in [3.0] * 5]
+    assert any(run)  # a run of them is
+    again = anomaly.AnomalyLikelihood(short=5, window=200, min_history=50)
+    again.load_state_dict(state)
+    assert [again.score(e)[1] for e in [3.0] * 5] == run
+    with pytest.raises(ValueError, match="state is for short=5"):
+        anomaly.AnomalyLikelihood(short=4, window=200, min_history=50).load_state_dict(state)
+    for bad, message in (({"epsilon": 0.0}, "epsilon must lie in"), ({"min_history": 500}, "min_history must be at most"),
+                         ({"short": 0}, "short must be")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            anomaly.AnomalyLikelihood(**{"window": 200, **bad})
+
+
+def test_hold_off_keeps_the_first_flag_of_an_event_and_the_scores():
+    inner = anomaly.WindowedGaussian(window=50, threshold=3.0, min_history=10)
+    plain = anomaly.WindowedGaussian(window=50, threshold=3.0, min_history=10)
+    values = [1.0, 1.2, 0.8, 1.1] * 10 + [9.0, 9.0, 9.0, 1.0, 1.1, 20.0, 1.0, 1.0, 30.0]
+    held = anomaly.HoldOff(inner, rows=4)
+    got = anomaly.score_all(held, values)
+    expected = anomaly.score_all(plain, values)
+    np.testing.assert_array_equal(got[0], expected[0])  # the scores are the threshold's
+    raw = np.flatnonzero(expected[1]).tolist()
+    kept = np.flatnonzero(got[1]).tolist()
+    assert raw[0] == 40 and len(raw) > 3 and kept == [40, 45]  # 41-44: the 4 rows held off after 40; 48: 3 after 45
+    state = held.state_dict()
+    copy = anomaly.HoldOff(anomaly.WindowedGaussian(window=50, threshold=3.0, min_history=10), rows=4)
+    copy.load_state_dict(state)
+    assert [copy.score(v) for v in (50.0, 60.0)] == [held.score(v) for v in (50.0, 60.0)]
+    with pytest.raises(ValueError, match="rows must be a non-negative integer"):
+        anomaly.HoldOff(plain, rows=-1)
+
+
+def test_the_default_detector_is_the_likelihood_with_a_hold_off():
+    config = anomaly.RNNDetectorConfig()
+    assert config.threshold == "likelihood" and config.hold_off == 50
+    detector = anomaly.RNNDetector(config)
+    threshold = detector.threshold()
+    assert isinstance(threshold, anomaly.HoldOff) and isinstance(threshold.threshold, anomaly.AnomalyLikelihood)
+    assert isinstance(anomaly.RNNDetector(anomaly.RNNDetectorConfig(hold_off=0)).threshold(), anomaly.AnomalyLikelihood)
+    with pytest.raises(ValueError, match="likelihood threshold settings: short must be at most window"):
+        anomaly.RNNDetectorConfig(likelihood=anomaly.LikelihoodThresholdConfig(short=20, window=10))

@@ -31,7 +31,7 @@ def _write(path, values, times=None):
 
 TINY = ["--quiet", "--time-column", "time", "--target", "y", "--model.encoder.hidden_size=8", "--task.chunk=40",
         "--task.batch_size=4", "--train.lr=1e-2", "--task.dynamic.window=300", "--task.dynamic.refit_every=20",
-        "--task.dynamic.min_history=40"]  # fmt: skip
+        "--task.dynamic.min_history=40", "--task.threshold=dynamic", "--task.hold_off=0"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_an_old_run_directory_starts_cold_with_a_warning(run, tmp_path, monkeypa
     old = tmp_path / "old"
     shutil.copytree(run, old)
     saved = json.loads((old / "detector.json").read_text())
-    del saved["warm_start"]
+    del saved["warm_start"], saved["scoring"]["hold_off"]  # as written before either existed
     (old / "detector.json").write_text(json.dumps(saved, indent=1))
     data = _write(tmp_path / "early.csv", _series(seed=5, spike=12))
     capsys.readouterr()
@@ -176,7 +176,9 @@ def test_an_old_run_directory_starts_cold_with_a_warning(run, tmp_path, monkeypa
     rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
     scores, flags = anomaly.RNNDetector.load(run, warm_start=False).batch_scores(_series(seed=5, spike=12))
     np.testing.assert_allclose([float(r[2]) for r in rows], scores, atol=1e-4)  # as a cold start scores it
-    assert [r[3] == "True" for r in rows] == flags.tolist() and not flags[:40].any()
+    assert [r[3] == "1" for r in rows] == flags.tolist() and not flags[:40].any()
+    with pytest.warns(UserWarning):
+        assert anomaly.RNNDetector.load(old).config.hold_off == 0  # it flagged every point then: it still does
     monkeypatch.setattr("sys.stdin", io.StringIO("1.0\n2.0\n"))
     with pytest.warns(UserWarning, match="no warm_start errors"):
         assert main(["detect", str(old)]) == 0

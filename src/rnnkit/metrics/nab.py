@@ -41,6 +41,9 @@ class Profile:
 
 
 STANDARD = Profile()
+REWARD_LOW_FP = Profile(fp=0.22)  # NAB's reward_low_FP_rate
+REWARD_LOW_FN = Profile(fn=2.0)  # NAB's reward_low_FN_rate
+PROFILES = {"standard": STANDARD, "reward_low_FP_rate": REWARD_LOW_FP, "reward_low_FN_rate": REWARD_LOW_FN}
 
 
 def scaled_sigmoid(y: float) -> float:

@@ -27,7 +27,8 @@ from .detect import DETECTORS, PLOT_FILE, detections_figure, result_frame
 from .detector import DETECTOR_FILE, RNNDetector, error_statistics, next_value_chunks, next_value_model
 from .detector import scoring_settings
 from .reading import read_values
-from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, check_threshold_settings
+from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, LikelihoodThresholdConfig
+from .thresholds import check_hold_off, check_threshold_settings
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,17 @@ class DetectConfig:
     chunk: int = 64  # training sequences: the series cut into chunks of this many steps
     batch_size: int = 16
     smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
-    threshold: str = "dynamic"  # a threshold method: rnnkit.apps.anomaly.THRESHOLDS
+    threshold: str = "likelihood"  # a threshold method: rnnkit.apps.anomaly.THRESHOLDS
+    hold_off: int = 50  # after a flag, no other flag for this many points; 0: flag every point above
     gaussian: GaussianThresholdConfig = field(default_factory=GaussianThresholdConfig)
     dynamic: DynamicThresholdConfig = field(default_factory=DynamicThresholdConfig)
+    likelihood: LikelihoodThresholdConfig = field(default_factory=LikelihoodThresholdConfig)
 
     def __post_init__(self) -> None:
         from ..._validation import check_int_at_least
 
         check_threshold_settings(self)
+        check_hold_off(self.hold_off)
         check_int_at_least("chunk", self.chunk, 2)
         check_int_at_least("batch_size", self.batch_size, 1)
         if not 0.0 < self.validation < 1.0:

@@ -40,8 +40,8 @@ from torch import nn
 from ..._io import read_json, run_file
 from ...config import from_dict, to_dict
 from .scorers import StreamingScorer, check_value, score_all
-from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, check_threshold
-from .thresholds import check_threshold_settings
+from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, LikelihoodThresholdConfig, check_threshold
+from .thresholds import HoldOff, check_hold_off, check_threshold_settings
 
 DETECTOR_FILE = "detector.json"
 
@@ -61,12 +61,15 @@ class RNNDetectorConfig:
     lr: float = 1e-2
     seed: int = 0
     smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
-    threshold: str = "gaussian"  # a THRESHOLDS name
+    threshold: str = "likelihood"  # a THRESHOLDS name
+    hold_off: int = 50  # after a flag, no other flag for this many points (HoldOff); 0: every point
     gaussian: GaussianThresholdConfig = field(default_factory=GaussianThresholdConfig)
     dynamic: DynamicThresholdConfig = field(default_factory=DynamicThresholdConfig)
+    likelihood: LikelihoodThresholdConfig = field(default_factory=LikelihoodThresholdConfig)
 
     def __post_init__(self) -> None:
         check_threshold_settings(self)
+        check_hold_off(self.hold_off)
         if not 0.0 < self.smoothing <= 1.0:
             raise ValueError(f"smoothing must lie in (0, 1], got {self.smoothing}")
 
@@ -157,7 +160,7 @@ class RNNDetector:
                              f" (continue it with 'rnnkit train --run-dir {run_dir} --resume')")  # fmt: skip
         saved = read_json(run_file(run_dir, DETECTOR_FILE))
         try:
-            scoring = saved["scoring"]
+            scoring = {"hold_off": 0, **saved["scoring"]}  # a detector saved before hold_off flagged every point
             config = from_dict(RNNDetectorConfig, {**scoring, "chunk": saved["chunk"]}, where="scoring")
             center, scale = float(saved["center"]), float(saved["scale"])
         except (KeyError, TypeError) as error:
@@ -192,6 +195,8 @@ class RNNDetector:
         with ``warm_errors`` if there are any."""
         method = THRESHOLDS[self.config.threshold]
         scorer = method.build(getattr(self.config, method.name))
+        if self.config.hold_off:
+            scorer = HoldOff(scorer, self.config.hold_off)
         if self.warm_errors is not None and len(self.warm_errors):
             scorer.warm(self.warm_errors)
         return scorer
@@ -308,6 +313,7 @@ def _clone(state: Any) -> Any:
 
 
 def scoring_settings(config: Any) -> dict[str, Any]:
-    """The scoring part of a config (``smoothing``, ``threshold``, ``gaussian``, ``dynamic``) as plain data."""
+    """The scoring part of a config (``smoothing``, ``threshold``, ``hold_off`` and every method's
+    section) as plain data."""
     data = to_dict(config)
-    return {name: data[name] for name in ("smoothing", "threshold", *THRESHOLDS)}
+    return {name: data[name] for name in ("smoothing", "threshold", "hold_off", *THRESHOLDS)}

@@ -49,16 +49,78 @@ def score_all(scorer: StreamingScorer, values: Sequence[float]) -> tuple[np.ndar
     return scores, flags
 
 
+# --- a trailing window's mean and standard deviation, O(1) per value -----------------------
+
+
+class RunningWindow:
+    """The mean and (population) standard deviation of the last ``window`` values pushed.
+
+    Running sums over a ring buffer, O(1) per value; the sums are of values minus the first one
+    seen, which keeps them from cancelling on large offsets.
+
+    >>> w = RunningWindow(3)
+    >>> for v in [1.0, 2.0, 3.0, 10.0]:
+    ...     w.push(v)
+    >>> w.count, w.mean(), round(w.std(), 4)
+    (3, 5.0, 3.559)
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._buffer = np.zeros(window)  # values minus the shift, a ring
+        self._pushed = 0
+        self._shift = 0.0
+        self._sum = 0.0
+        self._sum_sq = 0.0
+
+    @property
+    def count(self) -> int:
+        """How many values the window holds: ``min(pushed, window)``."""
+        return min(self._pushed, self.window)
+
+    def push(self, value: float) -> None:
+        if self._pushed == 0:
+            self._shift = value
+        x = value - self._shift
+        slot = self._pushed % self.window
+        if self._pushed >= self.window:  # the oldest value leaves the window
+            old = self._buffer[slot]
+            self._sum -= old
+            self._sum_sq -= old * old
+        self._buffer[slot] = x
+        self._sum += x
+        self._sum_sq += x * x
+        self._pushed += 1
+
+    def mean(self) -> float:
+        return float(self._shift + self._sum / self.count)
+
+    def std(self) -> float:
+        n = self.count
+        centred = self._sum / n
+        return math.sqrt(max(float(self._sum_sq / n - centred * centred), 0.0))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"buffer": self._buffer.copy(), "count": self._pushed, "shift": self._shift, "sum": self._sum,
+                "sum_sq": self._sum_sq}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        buffer = np.array(state["buffer"], dtype=float)
+        if buffer.shape != (self.window,):
+            raise ValueError(f"state holds a window of {buffer.size} values, this one has window={self.window}")
+        self._buffer, self._pushed, self._shift = buffer, int(state["count"]), float(state["shift"])
+        self._sum, self._sum_sq = float(state["sum"]), float(state["sum_sq"])
+
+
 # --- the windowed Gaussian -------------------------------------------------------------------
 
 
 class WindowedGaussian:
     """``|x_t - mean| / std`` over the previous ``window`` finite values; flags ``score >= threshold``.
 
-    The mean and variance come from running sums over a ring buffer (O(1) per value); the sums are
-    of values minus the first one seen, which keeps them from cancelling on large offsets. Until
-    ``min_history`` values have been seen the score is 0. A constant window (std 0) scores 0 for
-    the same value and ``inf`` for any other.
+    The mean and standard deviation are a :class:`RunningWindow`'s. Until ``min_history`` values
+    have been seen the score is 0. A constant window (std 0) scores 0 for the same value and
+    ``inf`` for any other.
 
     >>> g = WindowedGaussian(window=4, threshold=3.0, min_history=2)
     >>> [g.score(v)[1] for v in [1.0, 2.0, 1.0, 2.0, 9.0]]
@@ -73,11 +135,7 @@ class WindowedGaussian:
         if isinstance(min_history, bool) or not isinstance(min_history, int) or not 2 <= min_history <= window:
             raise ValueError(f"min_history must be an integer in [2, window={window}], got {min_history!r}")
         self.window, self.threshold, self.min_history = window, float(threshold), min_history
-        self._buffer = np.zeros(window)  # values minus the shift, a ring
-        self._count = 0  # finite values seen (the ring holds min(count, window))
-        self._shift = 0.0
-        self._sum = 0.0
-        self._sum_sq = 0.0
+        self._window = RunningWindow(window)
         self.missing = 0
 
     def score(self, value: float) -> tuple[float, bool]:
@@ -85,19 +143,14 @@ class WindowedGaussian:
         if not math.isfinite(value):
             self.missing += 1
             return math.nan, False
-        if self._count == 0:
-            self._shift = value
-        x = value - self._shift
-        n = min(self._count, self.window)
         result = 0.0
-        if n >= self.min_history:
-            mean = self._sum / n
-            std = math.sqrt(max(self._sum_sq / n - mean * mean, 0.0))
+        if self._window.count >= self.min_history:
+            mean, std = self._window.mean(), self._window.std()
             if std > 1e-12 * max(1.0, abs(mean)):
-                result = abs(x - mean) / std
-            elif abs(x - mean) > 1e-12 * max(1.0, abs(mean)):
+                result = abs(value - mean) / std
+            elif abs(value - mean) > 1e-12 * max(1.0, abs(mean)):
                 result = math.inf
-        self._push(x)
+        self._window.push(value)
         return result, result >= self.threshold
 
     def warm(self, values: Sequence[float]) -> None:
@@ -105,31 +158,15 @@ class WindowedGaussian:
         the next value is scored against them, as if they had been streamed first."""
         values = np.asarray(values, dtype=float).ravel()
         for value in values[np.isfinite(values)][-self.window :]:
-            if self._count == 0:
-                self._shift = float(value)
-            self._push(float(value) - self._shift)
-
-    def _push(self, x: float) -> None:
-        """``x`` (a value minus the shift) into the ring and the running sums."""
-        slot = self._count % self.window
-        if self._count >= self.window:  # the oldest value leaves the window
-            old = self._buffer[slot]
-            self._sum -= old
-            self._sum_sq -= old * old
-        self._buffer[slot] = x
-        self._sum += x
-        self._sum_sq += x * x
-        self._count += 1
+            self._window.push(float(value))
 
     def state_dict(self) -> dict[str, Any]:
         return {"window": self.window, "threshold": self.threshold, "min_history": self.min_history,
-                "buffer": self._buffer.copy(), "count": self._count, "shift": self._shift,
-                "sum": self._sum, "sum_sq": self._sum_sq, "missing": self.missing}  # fmt: skip
+                **self._window.state_dict(), "missing": self.missing}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("window") != self.window:
             raise ValueError(f"state is for window={state.get('window')}, this scorer has window={self.window}")
         self.threshold, self.min_history = float(state["threshold"]), int(state["min_history"])
-        self._buffer = np.array(state["buffer"], dtype=float)
-        self._count, self._shift = int(state["count"]), float(state["shift"])
-        self._sum, self._sum_sq, self.missing = float(state["sum"]), float(state["sum_sq"]), int(state["missing"])
+        self._window.load_state_dict(state)
+        self.missing = int(state["missing"])

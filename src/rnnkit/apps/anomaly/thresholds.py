@@ -3,7 +3,9 @@
 - ``"gaussian"``: the errors as a Gaussian over a trailing window, a
   :class:`~rnnkit.apps.anomaly.scorers.WindowedGaussian` run over the error stream (Malhotra et al. 2015);
 - ``"dynamic"``: :class:`DynamicThreshold`, Hundman et al., "Detecting Spacecraft Anomalies Using
-  LSTMs and Nonparametric Dynamic Thresholding" (KDD 2018), sections 3.2-3.3, in streaming form.
+  LSTMs and Nonparametric Dynamic Thresholding" (KDD 2018), sections 3.2-3.3, in streaming form;
+- ``"likelihood"``: :class:`~rnnkit.apps.anomaly.likelihood.AnomalyLikelihood`, Ahmad et al.
+  2017's anomaly likelihood (HTM's on NAB), a score in [0, 1].
 
 Each is a streaming scorer (:mod:`rnnkit.apps.anomaly.scorers`) of the smoothed errors.
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .likelihood import AnomalyLikelihood
 from .scorers import StreamingScorer, WindowedGaussian, check_value
 
 
@@ -203,6 +206,58 @@ class DynamicThreshold:
         self._run_max, self.missing = float(state["run_max"]), int(state["missing"])
 
 
+# --- one alarm per event ---------------------------------------------------------------------
+
+
+class HoldOff:
+    """A threshold whose flags are held off for ``rows`` points after each flag: one alarm per
+    event instead of one per point of it (the scores are unchanged).
+
+    An anomaly keeps the errors high for a while, and every flagged point after the first is, for
+    NAB and for whoever is paged, a repeat: NAB rewards only a window's first detection and counts
+    every flag outside a window as a false positive. Decided on arrival, from past flags only.
+
+    >>> from rnnkit.apps.anomaly.scorers import WindowedGaussian
+    >>> held = HoldOff(WindowedGaussian(window=8, threshold=3.0, min_history=4), rows=2)
+    >>> [held.score(v)[1] for v in [1.0, 2.0, 1.0, 2.0, 9.0, 9.5, 9.0, 30.0]]
+    [False, False, False, False, True, False, False, True]
+    """
+
+    def __init__(self, threshold: StreamingScorer, rows: int) -> None:
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ValueError(f"rows must be a non-negative integer, got {rows!r}")
+        self.threshold, self.rows = threshold, rows
+        self._since = rows  # points since the last flag, capped at `rows` (no flag yet: free to flag)
+
+    @property
+    def missing(self) -> int:
+        return self.threshold.missing
+
+    def score(self, value: float) -> tuple[float, bool]:
+        score, flag = self.threshold.score(value)
+        if flag and self._since >= self.rows:
+            self._since = 0
+            return score, True
+        self._since = min(self._since + 1, self.rows)
+        return score, False
+
+    def warm(self, values: Sequence[float]) -> None:
+        self.threshold.warm(values)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "since": self._since, "threshold": self.threshold.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("rows") != self.rows:
+            raise ValueError(f"state is for a hold-off of {state.get('rows')} rows, this one holds off {self.rows}")
+        self._since = int(state["since"])
+        self.threshold.load_state_dict(state["threshold"])
+
+
+def check_hold_off(rows: object) -> None:
+    _check_int("hold_off", rows, 0, MAX_WINDOW)
+
+
 # --- threshold methods by name ---------------------------------------------------------------
 
 
@@ -244,6 +299,24 @@ class DynamicThresholdConfig:
             raise ValueError(f"dynamic threshold settings: z_min..z_max by z_step is more than 10,000 candidates, got"
                              f" {self.z_min}..{self.z_max} by {self.z_step}")  # fmt: skip
         _check_real("dynamic threshold settings: prune", self.prune, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class LikelihoodThresholdConfig:
+    """Ahmad et al. 2017's anomaly likelihood of the smoothed errors (section 4.2): their short
+    average ``short`` (W' = 10) against the averages of the last ``window`` errors (Numenta's 8640);
+    flag ``L >= 1 - epsilon`` (their 1e-5)."""
+
+    short: int = 10
+    window: int = 8640
+    epsilon: float = 1e-5
+    min_history: int = 100
+
+    def __post_init__(self) -> None:  # before any scorer allocates its window
+        _check_window("likelihood threshold settings: window", self.window)
+        _check_int("likelihood threshold settings: short", self.short, 1, self.window, "window")
+        _check_int("likelihood threshold settings: min_history", self.min_history, 2, self.window, "window")
+        _check_real("likelihood threshold settings: epsilon", self.epsilon, 1e-300, 0.5)
 
 
 MAX_WINDOW = 10_000_000  # points a threshold's window may hold: 80 MB of float64
@@ -303,6 +376,11 @@ register_threshold(ThresholdMethod(
     DynamicThresholdConfig,
     lambda c: DynamicThreshold(window=c.window, refit_every=c.refit_every, z_min=c.z_min, z_max=c.z_max,
                                z_step=c.z_step, prune=c.prune, min_history=c.min_history),
+))  # fmt: skip
+register_threshold(ThresholdMethod(
+    "likelihood", "Ahmad et al. 2017: how unlikely the recent mean error is given a long window (HTM on NAB)",
+    LikelihoodThresholdConfig,
+    lambda c: AnomalyLikelihood(short=c.short, window=c.window, epsilon=c.epsilon, min_history=c.min_history),
 ))  # fmt: skip
 
 
