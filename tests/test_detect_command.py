@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -167,18 +168,21 @@ def test_an_old_run_directory_starts_cold_with_a_warning(run, tmp_path, monkeypa
     old = tmp_path / "old"
     shutil.copytree(run, old)
     saved = json.loads((old / "detector.json").read_text())
-    del saved["warm_start"], saved["scoring"]["hold_off"]  # as written before either existed
+    del saved["warm_start"], saved["scoring"]["hold_off"], saved["scoring"]["online"]  # as written before they existed
     (old / "detector.json").write_text(json.dumps(saved, indent=1))
     data = _write(tmp_path / "early.csv", _series(seed=5, spike=12))
     capsys.readouterr()
     with pytest.warns(UserWarning, match="no warm_start errors .* flags nothing in the first 40 points"):
         assert main(["detect", str(old), "--data", str(data)]) == 0
     rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
-    scores, flags = anomaly.RNNDetector.load(run, warm_start=False).batch_scores(_series(seed=5, spike=12))
+    cold = anomaly.RNNDetector.load(run, warm_start=False)
+    cold.config = replace(cold.config, online=anomaly.OnlineConfig(every=0))
+    scores, flags = cold.batch_scores(_series(seed=5, spike=12))
     np.testing.assert_allclose([float(r[2]) for r in rows], scores, atol=1e-4)  # as a cold start scores it
     assert [r[3] == "1" for r in rows] == flags.tolist() and not flags[:40].any()
     with pytest.warns(UserWarning):
-        assert anomaly.RNNDetector.load(old).config.hold_off == 0  # it flagged every point then: it still does
+        loaded = anomaly.RNNDetector.load(old).config
+    assert loaded.hold_off == 0 and loaded.online.every == 0  # it flagged every point and never learned then
     monkeypatch.setattr("sys.stdin", io.StringIO("1.0\n2.0\n"))
     with pytest.warns(UserWarning, match="no warm_start errors"):
         assert main(["detect", str(old)]) == 0
@@ -350,7 +354,9 @@ def test_bad_input_is_one_line(run, tmp_path, capsys):
     times[10], times[11] = times[11], times[10]
     _fails(capsys, [*train, "--data", str(_write(tmp_path / "unsorted.csv", values, times))], "sorted")
     times[10] = times[9]
-    _fails(capsys, [*train, "--data", str(_write(tmp_path / "duplicate.csv", values, times))], "duplicate timestamp")
+    duplicate = str(_write(tmp_path / "duplicate.csv", values, times))
+    _fails(capsys, ["detect", str(run), "--data", duplicate, "--duplicates", "error"], "duplicate timestamp",
+           "a policy for them")  # fmt: skip
     short = _write(tmp_path / "short.csv", _series(n=60))
     _fails(capsys, [*train, "--data", str(short)], "too short", "60 rows")
     _fails(capsys, ["detect", "--data", str(short), "--detector", "lstm", "--time-column", "time", "--target", "y"],
@@ -433,7 +439,8 @@ GAP_WARNINGS = ["3 reading(s) missing from 2021-01-09 08:00:00 (one every h); sc
 def test_a_gap_is_reported_and_scored_as_missing(run, tmp_path, capsys):
     data = _gappy_file(tmp_path / "gappy.csv")
     columns = ["--time-column", "time", "--target", "y"]
-    for command in (["detect", str(run), "--data", str(data)], ["detect", "--data", str(data), *columns]):
+    for command in (["detect", str(run), "--data", str(data), "--gaps", "fill"],
+                    ["detect", "--data", str(data), *columns, "--gaps", "fill"]):  # fmt: skip
         capsys.readouterr()
         with pytest.warns(RuntimeWarning) as warned:
             assert main(command) == 0
@@ -452,7 +459,61 @@ def test_warnings_print_as_one_line_each(tmp_path):
 
     data = _gappy_file(tmp_path / "gappy.csv")
     result = subprocess.run([sys.executable, "-m", "rnnkit.cli", "detect", "--data", str(data), "--time-column", "time",
-                             "--target", "y"],
+                             "--target", "y", "--gaps", "fill"],
                             capture_output=True, text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     assert result.returncode == 0
     assert result.stderr.splitlines() == [f"rnnkit: warning: {data}: {m}" for m in GAP_WARNINGS]
+
+
+def test_online_adaptation_streams_as_it_batches_and_learns_the_new_level():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    online = anomaly.OnlineConfig(every=30, window=120, steps=10, lr=3e-2)
+    values = np.concatenate([_series(n=150, seed=4), _series(n=150, seed=5) + 3.0])  # the level moves at 150
+    scores = {}
+    for every in (0, 30):
+        detector = anomaly.RNNDetector(anomaly.RNNDetectorConfig(threshold="gaussian", online=replace(online, every=every)))
+        detector.model = anomaly.next_value_model({"encoder": {"cell": "lstm", "hidden_size": 4}}).eval()
+        torch.manual_seed(1)
+        detector.model.load_state_dict(anomaly.next_value_model({"encoder": {"cell": "lstm", "hidden_size": 4}}).state_dict())
+        before = {k: v.clone() for k, v in detector.model.state_dict().items()}
+        batch, batch_flags = detector.batch_scores(values)
+        scorer = detector.scorer()
+        streamed, stream_flags = anomaly.score_all(scorer, values[:200])
+        state = scorer.state_dict()
+        resumed = detector.scorer()
+        resumed.load_state_dict(state)
+        rest, rest_flags = anomaly.score_all(resumed, values[200:])
+        np.testing.assert_allclose(np.concatenate([streamed, rest]), batch, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(np.concatenate([stream_flags, rest_flags]), batch_flags)
+        for k, v in detector.model.state_dict().items():  # every stream learns on its own copy
+            torch.testing.assert_close(v, before[k])
+        scores[every] = detector.smoothed_errors(values)
+    assert scores[0][:30] == pytest.approx(scores[30][:30])  # the same until the first update
+    assert scores[30][250:].mean() < 0.5 * scores[0][250:].mean()  # after the move it has learned the new level
+    for bad, message in (({"every": -1}, "every must be"), ({"lr": 0.0}, "lr must be"), ({"window": 1}, "window must be")):
+        with pytest.raises(ValueError, match=f"online adaptation settings: {message}"):
+            anomaly.OnlineConfig(**bad)
+
+
+def test_by_default_the_output_keeps_the_input_rows_one_for_one(run, tmp_path, capsys):
+    """Issue 15, item 5: a gap no longer adds rows, and repeated timestamps are scored as rows."""
+    data = _gappy_file(tmp_path / "gappy.csv")
+    with pytest.warns(RuntimeWarning, match="not filled"):
+        assert main(["detect", str(run), "--data", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 597 and lines[201].startswith("2021-01-09 11:00:00,")  # 596 rows in, 596 out
+    values = _series(n=300)
+    times = list(pd.date_range("2021-01-01", periods=300, freq="h"))
+    times[100] = times[99]
+    repeated = _write(tmp_path / "repeated.csv", values, times)
+    outputs = {}
+    for policy in ("keep", "first", "last", "mean"):
+        with pytest.warns(RuntimeWarning, match="1 row\\(s\\) repeat an earlier timestamp"):
+            assert main(["detect", str(run), "--data", str(repeated), "--duplicates", policy]) == 0
+        outputs[policy] = capsys.readouterr().out.splitlines()[1:]
+    assert len(outputs["keep"]) == 300 and outputs["keep"][99].split(",")[0] == outputs["keep"][100].split(",")[0]
+    assert all(len(outputs[p]) == 299 for p in ("first", "last", "mean"))
+    row = {p: float(outputs[p][99].split(",")[1]) for p in ("first", "last", "mean")}
+    assert row["first"] == pytest.approx(values[99], abs=1e-4) and row["last"] == pytest.approx(values[100], abs=1e-4)
+    assert row["mean"] == pytest.approx((values[99] + values[100]) / 2, abs=1e-4)

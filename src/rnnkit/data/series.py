@@ -13,6 +13,7 @@ at module level, so ``import rnnkit`` works without it.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,22 +95,33 @@ def read_csv_table(path: str | Path):
         raise ValueError(f"data file {path} is not a readable CSV file: {' '.join(str(error).split())}") from None
 
 
-def read_series_csv(path: str | Path, time_column: str, target: str, covariates: Sequence[str] = ()):
+def read_series_csv(path: str | Path, time_column: str, target: str, covariates: Sequence[str] = (), *,
+                    duplicates: str = "error"):  # fmt: skip
     """A CSV file as a validated series frame (see :func:`validate_frame`)."""
     table = read_csv_table(path)
-    return validate_frame(table, time_column=time_column, target=target, covariates=covariates, source=str(path))
+    return validate_frame(table, time_column=time_column, target=target, covariates=covariates, source=str(path),
+                          duplicates=duplicates)  # fmt: skip
+
+
+DUPLICATES = ("error", "keep", "first", "last", "mean")
 
 
 _MISSING = {"", "na", "nan", "n/a", "null", "none", "-"}
 
 
-def validate_frame(table, *, time_column: str | None, target: str, covariates: Sequence[str] = (), source: str = "data"):
+def validate_frame(table, *, time_column: str | None, target: str, covariates: Sequence[str] = (), source: str = "data",
+                   duplicates: str = "error"):  # fmt: skip
     """``table``'s target and covariates as floats indexed by sorted, unique time; else a ValueError.
 
     ``time_column=None`` takes the time from the index. Times are integers (years, steps) when
-    every value is an integer, else datetimes.
+    every value is an integer, else datetimes. A repeated timestamp is an error by default;
+    ``duplicates`` says otherwise: ``"keep"`` every row as it stands (the index then repeats),
+    ``"first"``/``"last"`` row of each time, or the ``"mean"`` of its values; each with a warning
+    that says how many.
     """
     pd = require("pandas")
+    if duplicates not in DUPLICATES:
+        raise ValueError(f"duplicates must be one of {', '.join(repr(d) for d in DUPLICATES)}, got {duplicates!r}")
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(table).__name__}")
     wanted = [target, *covariates]
@@ -129,13 +141,25 @@ def validate_frame(table, *, time_column: str | None, target: str, covariates: S
         values[column] = _numeric(table[column], column, index, source)
     frame = pd.DataFrame(values, index=index)
     duplicated = index.duplicated()
-    if duplicated.any():
-        raise ValueError(f"{source}: duplicate timestamp {index[duplicated][0]} in {time_column or 'the index'}")
+    if duplicated.any() and duplicates == "error":
+        raise ValueError(f"{source}: duplicate timestamp {index[duplicated][0]} in {time_column or 'the index'}"
+                         " (a policy for them: keep, first, last or mean)")  # fmt: skip
     if not index.is_monotonic_increasing:
         position = int(np.flatnonzero(np.diff(index.asi8 if hasattr(index, "asi8") else index.to_numpy()) < 0)[0])
         raise ValueError(
             f"{source}: timestamps must be sorted ascending; {index[position + 1]} comes after {index[position]}"
         )
+    if duplicated.any():
+        count, first = int(duplicated.sum()), index[duplicated][0]
+        if duplicates == "keep":
+            action = "kept, each row as it stands"
+        else:
+            grouped = frame.groupby(level=0, sort=False)
+            frame = grouped.mean() if duplicates == "mean" else grouped.nth(0 if duplicates == "first" else -1)
+            action = {"first": "the first row of each kept", "last": "the last row of each kept",
+                      "mean": "their values averaged"}[duplicates]  # fmt: skip
+        warnings.warn(f"{source}: {count} row(s) repeat an earlier timestamp (the first: {first}); {action}",
+                      RuntimeWarning, stacklevel=3)  # fmt: skip
     return frame
 
 

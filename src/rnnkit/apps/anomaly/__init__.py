@@ -43,6 +43,8 @@ from .thresholds import GaussianThresholdConfig as GaussianThresholdConfig
 from .thresholds import HoldOff as HoldOff
 from .thresholds import LikelihoodThresholdConfig as LikelihoodThresholdConfig
 from .likelihood import AnomalyLikelihood as AnomalyLikelihood
+from .online import OnlineConfig as OnlineConfig
+from .online import OnlineLearner as OnlineLearner
 from .thresholds import ThresholdMethod as ThresholdMethod
 from .thresholds import check_threshold as check_threshold
 from .thresholds import check_threshold_settings as check_threshold_settings
@@ -53,7 +55,7 @@ from .thresholds import select_epsilon as select_epsilon
 __all__ = ["DetectApp", "DetectConfig", "split_rows", "DETECTORS", "PLOT_FILE", "detect_csv", "detect_lines",
            "detect_run", "detections_figure", "plot_detections", "DETECTOR_FILE", "RNNDetector", "RNNDetectorConfig",
            "RNNScorer", "error_statistics", "next_value_chunks", "next_value_model", "scoring_settings", "find_gaps",
-           "read_values", "HoldOff", "AnomalyLikelihood", "LikelihoodThresholdConfig", "StreamingScorer", "WindowedGaussian", "check_value", "score_all", "THRESHOLDS",
+           "read_values", "HoldOff", "AnomalyLikelihood", "OnlineConfig", "OnlineLearner", "LikelihoodThresholdConfig", "StreamingScorer", "WindowedGaussian", "check_value", "score_all", "THRESHOLDS",
            "DynamicThreshold", "DynamicThresholdConfig", "GaussianThresholdConfig", "ThresholdMethod",
            "check_threshold", "check_threshold_settings", "prune_sequences", "register_threshold",
            "select_epsilon"]  # fmt: skip

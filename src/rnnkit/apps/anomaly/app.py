@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from ..._io import atomic_write_text, read_json, run_file
+from ...data.series import DUPLICATES
 from ..base import App, Prepared, Run
 from ..commands import Command, check_output_path, closed_stdout_is_fine
 from .detect import DETECTORS, PLOT_FILE, detections_figure, result_frame
 from .detector import DETECTOR_FILE, RNNDetector, error_statistics, next_value_chunks, next_value_model
 from .detector import scoring_settings
-from .reading import read_values
+from .online import OnlineConfig
+from .reading import GAPS, read_values
 from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, LikelihoodThresholdConfig
 from .thresholds import check_hold_off, check_threshold_settings
 
@@ -44,6 +46,7 @@ class DetectConfig:
     smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
     threshold: str = "likelihood"  # a threshold method: rnnkit.apps.anomaly.THRESHOLDS
     hold_off: int = 50  # after a flag, no other flag for this many points; 0: flag every point above
+    online: OnlineConfig = field(default_factory=OnlineConfig)  # the model keeps learning while it scores
     gaussian: GaussianThresholdConfig = field(default_factory=GaussianThresholdConfig)
     dynamic: DynamicThresholdConfig = field(default_factory=DynamicThresholdConfig)
     likelihood: LikelihoodThresholdConfig = field(default_factory=LikelihoodThresholdConfig)
@@ -219,6 +222,12 @@ def _detect_arguments(parser: argparse.ArgumentParser) -> None:
                         help="without RUN_DIR: the z above which a point is flagged (default: 4)")
     parser.add_argument("--plot", metavar="PNG",
                         help="where the plot of a --data file goes (default: RUN_DIR/detections.png; none without RUN_DIR)")
+    parser.add_argument("--gaps", choices=GAPS, default="keep",
+                        help="missing readings of a regular --data series: keep the file's rows one for one (default),"
+                             " or fill them in as rows scored as missing")
+    parser.add_argument("--duplicates", choices=DUPLICATES, default="keep",
+                        help="rows of --data that repeat a timestamp: keep each (default), the first or last of each"
+                             " time, their mean, or an error")
 
 
 def _detect(args: argparse.Namespace) -> int:
@@ -233,7 +242,8 @@ def _detect(args: argparse.Namespace) -> int:
             return _stream_scores(RNNDetector.load(args.run_dir, threshold=args.threshold_method).scorer())
         plot = args.plot or str(Path(args.run_dir) / PLOT_FILE)
         result = detect.detect_run(args.run_dir, args.data, time_column=args.time_column, target=args.target,
-                                   threshold=args.threshold_method, plot=plot)  # fmt: skip
+                                   threshold=args.threshold_method, plot=plot, gaps=args.gaps,
+                                   duplicates=args.duplicates)  # fmt: skip
         sys.stdout.write(_as_csv(result))
         print(f"{int(result['anomaly'].sum())} of {len(result)} rows flagged; plot: {plot}", file=sys.stderr)
         return 0
@@ -250,7 +260,8 @@ def _detect(args: argparse.Namespace) -> int:
         return _stream_scores(WindowedGaussian(threshold=threshold))
     result = detect.detect_csv(args.data, detector=detector, time_column=args.time_column or "timestamp",
                                target=args.target or "value", threshold=threshold,
-                               method=args.threshold_method or "gaussian", plot=args.plot)  # fmt: skip
+                               method=args.threshold_method or "gaussian", plot=args.plot, gaps=args.gaps,
+                               duplicates=args.duplicates)  # fmt: skip
     sys.stdout.write(_as_csv(result))
     return 0
 

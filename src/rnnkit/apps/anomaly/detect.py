@@ -20,15 +20,16 @@ DETECTORS = ("gaussian", "lstm")
 
 
 def detect_run(run_dir, data, *, time_column: str | None = None, target: str | None = None,
-               threshold: str | None = None, plot=None):  # fmt: skip
+               threshold: str | None = None, plot=None, gaps: str = "keep", duplicates: str = "keep"):  # fmt: skip
     """Score every row of the CSV ``data`` with the detector trained in ``run_dir``.
 
-    The columns default to the ones the run trained on. Returns a DataFrame indexed by time with
-    ``value``, ``score`` and ``anomaly``; writes a PNG to ``plot``.
+    The columns default to the ones the run trained on; ``gaps`` and ``duplicates`` are
+    :func:`~rnnkit.apps.anomaly.reading.read_values`'s policies. Returns a DataFrame indexed by
+    time with ``value``, ``score`` and ``anomaly``; writes a PNG to ``plot``.
     """
     detector = RNNDetector.load(run_dir, threshold=threshold)
     frame, values = read_values(data, time_column or detector.info.get("time_column", "timestamp"),
-                                target or detector.info.get("target", "value"), fill=True)  # fmt: skip
+                                target or detector.info.get("target", "value"), gaps=gaps, duplicates=duplicates)  # fmt: skip
     if len(values) < 2:
         raise ValueError(f"{data} is too short to score: {len(values)} row(s), at least 2 are needed")
     scores, flags = detector.score_series(values)  # filled gaps are missing readings
@@ -39,7 +40,8 @@ def detect_run(run_dir, data, *, time_column: str | None = None, target: str | N
 
 
 def detect_csv(path, *, detector: str = "gaussian", time_column: str = "timestamp", target: str = "value",
-               threshold: float = 4.0, method: str = "gaussian", prefix: float = 0.15, plot=None):  # fmt: skip
+               threshold: float = 4.0, method: str = "gaussian", prefix: float = 0.15, plot=None, gaps: str = "keep",
+               duplicates: str = "keep"):  # fmt: skip
     """Score every row of a CSV (read and validated by :func:`~rnnkit.data.series.read_series_csv`).
 
     ``"gaussian"``: :class:`WindowedGaussian` with z ``threshold``; ``"lstm"``: an
@@ -52,7 +54,7 @@ def detect_csv(path, *, detector: str = "gaussian", time_column: str = "timestam
         raise ValueError(f"detector must be one of {', '.join(repr(d) for d in DETECTORS)}, got {detector!r}")
     if not 0.0 < prefix < 1.0:
         raise ValueError(f"prefix must lie in (0, 1), got {prefix}")
-    frame, values = read_values(path, time_column, target, fill=True)
+    frame, values = read_values(path, time_column, target, gaps=gaps, duplicates=duplicates)
     if detector == "gaussian":
         scores, flags = score_all(WindowedGaussian(threshold=threshold), values)
     else:

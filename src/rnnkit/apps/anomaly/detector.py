@@ -39,6 +39,7 @@ from torch import nn
 
 from ..._io import read_json, run_file
 from ...config import from_dict, to_dict
+from .online import OnlineConfig, OnlineLearner
 from .scorers import StreamingScorer, check_value, score_all
 from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, LikelihoodThresholdConfig, check_threshold
 from .thresholds import HoldOff, check_hold_off, check_threshold_settings
@@ -63,6 +64,7 @@ class RNNDetectorConfig:
     smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
     threshold: str = "likelihood"  # a THRESHOLDS name
     hold_off: int = 50  # after a flag, no other flag for this many points (HoldOff); 0: every point
+    online: OnlineConfig = field(default_factory=OnlineConfig)  # the model keeps learning (every=0: it does not)
     gaussian: GaussianThresholdConfig = field(default_factory=GaussianThresholdConfig)
     dynamic: DynamicThresholdConfig = field(default_factory=DynamicThresholdConfig)
     likelihood: LikelihoodThresholdConfig = field(default_factory=LikelihoodThresholdConfig)
@@ -160,7 +162,8 @@ class RNNDetector:
                              f" (continue it with 'rnnkit train --run-dir {run_dir} --resume')")  # fmt: skip
         saved = read_json(run_file(run_dir, DETECTOR_FILE))
         try:
-            scoring = {"hold_off": 0, **saved["scoring"]}  # a detector saved before hold_off flagged every point
+            # a detector saved before the hold-off and online adaptation flagged every point and never learned
+            scoring = {"hold_off": 0, "online": {"every": 0}, **saved["scoring"]}
             config = from_dict(RNNDetectorConfig, {**scoring, "chunk": saved["chunk"]}, where="scoring")
             center, scale = float(saved["center"]), float(saved["scale"])
         except (KeyError, TypeError) as error:
@@ -213,10 +216,8 @@ class RNNDetector:
         values = np.asarray(values, dtype=float)
         if not np.isfinite(values).all():
             raise ValueError("batch scoring needs finite values; stream a series with missing readings instead")
-        with torch.no_grad():
-            x = torch.tensor((values - self.center) / self.scale, dtype=torch.float32)  # (N,)
-            predicted, _ = model(x.view(1, -1, 1))  # (1, N, 1): of x_{t+1}
-        predicted = predicted[0, :, 0].double().numpy()  # (N,)
+        x = torch.tensor((values - self.center) / self.scale, dtype=torch.float32)  # (N,)
+        predicted = self._predictions(model, x).double().numpy()  # (N,): of x_{t+1}
         errors = np.zeros(len(values))
         errors[1:] = np.abs((values[1:] - self.center) / self.scale - predicted[:-1])
         smoothed = np.empty(len(values))
@@ -225,6 +226,21 @@ class RNNDetector:
             level = e if t == 1 else (1 - a) * level + a * e
             smoothed[t] = level
         return smoothed
+
+    @torch.no_grad()
+    def _predictions(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The next-value predictions ``(N,)`` over a standardized series ``x (N,)``: one forward
+        pass, or, with online adaptation, one per block between two updates (the state carried)."""
+        if not self.config.online.every:
+            return model(x.view(1, -1, 1))[0][0, :, 0]
+        learner, state, parts, start = OnlineLearner(model, self.config.online), None, [], 0
+        while start < len(x):
+            block = x[start : start + learner.until_update()]  # (b,)
+            predicted, state = learner.model(block.view(1, -1, 1), state)  # (1, b, 1)
+            parts.append(predicted[0, :, 0])
+            learner.observe(block.numpy())
+            start += len(block)
+        return torch.cat(parts)
 
     def batch_scores(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """Scores and flags of a whole (finite) series at once; equal to streaming it."""
@@ -253,6 +269,10 @@ class RNNDetector:
 class RNNScorer:
     """The streaming form of :class:`RNNDetector`: one ``model.step`` per value, the LSTM state kept.
 
+    With online adaptation (``config.online.every``) the scorer learns on a private copy of the
+    model (:class:`~rnnkit.apps.anomaly.online.OnlineLearner`), so two streams never share weights;
+    ``state_dict`` then holds the copy's weights and optimizer state too.
+
     A missing reading is reported (``nan``, ``False``) and the LSTM is fed its own prediction in
     its place, so the state moves on in time; the error average skips it.
     """
@@ -264,6 +284,8 @@ class RNNScorer:
         self._level = 0.0
         self._errors = 0  # errors seen so far
         self._threshold = detector.threshold()
+        self._learner = OnlineLearner(detector.model, detector.config.online) if detector.config.online.every else None
+        self._model = self._learner.model if self._learner else detector.model
         self.missing = 0
 
     @torch.no_grad()
@@ -286,8 +308,10 @@ class RNNScorer:
                 a = d.config.smoothing
                 self._level = error if self._errors == 0 else (1 - a) * self._level + a * error
                 self._errors += 1
-        y, self._state = d.model.step(torch.tensor([[x]], dtype=torch.float32), self._state)  # (1, 1)
+        y, self._state = self._model.step(torch.tensor([[x]], dtype=torch.float32), self._state)  # (1, 1)
         self._prediction = float(y[0, 0])
+        if self._learner is not None:
+            self._learner.observe([x])  # a missing reading is learned as the value predicted for it
         if missing:
             return math.nan, False
         if first:
@@ -296,13 +320,18 @@ class RNNScorer:
 
     def state_dict(self) -> dict[str, Any]:
         return {"lstm": _clone(self._state), "prediction": self._prediction, "level": self._level, "errors": self._errors,
-                "missing": self.missing, "threshold": self._threshold.state_dict()}  # fmt: skip
+                "missing": self.missing, "threshold": self._threshold.state_dict(),
+                "online": self._learner.state_dict() if self._learner else None}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._state = _clone(state["lstm"])
         self._prediction = state["prediction"]
         self._level, self._errors, self.missing = float(state["level"]), int(state["errors"]), int(state["missing"])
         self._threshold.load_state_dict(state["threshold"])
+        if self._learner is not None:
+            if state.get("online") is None:
+                raise ValueError("state is of a scorer without online adaptation; this one adapts")
+            self._learner.load_state_dict(state["online"])
 
 
 def _clone(state: Any) -> Any:
@@ -316,4 +345,4 @@ def scoring_settings(config: Any) -> dict[str, Any]:
     """The scoring part of a config (``smoothing``, ``threshold``, ``hold_off`` and every method's
     section) as plain data."""
     data = to_dict(config)
-    return {name: data[name] for name in ("smoothing", "threshold", "hold_off", *THRESHOLDS)}
+    return {name: data[name] for name in ("smoothing", "threshold", "hold_off", "online", *THRESHOLDS)}

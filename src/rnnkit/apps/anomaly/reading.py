@@ -10,20 +10,29 @@ import numpy as np
 from ...data.series import read_series_csv
 
 
-def read_values(path, time_column: str, target: str, *, fill: bool = False):
+GAPS = ("keep", "fill")
+
+
+def read_values(path, time_column: str, target: str, *, gaps: str = "keep", duplicates: str = "keep"):
     """A validated series from a CSV file: ``(frame, values (N,))``.
 
-    Gaps in a regular series (see :func:`find_gaps`) are reported as a warning each; with
-    ``fill`` they become NaN rows, which the scorers report as missing while their state moves on
-    in time, as the issue asks of a gap in a stream. Training leaves them out (``fill=False``).
+    By default the rows are the file's, one for one, so that scores line up with the input. Gaps
+    in a regular series (see :func:`find_gaps`) are reported as a warning each; with
+    ``gaps="fill"`` they become NaN rows, which the scorers report as missing while their state
+    moves on in time. Rows that repeat a timestamp are kept (``duplicates="keep"``, with a
+    warning), or ``"first"``, ``"last"``, ``"mean"``, ``"error"``
+    (:func:`~rnnkit.data.series.validate_frame`).
     """
-    frame = read_series_csv(path, time_column, target)
+    if gaps not in GAPS:
+        raise ValueError(f"gaps must be one of {', '.join(repr(g) for g in GAPS)}, got {gaps!r}")
+    fill = gaps == "fill"
+    frame = read_series_csv(path, time_column, target, duplicates=duplicates)
     if len(frame) == 0:
         raise ValueError(f"{path} has a header but no rows: nothing to score")
     gaps, cadence = find_gaps(frame.index)
     shown = gaps[:MAX_GAP_WARNINGS]
     for start, count in shown:
-        action = "scored as missing" if fill and count <= MAX_GAP_FILL else "not filled" if fill else "left out"
+        action = "scored as missing" if fill and count <= MAX_GAP_FILL else "not filled" if fill else "not filled (--gaps fill scores them as missing)"
         warnings.warn(f"{path}: {count} reading(s) missing from {start} (one every {_describe(cadence)}); {action}",
                       RuntimeWarning, stacklevel=2)  # fmt: skip
     if len(gaps) > len(shown):
