@@ -556,3 +556,23 @@ def test_manager_save_rejects_bad_arguments(tmp_path):
 def test_docstring_examples():
     result = doctest.testmod(ckpt, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_leftovers_of_killed_saves_are_one_warning_and_removed_by_their_owner(tmp_path):
+    """Three ``.tmp-*`` leftovers (dead writers) give one warning, not three; ``remove_leftovers``
+    deletes them, and a live writer's directory is left alone."""
+    manager = CheckpointManager(tmp_path)
+    manager.save(1, model_state={"w": torch.ones(2)})
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    for what in ("step-00000002", "old-step-00000001", "delete-step-00000000"):
+        (manager.directory / f".tmp-{what}-{dead}-0123abcd").mkdir()
+    live = manager.directory / f".tmp-step-00000003-{os.getppid()}-89abcdef"
+    live.mkdir()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert manager.latest() == manager.directory / "step-00000001"
+    assert len([w for w in caught if issubclass(w.category, CheckpointWarning)]) == 1
+    assert "4 partial checkpoint(s)" in str(caught[0].message)
+    removed = manager.remove_leftovers()
+    assert len(removed) == 3 and live not in removed
+    assert names(manager.directory) == sorted(["step-00000001", live.name])

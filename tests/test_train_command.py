@@ -129,3 +129,82 @@ def test_interrupted_run_resumes_from_the_command_line(tmp_path):
     assert f"{target} steps" in resumed.stdout
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == target  # no step logged twice after the resume
+
+
+def test_resuming_a_finished_run_from_the_command_line_says_already_complete(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "adding", *TINY, "--run-dir", str(run), "--quiet"]) == 0
+    weights = (run / "model.safetensors").read_bytes()
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    capsys.readouterr()
+    assert main(["train", "--run-dir", str(run), "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "is already complete: 8 steps, stopped by max_epochs; nothing was trained" in captured.err
+    assert "8 steps in" in captured.out
+    assert (run / "model.safetensors").read_bytes() == weights
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == checkpoints
+
+
+def test_yaml_numbers_are_read_as_yaml_1_2_reads_them(tmp_path):
+    """``lr: 3e-3`` is a float (PyYAML's YAML 1.1 makes it the string '3e-3'); ints stay ints,
+    quoted text stays text."""
+    from rnnkit.config import read_config_file
+
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  lr: 3e-3\n  min_lr: 1E-5\n  max_steps: 12\ntask:\n  name: '3e-3'\n  ratio: .5\n")
+    data = read_config_file(path)
+    assert data["train"] == {"lr": 0.003, "min_lr": 1e-5, "max_steps": 12}
+    assert isinstance(data["train"]["max_steps"], int)
+    assert data["task"] == {"name": "3e-3", "ratio": 0.5}
+
+
+def test_a_yaml_learning_rate_in_exponent_form_trains(tmp_path, capsys):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("train:\n  lr: 3e-3\n  max_epochs: 1\n")
+    assert main(["train", "adding", *TINY[:-1], "--config", str(settings), "--run-dir", str(tmp_path / "run"),
+                 "--quiet"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["lr"] == 0.003
+
+
+def test_a_single_sigterm_checkpoints_and_exits_143(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "rnnkit.cli", "train", "adding", "--task.length=10", "--task.train_size=20000",
+               "--task.batch_size=16", "--model.encoder.hidden_size=8", "--train.max_epochs=1",
+               "--train.log_every=5", "--run-dir", str(run)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists():
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "interrupted by SIGTERM" in err and "checkpoint saved" in err and "Traceback" not in err
+    assert list((run / "checkpoints").glob("step-*"))
+
+
+def test_the_forecast_baselines_show_progress_while_they_refit(monkeypatch):
+    pytest.importorskip("statsmodels")
+    import numpy as np
+    import pandas as pd
+
+    import importlib
+
+    from rnnkit.apps.forecast.config import ForecastConfig
+    from rnnkit.apps.forecast.data import fit_scaler, resolve
+    from rnnkit.apps.forecast.model import forecast_model
+
+    t = np.arange(72)
+    frame = pd.DataFrame({"y": 10 + np.sin(2 * np.pi * t / 12) + 0.01 * t})
+    config = ForecastConfig(horizon=3, lookback=12, test_size=12, season=12)
+    setup = resolve(frame, config, "series")
+    scaler = fit_scaler(setup, setup.train_end)
+    module = importlib.import_module("rnnkit.apps.forecast.backtest")  # the package exports the function
+    monkeypatch.setattr(module, "PROGRESS_EVERY", 0.0)  # a line after every origin
+    lines = []
+    module.backtest(forecast_model(config, 1, {"encoder": {"hidden_size": 4}}), setup, scaler, progress=lines.append)
+    assert lines[0] == "backtest: fitting ETS at each of 10 origins"
+    assert any(line.startswith("backtest: ETS 5/10 origins") and "eta" in line for line in lines)
+    assert any(line.startswith("backtest: ARIMA done in") for line in lines)
+    assert not any("naive" in line for line in lines)

@@ -50,7 +50,7 @@ def train_losses(run_dir):
 
 
 # --- exact resume -----------------------------------------------------------------------
-def run_adding(run_dir, *, callbacks=(), resume=False, **overrides):
+def run_adding(run_dir, *, callbacks=(), resume=False, quiet=True, **overrides):
     torch.manual_seed(123)
     model = small_regressor(dropout=0.3)
     x, y = adding_data(96)
@@ -58,7 +58,7 @@ def run_adding(run_dir, *, callbacks=(), resume=False, **overrides):
     settings = dict(max_epochs=3, lr=5e-3, log_every=3, checkpoint_every=5, schedule="cosine", warmup_steps=3)
     config = TrainConfig(**{**settings, **overrides})
     trainer = Trainer(model, SupervisedObjective("mse"), config, run_dir, model_spec=model_spec(model),
-                      quiet=True, callbacks=callbacks)  # fmt: skip
+                      quiet=quiet, callbacks=callbacks)  # fmt: skip
     result = trainer.fit(TensorBatches(x, y, batch_size=16, seed=4), TensorBatches(xv, yv, batch_size=16), resume=resume)
     return trainer, result
 
@@ -397,3 +397,167 @@ def test_a_device_this_torch_lacks_is_one_clear_error(name, message, tmp_path, c
     code = main(["train", "adding", "--run-dir", str(tmp_path / "run"), "--quiet", f"--train.device={name}"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+# --- issue 13: resume of a finished run, time-budget schedules, units, signals, summaries ----
+def run_files(run_dir):
+    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("limits", [dict(max_steps=10), dict(max_epochs=2), dict(max_steps=8, max_minutes=1e-6)])
+def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, capsys, limits):
+    """No extra step, every file byte-identical (model.safetensors, checkpoints, metrics), one line said."""
+    run = tmp_path / "run"
+    _, first = run_adding(run, **limits)
+    before = run_files(run)
+    trainer, again = run_adding(run, resume=True, quiet=False, **limits)
+    assert again.steps == first.steps and again.stopped_by == first.stopped_by
+    assert run_files(run) == before
+    err = capsys.readouterr().err
+    assert f"is already complete: {first.steps} steps, stopped by {first.stopped_by}" in err
+    assert err.count("\n") == 1
+
+
+def test_resume_says_the_step_it_restored_and_removes_leftovers_of_a_killed_save(tmp_path, capsys):
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        run_adding(run, callbacks=[interrupt_at(7)])
+    for name in (".tmp-step-00000010-4194999-0123abcd", ".tmp-old-step-00000005-4194998-89abcdef"):  # dead pids
+        (run / "checkpoints" / name).mkdir()
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning per leftover
+        run_adding(run, resume=True, quiet=False, max_steps=9)
+    err = capsys.readouterr().err
+    assert "removed 2 partial checkpoint(s) left by an interrupted save" in err
+    assert "resumed from step 7 (epoch 2, batch 1)" in err and "step-00000007" in err
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_sigterm_saves_a_checkpoint_and_is_reported_as_sigterm(tmp_path):
+    def terminate(trainer, step):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted, match="SIGTERM at step 4: checkpoint saved") as raised:
+        run_adding(tmp_path / "run", callbacks=[terminate])
+    assert raised.value.signal_number == signal.SIGTERM
+    assert raised.value.checkpoint.name == "step-00000004"
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_the_command_line_exits_128_plus_the_signal(monkeypatch, capsys, signum, code):
+    from rnnkit.apps import train as train_module
+    from rnnkit.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted(f"interrupted by {signal.Signals(signum).name} at step 3: checkpoint saved", None,
+                                  signum)  # fmt: skip
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    assert main(["train", "adding", "--quiet"]) == code
+    assert signal.Signals(signum).name in capsys.readouterr().err
+
+
+def test_summary_reports_the_fraction_of_an_epoch_honestly(tmp_path):
+    run_adding(tmp_path / "run", max_steps=8)  # 6 batches an epoch: 1.33 epochs
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "- steps: 8 (1.33 epochs of 6 batches)" in summary
+    run_adding(tmp_path / "short", max_steps=3)
+    assert "- steps: 3 (0.50 of an epoch of 6 batches)" in (tmp_path / "short" / "summary.md").read_text()
+
+
+class FakeClock:
+    """``time.perf_counter`` that moves only when a training step ends: 0.05 s a step."""
+
+    def __init__(self, monkeypatch):
+        from rnnkit.training import trainer as module
+
+        self.now = 1000.0
+        monkeypatch.setattr(module.time, "perf_counter", lambda: self.now)
+
+    def tick(self, trainer, step):
+        self.now += 0.05
+
+
+def test_cosine_under_a_time_budget_is_laid_over_the_steps_that_fit(tmp_path, monkeypatch):
+    """3 s at 0.05 s a step is 60 steps: the learning rate reaches min_lr by the end of the budget,
+    not over the 600 steps that max_epochs=100 would plan."""
+    clock = FakeClock(monkeypatch)
+    lrs = {}
+    record = lambda trainer, step: lrs.__setitem__(step, trainer.optimizer.param_groups[0]["lr"])  # noqa: E731
+    trainer, result = run_adding(tmp_path / "run", callbacks=[record, clock.tick], max_epochs=100, max_minutes=0.05,
+                                 checkpoint_every=None)  # fmt: skip
+    assert result.stopped_by == "max_minutes" and 58 <= result.steps <= 62
+    assert lrs[result.steps] < 0.02 * 5e-3  # the last step's learning rate is (nearly) min_lr=0
+    assert 0.4 * 5e-3 < lrs[30] < 0.6 * 5e-3  # half way through the budget, about half the rate
+    assert trainer.schedule.total_steps == pytest.approx(result.steps, abs=2)
+
+
+def test_a_time_budget_schedule_resumes_on_the_plan_it_was_on(tmp_path, monkeypatch):
+    """The plan is stored in the checkpoint: the first step after a resume has the learning rate
+    the uninterrupted run had there, not one planned over max_epochs again."""
+    settings = dict(max_epochs=100, max_minutes=0.05, checkpoint_every=None)
+    runs = {}
+    for name, interrupt in (("full", None), ("cut", interrupt_at(30))):
+        clock = FakeClock(monkeypatch)
+        lrs = runs.setdefault(name, {})
+        record = lambda trainer, step, lrs=lrs: lrs.__setitem__(step, trainer.schedule.lr)  # noqa: E731
+        callbacks = [record, clock.tick] + ([interrupt] if interrupt else [])
+        try:
+            run_adding(tmp_path / name, callbacks=callbacks, **settings)
+        except TrainingInterrupted as interrupted:
+            saved = rnnkit.training.checkpoint.load_checkpoint(interrupted.checkpoint)
+            run_adding(tmp_path / name, callbacks=[record, clock.tick], resume=True, **settings)
+    full, cut = runs["full"], runs["cut"]
+    assert saved.scheduler_state["total_steps"] == 62  # the plan at step 30: 30 steps in 1.45 s of 3
+    assert cut[30] == full[30]
+    # the resumed run's clock lacks the tick the interrupted one gave after its last step's time was
+    # taken, so its next plan may differ by a step; planned over max_epochs again it would be 0.0049
+    assert cut[31] == pytest.approx(full[31], rel=0.05)
+    assert cut[max(cut)] < 0.02 * 5e-3  # and it still ends at min_lr
+
+
+def test_throughput_counts_the_unit_the_app_names():
+    """A many-to-many regression scores every step (count = B * T) but its progress counts
+    sequences; each app's objective says how many of its unit a batch holds."""
+    from rnnkit.apps.forecast.config import ForecastConfig
+    from rnnkit.apps.forecast.model import ForecastObjective, forecast_model
+    from rnnkit.apps.seq2seq.sequences import Seq2SeqObjective
+
+    per_step = create_model("many_to_many", {"input": {"features": 1}, "encoder": {"hidden_size": 4}, "outputs": 1})
+    x, y = torch.randn(5, 9, 1), torch.randn(5, 9)
+    out = SupervisedObjective("mse")(per_step, (x, y))
+    assert (out.count, out.examples) == (45, 5)  # detect's chunks, tag's sentences: 5, not 45
+
+    config = ForecastConfig(horizon=4, lookback=6)
+    windows = forecast_model(config, 1, {"encoder": {"hidden_size": 4}})
+    out = ForecastObjective(config)(windows, (torch.randn(3, 6, 1), torch.randn(3, 4)))
+    assert (out.count, out.examples) == (12, 3)
+
+    from rnnkit.apps.seq2seq import FIRST_SYMBOL
+    from rnnkit.models import EncoderConfig, EncoderDecoder, EncoderDecoderConfig, InputConfig
+
+    seq = EncoderDecoder(EncoderDecoderConfig(
+        source=InputConfig(vocab_size=9, embedding_dim=4), target_vocab_size=9, embedding_dim=4,
+        encoder=EncoderConfig(cell="gru", hidden_size=4), decoder=EncoderConfig(cell="gru", hidden_size=4),
+    ))  # fmt: skip
+    source, target = torch.randint(FIRST_SYMBOL, 9, (2, 5)), torch.randint(FIRST_SYMBOL, 9, (2, 4))
+    out = Seq2SeqObjective()(seq, (source, target))
+    assert (out.count, out.examples) == (8, 2)
+
+    seen = []
+
+    class Recording(Progress):
+        def update(self, step, *, items, **kwargs):
+            seen.append(items)
+
+    import rnnkit.training.trainer as module
+
+    original, module.Progress = module.Progress, Recording
+    try:
+        Trainer(per_step, SupervisedObjective("mse"), TrainConfig(max_steps=2), quiet=True).fit(
+            TensorBatches(torch.randn(8, 9, 1), torch.randn(8, 9), batch_size=4))
+    finally:
+        module.Progress = original
+    assert seen == [4, 4]

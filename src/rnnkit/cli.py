@@ -7,7 +7,8 @@ experiments' (``compare``, ``gradients``) and ``bench``. ``@command(name, help=.
 add_arguments=...)`` registers one more; ``main`` builds the parser from whatever is registered.
 
 Errors a user can cause (bad values, missing files) end as one line on stderr,
-``rnnkit: error: ...``, with exit code 2; Ctrl-C exits with 130.
+``rnnkit: error: ...``, with exit code 2; Ctrl-C exits with 130, SIGTERM with 143 (after training
+has saved a checkpoint).
 """
 
 from __future__ import annotations
@@ -162,9 +163,9 @@ def _main(argv: Sequence[str] | None) -> int:
         message = " ".join(str(error).splitlines()) or type(error).__name__
         print(f"rnnkit: error: {message}", file=sys.stderr)
         return 2
-    except _interrupted() as interrupted:
+    except _interrupted() as interrupted:  # checkpointed first; the exit a shell gives that signal
         print(f"rnnkit: {interrupted}", file=sys.stderr)
-        return 130
+        return 128 + interrupted.signal_number
     except _training_error() as error:
         print(f"rnnkit: error: {error}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -204,8 +205,35 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return result
 
 
+# YAML 1.2's core-schema floats (https://yaml.org/spec/1.2.2/#1032-tag-resolution): ``3e-3``,
+# ``1e5`` and ``.5`` are numbers, as in JSON; PyYAML's YAML 1.1 reads the first two as strings
+_YAML_12_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+def _yaml_loader():
+    """PyYAML's safe loader, with floats resolved as YAML 1.2 (and JSON) read them."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML_12_FLOAT, list("-+0123456789."))
+    # an integer keeps its own tag: the int resolver is tried first, and it was kept above
+    return Loader
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A JSON or YAML file (by extension) as a dict; clear errors for missing or malformed files."""
+    """A JSON or YAML file (by extension) as a dict; clear errors for missing or malformed files.
+    YAML numbers are read as YAML 1.2 reads them: ``lr: 3e-3`` is the float 0.003."""
     import yaml
 
     path = Path(path)
@@ -213,7 +241,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"config file {path} does not exist")
     text = path.read_text(encoding="utf-8")
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise ValueError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from None
     if data is None:

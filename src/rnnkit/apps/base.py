@@ -115,6 +115,7 @@ class Run:
     trained: bool = False  # training ran in this process: what an earlier finalize wrote is out of date
     cache: dict[str, Any] = field(default_factory=dict)  # what evaluate computed for figures; never saved
     data_files: dict[str, Any] = field(default_factory=dict)  # config.json's records of the input files
+    quiet: bool = False  # no progress output from the stages after training (calibration, baselines)
 
     @property
     def seed(self) -> int:
@@ -188,7 +189,8 @@ def newest_checkpoint(run_dir: Path, train_config: Any) -> Checkpointed | None:
     The result's ``last_eval`` is the last validation record of ``metrics.jsonl``.
     """
     from ..training import CheckpointManager, TrainResult
-    from ..training.run import read_metrics
+    from ..training.run import last_evaluation
+    from ..training.trainer import stop_reason
 
     if not (Path(run_dir) / "checkpoints").is_dir():
         return None
@@ -196,29 +198,13 @@ def newest_checkpoint(run_dir: Path, train_config: Any) -> Checkpointed | None:
     if checkpoint is None:
         return None
     state = checkpoint.trainer_state
-    evaluations = [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if r.get("split") == "val"]
-    last_eval = {k: v for k, v in evaluations[-1].items() if k.startswith("val_")} if evaluations else {}
+    last_eval = last_evaluation(Path(run_dir))
     best = {train_config.monitor: state["best"]} if state.get("best") is not None else {}
-    stopped_by = _stopped_by(state, train_config)
+    stopped_by = stop_reason(state, train_config)
     result = TrainResult(steps=state["step"], epochs=state["epoch"], seconds=state["seconds"],
                          train_loss=state.get("last_train_loss"), best=best, last_eval=last_eval,
                          stopped_by=stopped_by or "interrupted", run_dir=Path(run_dir))  # fmt: skip
     return Checkpointed(checkpoint.model_state, result, bool(stopped_by))
-
-
-def _stopped_by(state: dict[str, Any], c: Any) -> str:
-    """Why training under the settings ``c`` would not take another step from this checkpoint's
-    state, or ``""`` if it would. The limits are read from ``c``, which a resumed run may have
-    raised; the checkpoint written at an epoch's end stays the last one when training ends there,
-    so its own ``stopped_by`` may be empty."""
-    if c.max_steps is not None and state["step"] >= c.max_steps:
-        return "max_steps"
-    if c.max_minutes is not None and state["seconds"] >= 60 * c.max_minutes:
-        return "max_minutes"
-    waited = state.get("evaluations_without_improvement", 0)
-    if state.get("stopped_by") == "early_stopping" or (c.patience is not None and waited >= c.patience):
-        return "early_stopping"
-    return "max_epochs" if state["epoch"] >= c.max_epochs else ""
 
 
 class App:

@@ -10,6 +10,7 @@ the :class:`~rnnkit.apps.base.App` contract: prepare, fit, finalize, evaluate (s
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ import torch
 from .._io import atomic_write_text, check_file_record, file_record, read_json, run_file, save_figure, write_json
 from ..config import apply_overrides, describe, from_dict, merge_settings, read_config_file, to_dict
 from ..models import MODELS, model_spec
-from ..training import Trainer, TrainConfig, TrainResult
+from ..training import CheckpointManager, Trainer, TrainConfig, TrainResult
+from ..training.trainer import already_complete
 from .base import App, Run, finite, newest_checkpoint
 
 RESUMABLE_CHANGES = ("train.max_epochs", "train.max_steps", "train.max_minutes")
@@ -159,13 +161,20 @@ def train_app(
         if not (resume and (run_dir / file).exists()):
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run_dir / file, content)
-    run = Run(app, run_dir, config, settings["model"], train_config, prepared=prepared)
+    run = Run(app, run_dir, config, settings["model"], train_config, prepared=prepared, quiet=quiet)
 
     # --- fit; a resumed run whose training is done (by its limits now) goes on to the stages after it ---
+    if resume:  # what a killed save left behind goes first, in one line, not a warning on every read
+        removed = CheckpointManager(run_dir, mode=train_config.monitor_mode).remove_leftovers()
+        if removed and not quiet:
+            print(f"removed {len(removed)} partial checkpoint(s) left by an interrupted save in {run_dir / 'checkpoints'}",
+                  file=sys.stderr)  # fmt: skip
     finished = newest_checkpoint(run_dir, train_config) if resume else None
     if finished is not None and finished.finished and (run_dir / "model.safetensors").is_file():
         prepared.model.load_state_dict(finished.model_state)  # the model as training left it
         run.result = finished.result
+        if not quiet:
+            print(already_complete(run_dir, finished.result.steps, finished.result.stopped_by), file=sys.stderr)
     else:
         trainer = Trainer(
             prepared.model,

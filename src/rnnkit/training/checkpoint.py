@@ -383,19 +383,41 @@ class CheckpointManager:
         record = self._read_best()
         return None if record is None else record["metric"]
 
+    def leftovers(self) -> list[Path]:
+        """The ``.tmp-*`` directories interrupted saves and deletes left behind."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(e for e in self.directory.iterdir()
+                      if e.name.startswith(TMP_PREFIX) and e.is_dir() and not e.is_symlink())  # fmt: skip
+
+    def remove_leftovers(self) -> list[Path]:
+        """Delete the :meth:`leftovers` whose writing process is gone (the process id is in the
+        name: a save still running in another live process is left alone); return those removed.
+        Call it only from the process that owns the run, as a resumed run does."""
+        removed = []
+        for path in self.leftovers():
+            if _writer_alive(path.name):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path)
+        if removed:
+            fsync_dir(self.directory)
+        return removed
+
     # --- internals ---
     def _newest_first(self, read, *, keep_result: bool = False) -> Iterator[tuple[Path, Any]]:
         """Yield ``(path, None or result)`` for the first checkpoint, newest first, that ``read``
         accepts, warning about each one it rejects and about ``.tmp-*`` leftovers."""
-        if self.directory.is_dir():
-            for entry in sorted(self.directory.iterdir()):
-                if entry.name.startswith(TMP_PREFIX) and entry.is_dir():
-                    warnings.warn(
-                        f"ignoring {entry}: a partial checkpoint left by an interrupted save "
-                        "(safe to delete when no save is running)",
-                        CheckpointWarning,
-                        stacklevel=3,
-                    )
+        leftovers = self.leftovers()
+        if leftovers:  # one line for all of them; a resumed run removes them (remove_leftovers)
+            names = ", ".join(p.name for p in leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
+            warnings.warn(
+                f"ignoring {len(leftovers)} partial checkpoint(s) ({names}) in {self.directory}, left by an"
+                " interrupted save; resuming the run removes them",
+                CheckpointWarning,
+                stacklevel=3,
+            )
         for path in reversed(self.checkpoints()):
             try:
                 result = read(path)
@@ -481,6 +503,26 @@ class CheckpointManager:
 
 
 # --- helpers -------------------------------------------------------------------------------
+_TMP_PID = re.compile(r"-(\d+)-[0-9a-f]{8}$")  # .tmp-<what>-<pid>-<8 hex digits>
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that named a ``.tmp-*`` directory ``name`` is another live process."""
+    match = _TMP_PID.search(name)
+    if match is None:
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # no such process (or no such process id)
+        return False
+    except OSError:
+        return True  # it exists (another user's): leave it
+    return True
+
+
 def _check_tensor_dict(name: str, value: object, *, allow_nested: bool) -> None:
     if not isinstance(value, Mapping):
         raise TypeError(f"{name} must be a dict of str to Tensor, got {type(value).__name__}")

@@ -24,6 +24,9 @@ class StepOutput:
     count: int  # items the loss averages over (sequences, tokens)
     state: Any = None  # carried to the next batch of a stateful stream
     metrics: dict[str, float] = field(default_factory=dict)  # means over ``count``
+    # what progress counts, in the unit the app names (sequences, windows, chunks); None: ``count``
+    # (a text stream's characters). The loss's ``count`` may be finer: every scored step or token
+    examples: int | None = None
 
 
 LOSSES: dict[str, Callable[..., Tensor]] = {
@@ -68,7 +71,7 @@ class SupervisedObjective:
             else:
                 outputs, targets = outputs.flatten(0, 1), targets.flatten(0, 1)
         loss, metrics = _loss_and_metrics(self.loss, outputs, targets)
-        return StepOutput(loss, targets.shape[0], None, metrics)
+        return StepOutput(loss, targets.shape[0], None, metrics, examples=inputs.shape[0])
 
 
 class StreamObjective:

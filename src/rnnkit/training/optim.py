@@ -29,12 +29,23 @@ class LearningRateSchedule:
 
     Call :meth:`step` after each optimizer step and :meth:`observe` after each evaluation. The
     state is a few numbers (:meth:`state_dict`), so a resumed run continues on the same curve.
+
+    When the time budget (``max_minutes``) ends training, the steps it will allow are not known in
+    advance: :meth:`replan` estimates them after each step from the run's own throughput so far
+    (steps done over seconds spent, evaluations and checkpoints included, across resumes), and
+    the cosine is laid over the smaller of that estimate and the step or epoch limit
+    (``total_steps``). The estimate is saved with the state, so a resumed run goes on from the
+    curve the interrupted one was on.
     """
+
+    #: steps a run takes before its throughput is trusted to plan over the time budget
+    MIN_STEPS_TO_PLAN = 5
 
     def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> None:
         self.optimizer = optimizer
         self.config = config
-        self.total_steps = max(total_steps, 1)
+        self.limit_steps = max(total_steps, 1)  # what max_steps or max_epochs allow
+        self.total_steps = self.limit_steps  # the steps the cosine is laid over
         self.base_lr = config.lr
         self.steps = 0
         self.plateau_scale = 1.0
@@ -69,6 +80,24 @@ class LearningRateSchedule:
         self.steps += 1
         self._apply()
 
+    @property
+    def plans_by_time(self) -> bool:
+        """The curve depends on how many steps fit in ``max_minutes`` (a cosine under a time budget)."""
+        return self.config.max_minutes is not None and self.config.schedule == "cosine"
+
+    def replan(self, step: int, seconds: float) -> None:
+        """After ``step`` steps in ``seconds`` (the run's, resumes included): lay the cosine over
+        the steps that fit in the time budget at this throughput, or the step or epoch limit if
+        that comes first. Nothing for other schedules, or without ``max_minutes``."""
+        if not self.plans_by_time or step < self.MIN_STEPS_TO_PLAN or seconds <= 0:
+            return
+        budget = 60 * self.config.max_minutes
+        fit = int(step * budget / seconds)  # the steps that fit at the run's average pace
+        total = max(min(self.limit_steps, fit), step, 1)
+        if total != self.total_steps:
+            self.total_steps = total
+            self._apply()
+
     def observe(self, metric: float, mode: str = "min") -> None:
         """Plateau bookkeeping after an evaluation (ignored by the other schedules)."""
         improved = self.best is None or (metric < self.best if mode == "min" else metric > self.best)
@@ -87,6 +116,7 @@ class LearningRateSchedule:
             "plateau_scale": self.plateau_scale,
             "best": self.best,
             "bad_evaluations": self.bad_evaluations,
+            "total_steps": self.total_steps,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -94,4 +124,8 @@ class LearningRateSchedule:
         self.plateau_scale = float(state["plateau_scale"])
         self.best = state["best"]
         self.bad_evaluations = int(state["bad_evaluations"])
+        if self.plans_by_time and state.get("total_steps") is not None:
+            # the plan the interrupted run was on (its next replan may move it, as it would have);
+            # a limit raised on resume still counts, since it only caps the estimate
+            self.total_steps = max(min(int(state["total_steps"]), self.limit_steps), 1)
         self._apply()

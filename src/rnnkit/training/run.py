@@ -59,6 +59,23 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def last_evaluation(run_dir: Path) -> dict[str, float]:
+    """The ``val_*`` figures of the last evaluation in ``run_dir/metrics.jsonl`` (empty without one)."""
+    evaluations = [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if r.get("split") == "val"]
+    return {k: v for k, v in evaluations[-1].items() if k.startswith("val_")} if evaluations else {}
+
+
+def epochs_done(step: int, epoch: int, batch: int, batches_per_epoch: int | None) -> str:
+    """How much of the data training read, honestly: ``"2 epochs"``, ``"1.43 epochs"``, or for a
+    run that stopped inside its first epoch ``"0.25 of an epoch"``."""
+    if not batches_per_epoch:
+        return f"{epoch} full epoch(s)"
+    done = epoch + batch / batches_per_epoch
+    if done == int(done):
+        return f"{int(done)} epoch{'s' if done != 1 else ''}"
+    return f"{done:.2f} of an epoch" if done < 1 else f"{done:.2f} epochs"
+
+
 def write_plots(run_dir: Path) -> Path | None:
     """``plots/loss.png``: training and validation loss against steps (needs matplotlib)."""
     records = read_metrics(run_dir / "metrics.jsonl")
@@ -95,12 +112,17 @@ def write_summary(
     parameters: int,
     monitor: str,
     best_from_checkpoint: bool,
+    batches_per_epoch: int | None = None,
 ) -> Path:
+    """``summary.md``; ``batches_per_epoch`` (the training batcher's length) lets it say how many
+    epochs the steps were, fractions included."""
+    epochs = epochs_done(state["step"], state["epoch"], state.get("batch", 0), batches_per_epoch)
+    per_epoch = f" of {batches_per_epoch:,} batches" if batches_per_epoch else ""
     lines = [
         f"# Run {run_dir.name}",
         "",
         f"- parameters: {parameters:,}",
-        f"- steps: {state['step']:,} in {state['epoch']} epoch(s), {state['seconds'] / 60:.1f} min",
+        f"- steps: {state['step']:,} ({epochs}{per_epoch}), {state['seconds'] / 60:.1f} min",
         f"- stopped by: {state['stopped_by'] or 'completion'}",
     ]
     if state.get("last_train_loss") is not None:

@@ -10,8 +10,10 @@ checkpoints, and the closing files.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -31,7 +33,15 @@ from .distributed import Distributed, all_reduce_sum, init_distributed, wrap_mod
 from .objectives import StepOutput
 from .optim import LearningRateSchedule, build_optimizer
 from .progress import Progress
-from .run import MetricsLog, check_finite, check_fits, check_optimizer_state, write_plots, write_summary
+from .run import (
+    MetricsLog,
+    check_finite,
+    check_fits,
+    check_optimizer_state,
+    last_evaluation,
+    write_plots,
+    write_summary,
+)
 
 
 class TrainingError(RuntimeError):
@@ -39,11 +49,15 @@ class TrainingError(RuntimeError):
 
 
 class TrainingInterrupted(Exception):
-    """SIGINT or SIGTERM arrived; a checkpoint was saved first (``checkpoint`` is its path)."""
+    """SIGINT or SIGTERM arrived; a checkpoint was saved first (``checkpoint`` is its path).
 
-    def __init__(self, message: str, checkpoint: Path | None) -> None:
+    ``signal_number`` is the signal's number: the command line exits with ``128 + signal_number``
+    (130 for SIGINT, 143 for SIGTERM), as a shell reports a process that signal ended."""
+
+    def __init__(self, message: str, checkpoint: Path | None, signal_number: int = signal.SIGINT) -> None:
         super().__init__(message)
         self.checkpoint = checkpoint
+        self.signal_number = int(signal_number)
 
 
 @dataclass
@@ -74,6 +88,26 @@ class _Progress:
     window_metrics: dict[str, float] = field(default_factory=dict)
     last_train_loss: float | None = None
     stopped_by: str = ""
+
+
+def stop_reason(state: dict[str, Any], config: TrainConfig) -> str:
+    """Why training under ``config`` would not take another step from a checkpoint's trainer
+    ``state`` (``"max_steps"``, ``"max_minutes"``, ``"early_stopping"``, ``"max_epochs"``), or
+    ``""`` if it would. The limits are read from ``config``, which a resumed run may have raised."""
+    if config.max_steps is not None and state["step"] >= config.max_steps:
+        return "max_steps"
+    if config.max_minutes is not None and state["seconds"] >= 60 * config.max_minutes:
+        return "max_minutes"
+    waited = state.get("evaluations_without_improvement", 0)
+    if state.get("stopped_by") == "early_stopping" or (config.patience is not None and waited >= config.patience):
+        return "early_stopping"
+    return "max_epochs" if state["epoch"] >= config.max_epochs else ""
+
+
+def already_complete(run_dir: Path | None, step: int, reason: str) -> str:
+    """The line a resumed run that has nothing left to train says."""
+    return (f"run {run_dir} is already complete: {step} steps, stopped by {reason}; nothing was trained or"
+            " changed (raise train.max_steps, train.max_epochs or train.max_minutes to train on)")  # fmt: skip
 
 
 def resolve_device(name: str) -> torch.device:
@@ -183,12 +217,20 @@ class Trainer:
         every = config.gradient_diagnostics_every
         self.monitor = GradientMonitor(self.model, every=every) if every else None
         self._saved_step: int | None = None
+        self._saved_state: str | None = None
         self._evaluated_step: int | None = None
+        self._batches_per_epoch = len(train)
+        self._messages: list[str] = []
         state, self._carried = _Progress(), None
 
         # --- resume, or start a fresh run directory ---
         if resume:
             state, self._carried = self._resume()
+            reason = stop_reason(vars(state), config)
+            if reason:  # nothing left to train: say so, and change nothing
+                return self._already_complete(state, reason)
+            self._messages.append(f"resumed from step {state.step} (epoch {state.epoch + 1}, batch {state.batch})"
+                                  f" of {self._restored_from}")  # fmt: skip
         elif self.checkpoints is not None and self.checkpoints.latest() is not None:
             raise ValueError(
                 f"run directory {self.run_dir} already holds checkpoints: resume it, or choose a new directory"
@@ -200,6 +242,8 @@ class Trainer:
             unit=self.unit, initial=state.step, elapsed=state.seconds,
             time_limit=60 * config.max_minutes if config.max_minutes is not None else None,
         )  # fmt: skip
+        for message in self._messages:
+            progress.message(message)
         started = time.perf_counter() - state.seconds
         last_eval: dict[str, float] = {}
         previous_handlers = self._install_signal_handlers()
@@ -218,6 +262,7 @@ class Trainer:
                     state.step += 1
                     state.batch += 1
                     state.seconds = time.perf_counter() - started
+                    self.schedule.replan(state.step, state.seconds)
                     self._log_window(state, force=False)
                     for callback in self.callbacks:
                         callback(self, state.step)
@@ -249,16 +294,32 @@ class Trainer:
             progress.close()
             self._restore_signal_handlers(previous_handlers)
             torch.set_num_threads(previous_threads)
+        return self._result(state, last_eval)
+
+    def _result(self, state: _Progress, last_eval: dict[str, float]) -> TrainResult:
         return TrainResult(
             steps=state.step,
             epochs=state.epoch,
             seconds=state.seconds,
             train_loss=state.last_train_loss,
-            best={config.monitor: state.best} if state.best is not None else {},
+            best={self.config.monitor: state.best} if state.best is not None else {},
             last_eval=last_eval,
             stopped_by=state.stopped_by,
             run_dir=self.run_dir,
         )
+
+    def _already_complete(self, state: _Progress, reason: str) -> TrainResult:
+        """A resumed run that would not take another step: nothing is trained, nothing written
+        (only the closing files, if an earlier run stopped before writing them)."""
+        state.stopped_by = reason
+        quiet = self.quiet or not self.distributed.is_main
+        for message in [*self._messages, already_complete(self.run_dir, state.step, reason)]:
+            if not quiet:
+                print(message, file=sys.stderr, flush=True)
+        last_eval = last_evaluation(self.run_dir) if self.run_dir is not None else {}
+        if self.run_dir is not None and not (self.run_dir / "model.safetensors").is_file():
+            self._finish(state, last_eval)
+        return self._result(state, last_eval)
 
     @torch.no_grad()
     def evaluate(self, data) -> dict[str, float]:
@@ -318,7 +379,8 @@ class Trainer:
         for name, metric in out.metrics.items():
             state.window_metrics[name] = state.window_metrics.get(name, 0.0) + metric * out.count
         state.last_train_loss = value
-        progress.update(state.step + 1, loss=value, items=out.count * self.distributed.world_size,
+        items = out.count if out.examples is None else out.examples  # in the unit progress names
+        progress.update(state.step + 1, loss=value, items=items * self.distributed.world_size,
                         lr=self.schedule.lr, epoch=state.epoch)  # fmt: skip
         return _detach(out.state)
 
@@ -380,17 +442,19 @@ class Trainer:
             path = self._checkpoint(state, metric=None)
             hint = f"; resume with: {self.resume_hint}" if self.resume_hint else ""
             where = f"checkpoint saved in {path}" if path else "no run directory, nothing saved"
-            raise TrainingInterrupted(f"interrupted by {self._interrupted} at step {state.step}: {where}{hint}", path)
+            raise TrainingInterrupted(f"interrupted by {self._interrupted} at step {state.step}: {where}{hint}", path,
+                                      signal.Signals[self._interrupted])  # fmt: skip
         return bool(state.stopped_by)
 
     def _checkpoint(self, state: _Progress, *, metric: float | None) -> Path | None:
         if self.checkpoints is None or not self.distributed.is_main:
             return None
-        if self._saved_step == state.step and metric is None:
-            return self._saved_path  # this step is saved already
+        snapshot = json.dumps(vars(state), sort_keys=True)
+        if self._saved_step == state.step and metric is None and self._saved_state == snapshot:
+            return self._saved_path  # this step is saved already, as it stands
         extra, kind = _state_tensors(self._carried)
         trainer_state = {**vars(state), "carried": kind}
-        self._saved_step = state.step
+        self._saved_step, self._saved_state = state.step, snapshot
         self._saved_path = self.checkpoints.save(
             state.step,
             metric,
@@ -407,6 +471,11 @@ class Trainer:
     def _resume(self) -> tuple[_Progress, Any]:
         if self.checkpoints is None:
             raise ValueError("resume needs a run_dir to read checkpoints from")
+        if self.distributed.is_main:
+            removed = self.checkpoints.remove_leftovers()
+            if removed:
+                self._messages.append(f"removed {len(removed)} partial checkpoint(s) left by an interrupted save"
+                                      f" in {self.checkpoints.directory}")  # fmt: skip
         checkpoint = self.checkpoints.load_latest()
         if checkpoint is None:
             raise ValueError(f"nothing to resume: run directory {self.run_dir} has no usable checkpoint")
@@ -431,6 +500,7 @@ class Trainer:
         restore_rng_state(checkpoint.rng_state)
         if self.log is not None:
             self.log.truncate_after(state.step)
+        self._restored_from = checkpoint.path
         return state, carried
 
     # --- logs and closing files ---------------------------------------------------------
@@ -463,7 +533,8 @@ class Trainer:
         write_plots(self.run_dir)
         parameters = sum(p.numel() for p in self.model.parameters())
         write_summary(self.run_dir, state=vars(state), last_eval=last_eval, parameters=parameters,
-                      monitor=self.config.monitor, best_from_checkpoint=best is not None)  # fmt: skip
+                      monitor=self.config.monitor, best_from_checkpoint=best is not None,
+                      batches_per_epoch=self._batches_per_epoch)  # fmt: skip
 
     # --- precision, devices, signals -------------------------------------------------------
     def _precision(self):

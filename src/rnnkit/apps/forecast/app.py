@@ -68,7 +68,10 @@ class ForecastApp(App):
             return
 
         def fit(inputs: Tensor, targets: Tensor) -> nn.Module:  # the calibration model, trained as the run's
-            return fit_model(setup.config, inputs, targets, run.model_settings, run.train_config)
+            if not run.quiet:  # as long as the run's own training: say what it is, and show its progress
+                print(f"calibration: training a second model on {len(inputs)} windows of the training rows, as the"
+                      " run's own (task.calibrate=false skips it)", file=sys.stderr, flush=True)  # fmt: skip
+            return fit_model(setup.config, inputs, targets, run.model_settings, run.train_config, quiet=run.quiet)
 
         calibration = calibrate(setup, scaler, setup.train_end, fit)
         atomic_write_text(run.run_dir / CALIBRATION_FILE, calibration.to_json())
@@ -79,7 +82,8 @@ class ForecastApp(App):
         calibration = None
         if c.calibrate:
             calibration = Calibration.from_dict(read_json(run_file(run.run_dir, CALIBRATION_FILE)))
-        bt = backtest(run.model(), setup, scaler, baselines=c.baselines, calibration=calibration)
+        bt = backtest(run.model(), setup, scaler, baselines=c.baselines, calibration=calibration,
+                      progress=None if run.quiet else _say)  # fmt: skip
         run.cache["backtest"] = bt
         return {
             "source": setup.source, "rows": len(setup.frame), "columns": setup.columns, "train_rows": setup.train_end,
@@ -125,12 +129,16 @@ class ForecastApp(App):
         frame, source, _ = configured_series(config)
         setup = resolve(frame, config, source)
         bt = backtest(trained.model, setup, trained.scaler, baselines=c.baselines,
-                      calibration=trained.saved["calibration"])  # fmt: skip
+                      calibration=trained.saved["calibration"], progress=_say)  # fmt: skip
         return {"source": source, "rows": len(frame), "origins": len(bt.origins), "horizon": c.horizon,
                 "scores": bt.scores}  # fmt: skip
 
     def commands(self) -> dict[str, Command]:
         return {"forecast": FORECAST}
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 # -----------------------------------------------------------------------------

@@ -8,7 +8,8 @@ naive, seasonal naive, ETS and ARIMA forecasts (statsmodels, refit at every orig
 from __future__ import annotations
 
 import math
-
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from torch import nn
 
 from ...data.series import Scaler
 from ...metrics.forecasting import coverage, mae, mase, rmse, smape
+from ...training.progress import format_duration
 from .baselines import BASELINES
 from .calibration import Calibration
 from .data import SeriesSetup
@@ -60,13 +62,20 @@ def format_scores(scores: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+#: seconds between two progress lines of a baseline refit at every origin
+PROGRESS_EVERY = 10.0
+
+
 def backtest(model: nn.Module, setup: SeriesSetup, scaler: Scaler, *, baselines: bool = True,
-             name: str = "RNN", calibration: Calibration | None = None) -> Backtest:  # fmt: skip
+             name: str = "RNN", calibration: Calibration | None = None,
+             progress: Callable[[str], None] | None = None) -> Backtest:  # fmt: skip
     """Forecasts from every origin in the held-out rows (stride ``step``) whose horizon fits.
 
     ``coverage`` is that of the interval forecasts carry (calibrated, with a ``calibration``);
     ``raw coverage`` that of the head's own interval, shown beside it when there is a calibration;
-    ``width`` and ``raw width`` are the intervals' mean widths in data units.
+    ``width`` and ``raw width`` are the intervals' mean widths in data units. ``progress`` receives
+    lines of text while the baselines are refit at every origin (ETS and ARIMA can take minutes):
+    one as each starts, one every :data:`PROGRESS_EVERY` seconds, one as it ends.
     """
     c = setup.config
     values = setup.frame.to_numpy(dtype=float)[:, 0]  # (N,)
@@ -78,7 +87,7 @@ def backtest(model: nn.Module, setup: SeriesSetup, scaler: Scaler, *, baselines:
     forecasts = {name: predicted["point"]}
     methods = ["naive", "seasonal naive"] + (["ETS", "ARIMA"] if baselines else [])
     for method in methods:
-        forecasts[method] = np.stack([BASELINES[method](values[:o], c.horizon, c.season) for o in origins])
+        forecasts[method] = _refit_at_origins(method, values, origins, c.horizon, c.season, progress)
     scores = {}
     for method, forecast in forecasts.items():
         scores[method] = {
@@ -93,3 +102,24 @@ def backtest(model: nn.Module, setup: SeriesSetup, scaler: Scaler, *, baselines:
         scores[name]["raw coverage"] = coverage(actual, predicted["raw_lower"], predicted["raw_upper"])
         scores[name]["raw width"] = float(np.mean(predicted["raw_upper"] - predicted["raw_lower"]))
     return Backtest(origins, scores, forecasts, predicted["lower"], predicted["upper"], calibration)
+
+
+def _refit_at_origins(method: str, values: np.ndarray, origins: list[int], horizon: int, season: int,
+                      progress: Callable[[str], None] | None) -> np.ndarray:  # fmt: skip
+    """``method``'s forecasts ``(M, H)`` from each origin, fitted on the rows before it."""
+    slow = method in ("ETS", "ARIMA")  # naive and seasonal naive take no time worth showing
+    say = progress if (progress is not None and slow) else None
+    if say is not None:
+        say(f"backtest: fitting {method} at each of {len(origins)} origins")
+    started = last = time.monotonic()
+    rows = []
+    for i, origin in enumerate(origins, 1):
+        rows.append(BASELINES[method](values[:origin], horizon, season))
+        now = time.monotonic()
+        if say is not None and now - last >= PROGRESS_EVERY and i < len(origins):
+            last = now
+            eta = (now - started) / i * (len(origins) - i)
+            say(f"backtest: {method} {i}/{len(origins)} origins, {format_duration(now - started)} (eta {format_duration(eta)})")
+    if say is not None:
+        say(f"backtest: {method} done in {format_duration(time.monotonic() - started)}")
+    return np.stack(rows)

@@ -55,7 +55,7 @@ class ForecastObjective:
         count = int(known.sum())
         loss = (losses * known).sum() / max(count, 1)
         scaled_mae = float(((point.detach() - y).abs() * known).sum() / max(count, 1))
-        return StepOutput(loss, count, None, {"scaled_mae": scaled_mae})
+        return StepOutput(loss, count, None, {"scaled_mae": scaled_mae}, examples=inputs.shape[0])  # windows
 
 
 def point_and_interval(out: Tensor, config: ForecastConfig) -> tuple[Tensor, Tensor, Tensor]:
@@ -75,14 +75,14 @@ def forecast_model(config: ForecastConfig, features: int, model_settings: dict[s
 
 
 def fit_model(config: ForecastConfig, inputs: Tensor, targets: Tensor, model_settings: dict[str, Any],
-              train_config) -> nn.Module:  # fmt: skip
+              train_config, *, quiet: bool = True) -> nn.Module:  # fmt: skip
     """A fresh model trained on ``inputs``/``targets`` exactly as the run's own model was (same
     settings, seed, batch order rule), without a run directory; returned on the CPU, where the
-    forecasts put their inputs."""
+    forecasts put their inputs. ``quiet=False`` shows its training progress."""
     from ...training import Trainer
 
     torch.manual_seed(train_config.seed)
     model = forecast_model(config, inputs.shape[-1], model_settings)
     batches = TensorBatches(inputs, targets, batch_size=config.batch_size, seed=train_config.seed)
-    Trainer(model, ForecastObjective(config), train_config, quiet=True).fit(batches)
+    Trainer(model, ForecastObjective(config), train_config, quiet=quiet, unit="windows").fit(batches)
     return model.cpu().eval()

@@ -144,4 +144,5 @@ class Seq2SeqObjective:
         with torch.no_grad():
             accuracy = (logits.argmax(-1) == target)[keep].float().mean().item()
         count = int(keep.sum())
-        return StepOutput(loss, count, None, {"accuracy": accuracy, "teacher_forcing": teacher_forcing})
+        return StepOutput(loss, count, None, {"accuracy": accuracy, "teacher_forcing": teacher_forcing},
+                          examples=target.shape[0])  # sequences: count is their target tokens

@@ -93,7 +93,8 @@ class TextApp(App):
         context = {"source": source, "characters": len(text), "tokenizer": tokenizer,
                    "chars_per_token": len(val_text) / max(len(val_ids), 1)}  # fmt: skip
         artifacts = {TOKENIZER_FILE: json.dumps(tokenizer.to_json(), ensure_ascii=False)}
-        return Prepared(model, StreamObjective("cross_entropy"), train, val, f"{config.tokenizer}s", artifacts, context)
+        unit = {"char": "chars", "word": "words"}.get(config.tokenizer, "tokens")  # what a stream position holds
+        return Prepared(model, StreamObjective("cross_entropy"), train, val, unit, artifacts, context)
 
     def evaluate(self, run: Run) -> dict[str, Any]:
         c, context, result = run.config, run.context, run.result
