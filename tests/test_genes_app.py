@@ -158,3 +158,10 @@ def test_training_refuses_a_genbank_without_cds_and_a_too_short_genome(tmp_path,
     assert main(["train", "genes", "--data", str(short), "--run-dir", str(tmp_path / "r2"), *FAST[:-1],
                  "--task.window=3000", "--quiet"]) == 2  # fmt: skip
     assert "shorter than one window" in capsys.readouterr().err
+
+
+def test_evaluate_scores_an_annotated_file_against_its_cds(trained, capsys):
+    _, data, run_dir = trained
+    assert main(["evaluate", str(run_dir), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "reference_genes: 50" in out and "stop_sensitivity" in out and "coding_f1" in out

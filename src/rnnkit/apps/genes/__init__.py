@@ -218,6 +218,29 @@ class GenesApp(App):
             f" {o['stop_precision']:.4f}, coding F1 {o['coding_f1']:.4f}",
         ])  # fmt: skip
 
+    def evaluate_file(self, run: Run, path) -> dict[str, Any]:
+        """The trained finder's scores on every sequence of an annotated genome file (its CDS are
+        the reference; the genetic code is the record's, else the run's)."""
+        finder = self.load(run.run_dir)
+        contigs = read_genome(path, what="data file")
+        if not any(not g.pseudo for c in contigs for g in c.genes):
+            raise ValueError(f"{path} has no CDS features to score against: 'rnnkit genes RUN_DIR --data FILE'"
+                             " annotates it")  # fmt: skip
+        reference, predicted, ignored, ref_labels, call_labels, offset = [], [], [], [], [], 0
+        for contig in contigs:
+            table = contig.table if contig.table_given else finder.decoder.translation_table
+            calls = finder.find(contig.sequence, table)
+            real, pseudo = _reference(contig, 0, len(contig))
+            reference += [(s + offset, e + offset, d) for s, e, d in real]
+            ignored += [(s + offset, e + offset, d) for s, e, d in pseudo]
+            predicted += [(s + offset, e + offset, d) for s, e, d in calls]
+            ref_labels.append(base_labels(len(contig), contig.genes))
+            call_labels.append(gene_labels(len(contig), calls))
+            offset += len(contig)
+        return {"source": str(path), "sequences": len(contigs), "bases": offset,
+                **base_scores(np.concatenate(ref_labels), np.concatenate(call_labels)),
+                **gene_scores(reference, predicted, ignored=ignored)}  # fmt: skip
+
     def load(self, run_dir) -> GeneFinder:
         return GeneFinder.load(run_dir)
 
