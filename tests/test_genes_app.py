@@ -75,7 +75,9 @@ def test_training_writes_a_run_with_decoder_and_results(trained):
     results = json.loads((run_dir / "results.json").read_text())
     decoder = json.loads((run_dir / "decoder.json").read_text())
     assert decoder["translation_table"] == 11 and decoder["window"] == 600
-    assert set(decoder["start_log_odds"]) <= {"ATG", "GTG", "TTG"} and decoder["start_log_odds"]["ATG"] > 0
+    codons = decoder["start_model"]["codon"]
+    assert set(codons) <= {"ATG", "GTG", "TTG"} and codons["ATG"] > 0  # every planted gene starts with ATG
+    assert len(decoder["start_model"]["upstream"]) == 20 and decoder["both_strands"]
     assert results["test_genes"] > 0
     for key in ("stop_sensitivity", "stop_precision", "start_sensitivity", "start_precision"):
         assert results["calls_genes"][key] is None or 0 <= results["calls_genes"][key] <= 1  # None: no calls

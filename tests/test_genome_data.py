@@ -274,3 +274,42 @@ def test_base_scores_by_hand():
     assert s["frame_accuracy"] == pytest.approx(4 / 5)  # positions 2,3,4,6,7: 3 is wrong
     with pytest.raises(ValueError, match="0..6"):
         base_scores(reference, predicted + 7)
+
+
+def test_start_model_learns_a_ribosome_binding_site_and_moves_starts():
+    from rnnkit.apps.genes.orfs import StartModel, upstream_bases
+
+    rng = random.Random(4)
+    parts, planted, at = [], [], 0
+    spacer = "AGGAGGCTCCTC"  # a Shine-Dalgarno site 12..7 bases before the real start, in frame
+    for i in range(40):
+        lead = "".join(rng.choices("CT", k=60))  # no start or stop codon in C/T
+        decoy = "ATG" + "".join(rng.choice(["GCT", "GCA", "CGT", "AAA"]) for _ in range(11))  # an in-frame start upstream
+        body = orf(rng.randint(80, 120), rng)
+        unit = lead + decoy + spacer + body
+        if i % 2 == 0:
+            planted.append((at + len(unit) - len(body), at + len(unit), 1))
+            parts.append(unit)
+        else:
+            planted.append((at, at + len(body), -1))
+            parts.append(reverse_complement(unit))
+        at += len(unit)
+    sequence = "".join(parts)
+    candidates = find_orfs(sequence, 11, min_length=60)
+    keys = list(zip(candidates.start.tolist(), candidates.end.tolist(), candidates.strand.tolist()))
+    real = np.array([k in set(planted) for k in keys])
+    assert real.sum() == len(planted)
+    assert (upstream_bases(sequence, candidates)[real][:, 8:14] == [0, 2, 2, 0, 2, 2]).all()  # AGGAGG, along each strand
+    model = StartModel.fit(sequence, candidates, planted)
+    scores = model.score(sequence, candidates)
+    assert scores[real].min() > scores[~real].max()
+    # the tagger calls the body coding and the decoy's extra 48 bases barely so: the longer ORF wins alone
+    log_probs = np.log(np.full((len(sequence), 7), 1 / 7))
+    for start, end, strand in planted:
+        lo, hi = (start - 48, start) if strand > 0 else (end, end + 48)
+        log_probs[start:end] = perfect_log_probs(end - start, [(0, end - start, strand)], 0.9)
+        log_probs[lo:hi] = perfect_log_probs(48, [(0, 48, strand)], 0.149)  # +0.05 per base
+    plain = call_genes(sequence, log_probs, min_length=60, gene_penalty=5.0)
+    assert gene_scores(planted, plain)["stop_sensitivity"] == 1.0 and not set(plain) & set(planted)
+    assert call_genes(sequence, log_probs, min_length=60, gene_penalty=5.0, start_model=model) == sorted(planted)
+    assert StartModel.from_json(model.to_json()) == model

@@ -22,7 +22,7 @@ from torch import nn
 from ..._io import atomic_write_text, read_json, run_file
 from ...data.genome import DEFAULT_TABLE, Contig, check_table, one_hot, read_genome, reverse_complement, window_starts
 from ..commands import Command, check_output_path, closed_stdout_is_fine
-from .orfs import call_genes
+from .orfs import StartModel, call_genes
 
 DECODER_FILE = "decoder.json"  # the gene caller's settings, tuned on the validation region
 BATCH = 32
@@ -37,18 +37,41 @@ class Decoder:
     gene_penalty: float = 0.0
     min_length: int = 90
     max_overlap: int = 60
-    start_log_odds: dict[str, float] | None = None
+    start_model: StartModel | None = None
+    start_weight: float = 1.0
+    both_strands: bool = True  # average the tagger's reading of the sequence and of its reverse complement
 
     def to_json(self) -> dict[str, Any]:
         return {"window": self.window, "translation_table": self.translation_table,
                 "gene_penalty": self.gene_penalty, "min_length": self.min_length, "max_overlap": self.max_overlap,
-                "start_log_odds": self.start_log_odds or {}}  # fmt: skip
+                "start_model": self.start_model.to_json() if self.start_model else None,
+                "start_weight": self.start_weight, "both_strands": self.both_strands}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, saved: dict[str, Any]) -> Decoder:
+        start_model = StartModel.from_json(saved["start_model"]) if saved.get("start_model") else None
+        return cls(int(saved["window"]), int(saved["translation_table"]), float(saved["gene_penalty"]),
+                   int(saved["min_length"]), int(saved["max_overlap"]), start_model, float(saved["start_weight"]),
+                   bool(saved["both_strands"]))  # fmt: skip
+
+
+SWAP_STRANDS = [0, 4, 5, 6, 1, 2, 3]  # the labels of a reverse-complemented sequence's bases
+
+
+def predict_log_probs(model: nn.Module, sequence: str, window: int, *, both_strands: bool = False,
+                      batch_size: int = BATCH) -> np.ndarray:  # fmt: skip
+    """``(len, 7)`` per-base log-probabilities of ``sequence`` from windows of ``window`` bases
+    every ``window // 2``, stitched with tent weights (highest at each window's centre); with
+    ``both_strands``, averaged with the reading of the reverse complement (its + strand is this
+    sequence's - strand)."""
+    probs = _stitched(model, sequence, window, batch_size)
+    if both_strands:
+        probs = (probs + _stitched(model, reverse_complement(sequence), window, batch_size)[::-1][:, SWAP_STRANDS]) / 2
+    return np.log(np.maximum(probs, 1e-12))
 
 
 @torch.no_grad()
-def predict_log_probs(model: nn.Module, sequence: str, window: int, *, batch_size: int = BATCH) -> np.ndarray:
-    """``(len, 7)`` per-base log-probabilities of ``sequence`` from windows of ``window`` bases
-    every ``window // 2``, stitched with tent weights (highest at each window's centre)."""
+def _stitched(model: nn.Module, sequence: str, window: int, batch_size: int) -> np.ndarray:
     n = len(sequence)
     x_all = one_hot(sequence)
     stride = max(window // 2, 1)
@@ -65,7 +88,7 @@ def predict_log_probs(model: nn.Module, sequence: str, window: int, *, batch_siz
         for s, p in zip(batch, probs):
             total[s : s + span] += p * weight[:, None]
             weights[s : s + span] += weight
-    return np.log(np.maximum(total / weights[:, None], 1e-12))
+    return total / weights[:, None]
 
 
 class GeneFinder:
@@ -88,20 +111,18 @@ class GeneFinder:
             raise FileNotFoundError(f"{path} does not exist: is {run_dir} a finished run of 'rnnkit train genes'?")
         saved = read_json(path)
         try:
-            decoder = Decoder(int(saved["window"]), int(saved["translation_table"]), float(saved["gene_penalty"]),
-                              int(saved["min_length"]), int(saved["max_overlap"]),
-                              {str(k): float(v) for k, v in saved["start_log_odds"].items()})  # fmt: skip
+            decoder = Decoder.from_json(saved)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"{path} is not a gene finder's decoder file ({error})") from None
         return cls(load(run_dir), decoder)
 
     def log_probs(self, sequence: str) -> np.ndarray:
-        return predict_log_probs(self.model, sequence, self.decoder.window)
+        return predict_log_probs(self.model, sequence, self.decoder.window, both_strands=self.decoder.both_strands)
 
     def call(self, sequence: str, log_probs: np.ndarray, table: int) -> list[tuple[int, int, int]]:
         d = self.decoder
         return call_genes(sequence, log_probs, table=table, min_length=d.min_length, gene_penalty=d.gene_penalty,
-                          max_overlap=d.max_overlap, start_log_odds=d.start_log_odds)  # fmt: skip
+                          max_overlap=d.max_overlap, start_model=d.start_model, start_weight=d.start_weight)  # fmt: skip
 
     def find(self, sequence: str, table: int | None = None) -> list[tuple[int, int, int]]:
         """Genes ``(start, end, strand)`` (0-based, half-open) of one sequence."""

@@ -5,7 +5,8 @@ code allows it) and the first in-frame stop codon of the code after it, on eithe
 least ``min_length`` bases long (stop included). :func:`call_genes` chooses the set of candidates
 that maximises the sum of their scores minus a penalty per gene, where a candidate's score is
 the sum over its bases of ``log p(coding in the gene's frame) - log p(non-coding)`` from the
-tagger, plus a log-odds for its start codon. Consecutive calls may overlap by up to
+tagger, plus the log-odds of its start (:class:`StartModel`: the start codon and the bases
+before it, where the ribosome binds). Consecutive calls may overlap by up to
 ``max_overlap`` bases (bacterial genes often share their last and first few bases). Every call is
 therefore a valid ORF by construction.
 
@@ -17,7 +18,7 @@ start+3)`` (reverse-complemented) and the start codon ``[end-3, end)``.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,17 +116,15 @@ def frame_scores(log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return plus, minus
 
 
-def candidate_scores(candidates: Candidates, log_probs: np.ndarray,
-                     start_log_odds: Mapping[str, float] | None = None) -> np.ndarray:  # fmt: skip
-    """Each candidate's summed coding log-odds in its own frame, plus its start codon's log-odds."""
+def candidate_scores(candidates: Candidates, log_probs: np.ndarray) -> np.ndarray:
+    """Each candidate's summed coding log-odds in its own frame (a :class:`StartModel` scores its
+    start: add ``weight * model.score(...)``)."""
     plus, minus = frame_scores(log_probs)
     s, e = candidates.start, candidates.end
     fwd = candidates.strand > 0
     scores = np.empty(len(candidates))
     scores[fwd] = plus[s[fwd] % 3, e[fwd]] - plus[s[fwd] % 3, s[fwd]]
     scores[~fwd] = minus[e[~fwd] % 3, e[~fwd]] - minus[e[~fwd] % 3, s[~fwd]]
-    if start_log_odds:
-        scores += np.array([start_log_odds.get(c, 0.0) for c in candidates.start_codon])
     return scores
 
 
@@ -134,11 +133,14 @@ def best_set(candidates: Candidates, scores: np.ndarray, *, gene_penalty: float 
     """Indices of the highest-scoring set of candidates in which each call overlaps the calls
     before it by at most ``max_overlap`` bases (a weighted interval schedule; candidates must be
     sorted by end, as :func:`find_orfs` returns them). Candidates scoring at most
-    ``gene_penalty`` are never worth calling."""
+    ``gene_penalty`` are never worth calling, and candidates of at most ``max_overlap`` bases are
+    never called (one could hide inside another)."""
     if max_overlap < 0:
         raise ValueError(f"max_overlap must be >= 0, got {max_overlap}")
     gains = scores - gene_penalty
-    keep = np.flatnonzero(gains > 0)  # only candidates that can raise the total
+    # only candidates that can raise the total; longer than max_overlap, so that a call ending at most
+    # max_overlap bases into the next one also starts before it (no call contains another)
+    keep = np.flatnonzero((gains > 0) & (candidates.end - candidates.start > max_overlap))
     done_end: list[int] = [-(10**18)]  # ends processed so far (non-decreasing)
     done_best: list[float] = [0.0]  # best total with every call ending at or before done_end[k]
     done_last: list[int] = [-1]  # the last call of that best set (-1: none)
@@ -160,29 +162,89 @@ def best_set(candidates: Candidates, scores: np.ndarray, *, gene_penalty: float 
 
 
 def call_genes(sequence: str, log_probs: np.ndarray, *, table: int = 11, min_length: int = 90,
-               gene_penalty: float = 0.0, max_overlap: int = 60,
-               start_log_odds: Mapping[str, float] | None = None) -> list[tuple[int, int, int]]:  # fmt: skip
+               gene_penalty: float = 0.0, max_overlap: int = 60, start_model: StartModel | None = None, start_weight: float = 1.0) -> list[tuple[int, int, int]]:  # fmt: skip
     """Genes ``(start, end, strand)`` of ``sequence`` from the tagger's per-base ``log_probs``
-    ``(len, 7)``: the best-scoring set of ORFs (module docstring), sorted by start."""
+    ``(len, 7)``: the best-scoring set of ORFs (module docstring), sorted by start; a
+    ``start_model`` adds ``start_weight`` times its log-odds to each candidate."""
     if len(log_probs) != len(sequence):
         raise ValueError(f"log_probs must have one row per base ({len(sequence)}), got {len(log_probs)}")
     candidates = find_orfs(sequence, table, min_length=min_length)
     if not len(candidates):
         return []
-    scores = candidate_scores(candidates, log_probs, start_log_odds)
+    scores = candidate_scores(candidates, log_probs)
+    if start_model is not None:
+        scores = scores + start_weight * start_model.score(sequence, candidates)
     chosen = best_set(candidates, scores, gene_penalty=gene_penalty, max_overlap=max_overlap)
     genes = [(int(candidates.start[i]), int(candidates.end[i]), int(candidates.strand[i])) for i in chosen]
     return sorted(genes)
 
 
-def start_codon_log_odds(sequence_starts: Sequence[str], candidate_starts: Sequence[str]) -> dict[str, float]:
-    """``log P(codon | a real gene's start) - log P(codon | any candidate start)`` per start codon
-    (add-one smoothed), from the annotated genes and the ORF candidates of the training region."""
-    codons = sorted(set(candidate_starts) | set(sequence_starts))
-    real = {c: 1 + sum(1 for s in sequence_starts if s == c) for c in codons}
-    every = {c: 1 + sum(1 for s in candidate_starts if s == c) for c in codons}
-    n_real, n_every = sum(real.values()), sum(every.values())
-    return {c: float(np.log(real[c] / n_real) - np.log(every[c] / n_every)) for c in codons}
+UPSTREAM = 20  # bases before a start codon that the start model reads (the Shine-Dalgarno site is about -13..-5)
+
+
+def upstream_bases(sequence: str, candidates: Candidates, width: int = UPSTREAM) -> np.ndarray:
+    """``(n, width)`` int: the ``width`` bases before each candidate's start codon, read along its
+    strand (A C G T as 0..3; -1 past the sequence's ends or for other bases)."""
+    b = base_indices(sequence).astype(np.int64)
+    padded = np.concatenate([np.full(width, -1), b, np.full(width, -1)])  # index i + width is base i
+    k = np.arange(width)
+    plus = candidates.strand > 0
+    out = np.empty((len(candidates), width), dtype=np.int64)
+    out[plus] = padded[candidates.start[plus, None] - width + k + width]  # bases s-width .. s-1
+    minus = padded[candidates.end[~plus, None] + (width - 1 - k) + width]  # e+width-1 .. e, read backwards
+    out[~plus] = np.where(minus >= 0, 3 - minus, -1)  # complemented
+    return out
+
+
+@dataclass(frozen=True)
+class StartModel:
+    """Log-odds that a candidate's start is a gene's real start, against any candidate start: the
+    start codon's and, base by base, the ``UPSTREAM`` bases before it (a position weight matrix,
+    as naive Bayes: where ribosome-binding sites sit). Fitted on the annotated genes of the
+    training region (:meth:`fit`); add-one smoothed."""
+
+    codon: dict[str, float]
+    upstream: tuple[tuple[float, ...], ...]  # (UPSTREAM, 4)
+
+    @classmethod
+    def fit(cls, sequence: str, candidates: Candidates, genes: Sequence[tuple[int, int, int]]) -> StartModel:
+        real = set(map(tuple, genes))
+        is_real = np.array([(int(a), int(b), int(c)) in real
+                            for a, b, c in zip(candidates.start, candidates.end, candidates.strand)], dtype=bool)  # fmt: skip
+        return cls.from_counts(candidates.start_codon, upstream_bases(sequence, candidates), is_real)
+
+    @classmethod
+    def from_counts(cls, codons: np.ndarray, upstream: np.ndarray, is_real: np.ndarray) -> StartModel:
+        names = sorted(set(codons.tolist()))
+        real_n, all_n = int(is_real.sum()) + len(names), len(codons) + len(names)
+        codon = {c: float(np.log((1 + (codons[is_real] == c).sum()) / real_n)
+                          - np.log((1 + (codons == c).sum()) / all_n)) for c in names}  # fmt: skip
+        table = []
+        for k in range(upstream.shape[1]):
+            real = np.array([(upstream[is_real, k] == base).sum() for base in range(4)]) + 1.0
+            every = np.array([(upstream[:, k] == base).sum() for base in range(4)]) + 1.0
+            table.append(tuple((np.log(real / real.sum()) - np.log(every / every.sum())).tolist()))
+        return cls(codon, tuple(table))
+
+    def score(self, sequence: str, candidates: Candidates) -> np.ndarray:
+        """``(n,)`` each candidate's start log-odds."""
+        if not len(candidates):
+            return np.zeros(0)
+        out = np.array([self.codon.get(c, 0.0) for c in candidates.start_codon])
+        upstream = upstream_bases(sequence, candidates, len(self.upstream))
+        table = np.vstack([np.asarray(self.upstream), np.zeros((1, 4))])  # row -1: unknown base scores 0
+        weights = np.where(upstream >= 0, table[np.arange(upstream.shape[1]), np.maximum(upstream, 0)], 0.0)
+        return out + weights.sum(1)
+
+    def to_json(self) -> dict:
+        return {"codon": self.codon, "upstream": [list(r) for r in self.upstream]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> StartModel:
+        upstream = tuple(tuple(float(v) for v in row) for row in data["upstream"])
+        if any(len(row) != 4 for row in upstream):
+            raise ValueError("a start model's upstream table has 4 columns (A C G T)")
+        return cls({str(k): float(v) for k, v in data["codon"].items()}, upstream)
 
 
 def longest_orfs(sequence: str, *, table: int = 11, min_length: int = 300,
