@@ -42,7 +42,7 @@ from .finder import DECODER_FILE, GENES, Decoder, GeneFinder, predict_log_probs
 from .orfs import StartModel, best_set, call_genes, candidate_scores, find_orfs, longest_orfs, upstream_bases
 
 PENALTIES = (0.0, 5.0, 10.0, 20.0, 40.0, 80.0, 120.0, 160.0, 240.0, 320.0, 480.0, 640.0)  # per-gene penalties finalize tries on validation
-START_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)  # weights of the start model's log-odds, likewise
+START_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0)  # weights of the start model's log-odds, likewise
 BASELINE_LENGTHS = (150, 200, 250, 300, 350, 400, 500, 600)  # longest-ORF minimum lengths tried likewise
 
 
