@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._extras import require
 from ..._io import atomic_write_text, read_json, run_file
 from ...data.genome import DEFAULT_TABLE, Contig, check_table, one_hot, read_genome, reverse_complement, window_starts
 from ..commands import Command, check_output_path, closed_stdout_is_fine
@@ -149,8 +150,7 @@ def gff3(results: list[tuple[Contig, int, list[tuple[int, int, int]]]], source: 
 
 def proteins(results: list[tuple[Contig, int, list[tuple[int, int, int]]]]) -> str:
     """FASTA of the calls' translations (the start codon read as methionine, the stop dropped)."""
-    from Bio.Seq import Seq
-
+    Seq = require("Bio.Seq", "genome", "translating genes", package="biopython").Seq
     out = []
     for contig, table, genes in results:
         for number, (start, end, strand) in enumerate(genes, 1):
