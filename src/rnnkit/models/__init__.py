@@ -17,6 +17,9 @@ from ._seq2seq import EncoderDecoderConfig as EncoderDecoderConfig
 from ._seq2seq import TeacherForcingSchedule as TeacherForcingSchedule
 from .beam import Beams as Beams
 from .beam import Decoded as Decoded
+from ._conv import ConvConfig as ConvConfig
+from ._conv import ConvManyToMany as ConvManyToMany
+from ._conv import ConvManyToManyConfig as ConvManyToManyConfig
 
 __all__ = [
     "MODELS",
@@ -36,4 +39,7 @@ __all__ = [
     "TeacherForcingSchedule",
     "Decoded",
     "Beams",
+    "ConvConfig",
+    "ConvManyToMany",
+    "ConvManyToManyConfig",
 ]

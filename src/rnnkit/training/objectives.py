@@ -38,6 +38,8 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
 
 def _loss_and_metrics(kind: str, outputs: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, float]]:
     """Mean loss over rows of ``outputs`` ``(N, C)`` (or ``(N,)``) and ``targets``."""
+    if kind == "cross_entropy" and not targets.numel():  # every target ignored: nothing to learn from
+        return outputs.sum() * 0.0, {"accuracy": float("nan")}
     if kind == "cross_entropy":
         loss = F.cross_entropy(outputs, targets)
         accuracy = (outputs.argmax(-1) == targets).float().mean().item()
@@ -51,13 +53,19 @@ class SupervisedObjective:
     """``batch = (inputs, targets[, lengths])`` through ``model(inputs[, lengths=...])``.
 
     For many-to-one models the output is ``(B, C)``; for aligned many-to-many models
-    ``(outputs (B, T, C), state)`` and the loss covers each sequence's valid steps only.
+    ``(outputs (B, T, C), state)`` and the loss covers each sequence's valid steps only. With
+    ``ignore_index`` (cross-entropy only, as in ``torch.nn.CrossEntropyLoss``), targets of that
+    value are left out of the loss, the accuracy and the count (padding, unlabelled positions).
     """
 
-    def __init__(self, loss: str = "cross_entropy") -> None:
+    def __init__(self, loss: str = "cross_entropy", *, ignore_index: int | None = None) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(repr(k) for k in LOSSES)}, got {loss!r}")
-        self.loss = loss
+        if ignore_index is not None and (loss != "cross_entropy" or isinstance(ignore_index, bool)
+                                         or not isinstance(ignore_index, int)):  # fmt: skip
+            raise ValueError(f"ignore_index must be an integer for the cross_entropy loss, got {ignore_index!r}"
+                             f" with loss {loss!r}")  # fmt: skip
+        self.loss, self.ignore_index = loss, ignore_index
 
     def __call__(self, model: nn.Module, batch: tuple[Tensor, ...], state: Any = None) -> StepOutput:
         inputs, targets, *rest = batch
@@ -70,6 +78,9 @@ class SupervisedObjective:
                 outputs, targets = outputs[keep], targets[keep]
             else:
                 outputs, targets = outputs.flatten(0, 1), targets.flatten(0, 1)
+        if self.ignore_index is not None:
+            keep = targets != self.ignore_index
+            outputs, targets = outputs[keep], targets[keep]
         loss, metrics = _loss_and_metrics(self.loss, outputs, targets)
         return StepOutput(loss, targets.shape[0], None, metrics, examples=inputs.shape[0])
 
