@@ -56,6 +56,8 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-window", type=float, default=default.batch_window_ms, metavar="MS",
                         help="milliseconds a step waits for other streams' steps to batch with (default: %(default)s);"
                              " 0 runs each request alone")
+    parser.add_argument("--max-batch", type=int, default=default.max_batch,
+                        help="streams per batched step at most; 1 serves every step alone (default: %(default)s)")
     parser.add_argument("--max-streams", type=int, default=default.max_streams,
                         help="open streams at most; more answer 429 (default: %(default)s)")
     parser.add_argument("--idle-timeout", type=float, default=default.idle_timeout, metavar="SECONDS",
@@ -67,7 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = ServeConfig(
         host=args.host, token=args.token or os.environ.get("RNNKIT_TOKEN") or None,
-        state_dir=args.state_dir, snapshot_every=args.snapshot_every, batch_window_ms=args.batch_window,
+        state_dir=args.state_dir, snapshot_every=args.snapshot_every, batch_window_ms=args.batch_window, max_batch=args.max_batch,
         max_streams=args.max_streams, idle_timeout=args.idle_timeout,
     )  # fmt: skip
     run_server(args.run_dirs, config, port=args.port)

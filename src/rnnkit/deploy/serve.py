@@ -97,10 +97,24 @@ class StreamPool:
         self.steps: dict[str, int] = {}
         self.free = list(range(capacity - 1, -1, -1))
 
+    def _step(self, x: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The model's own batched step (torch.nn's fused cell kernels where the options allow),
+        equal to the exported step graph's."""
+        model, layer = self.graph.model, self.layer
+        hx = state[0] if len(state) == 1 else state
+        if self.graph.is_layer:
+            y, new = layer.step(x, hx)
+        else:
+            y, new = layer.step(model.input(x), hx)
+            y = model.head(y)
+        return y, (new,) if isinstance(new, torch.Tensor) else tuple(new)
+
     def describe(self) -> dict[str, Any]:
-        out = self.graph(*self._example())[0]
+        if not hasattr(self, "_outputs"):
+            with torch.no_grad():
+                self._outputs = int(self.graph(*self._example())[0].shape[-1])
         return {"name": self.name, "input": {"vocab_size": self.vocab} if self.vocab else {"features": self.features},
-                "outputs": int(out.shape[-1]), "state": dict(zip(self.layer.state_names, (s.shape for s in self.start))),
+                "outputs": self._outputs, "state": dict(zip(self.layer.state_names, (s.shape for s in self.start))),
                 "open_streams": len(self.slots)}  # fmt: skip
 
     def _example(self):
@@ -146,7 +160,7 @@ class StreamPool:
         else:
             x = torch.tensor(inputs, dtype=self.dtype)  # (B, F)
         state = tuple(p.index_select(1, index) for p in self.pools)  # gather: each (L, B, size)
-        y, *new = self.graph(x, *state)
+        y, new = self._step(x, state)
         for pool, rows in zip(self.pools, new):
             pool.index_copy_(1, index, rows)  # scatter
         for i in ids:
