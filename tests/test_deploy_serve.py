@@ -197,3 +197,62 @@ def test_the_page_in_a_headless_browser(tmp_path):
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+def test_a_server_killed_with_sigkill_resumes_its_streams(tmp_path):
+    """``rnnkit serve --state-dir`` as a process, killed with SIGKILL between steps, restarted."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from rnnkit._io import save_tensors, write_json
+    from rnnkit.models import model_spec
+
+    model = _model()
+    run = tmp_path / "detect"
+    run.mkdir()
+    write_json(run / "config.json", {"model": model_spec(model)})
+    save_tensors(run / "model.safetensors", model.state_dict())
+    xs = torch.randn(5, 2).tolist()
+    with TestClient(create_app({"detect": model})) as client:  # the uninterrupted stream
+        sid = client.post("/streams", json={}).json()["id"]
+        expected = [client.post(f"/streams/{sid}/step", json={"input": x}).json()["output"] for x in xs]
+
+    def start():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+        process = subprocess.Popen([sys.executable, "-m", "rnnkit.cli", "serve", str(run), "--port", str(port),
+                                    "--state-dir", str(tmp_path / "states")], env=env)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/models", timeout=1)
+                return process, f"http://127.0.0.1:{port}"
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        process.kill()
+        pytest.fail("rnnkit serve did not start within 60 s")
+
+    process, url = start()
+    try:
+        sid = httpx.post(f"{url}/streams", json={}).json()["id"]
+        for x in xs[:2]:
+            httpx.post(f"{url}/streams/{sid}/step", json={"input": x}).raise_for_status()
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    process, url = start()
+    try:
+        assert httpx.get(f"{url}/streams/{sid}").json()["steps"] == 2
+        resumed = [httpx.post(f"{url}/streams/{sid}/step", json={"input": x}).json()["output"] for x in xs[2:]]
+    finally:
+        process.terminate()
+        process.wait(10)
+    torch.testing.assert_close(torch.tensor(resumed), torch.tensor(expected[2:]), atol=1e-6, rtol=1e-6)
