@@ -25,7 +25,7 @@ LAYERS = (
     ("training", {"training"}),
     ("data, metrics", {"data", "metrics"}),
     ("apps", {"apps"}),
-    ("experiments, bench", {"experiments", "bench"}),
+    ("experiments, bench, deploy", {"experiments", "bench", "deploy"}),
     ("tasks (deprecated re-exports)", {"tasks"}),
     ("cli, the package", {"cli", "__init__", "__main__"}),
 )

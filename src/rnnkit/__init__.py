@@ -23,6 +23,7 @@ from ._validation import DeviceError as DeviceError
 from ._validation import DTypeError as DTypeError
 from ._validation import ShapeError as ShapeError
 from .training.run import load as load
+from .deploy import export as export
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ __all__ = [
     "RecurrentCell",
     "create_layer",
     "load",
+    "export",
     "ShapeError",
     "DTypeError",
     "DeviceError",

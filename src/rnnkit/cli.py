@@ -21,6 +21,7 @@ from rnnkit.apps import APPS
 from rnnkit.apps.commands import Command, add_command
 from rnnkit.apps.train import EVALUATE, TRAIN
 from rnnkit.bench import COMMAND as BENCH_COMMAND
+from rnnkit.deploy.commands import COMMANDS as DEPLOY
 from rnnkit.experiments.commands import COMMANDS as EXPERIMENTS
 
 __all__ = ["COMMANDS", "Command", "command", "main"]
@@ -65,7 +66,7 @@ def _register_builtin() -> None:
     for app in APPS:
         for name, cmd in app.commands().items():
             _register(name, cmd)
-    for name, cmd in {**EXPERIMENTS, "bench": BENCH_COMMAND}.items():
+    for name, cmd in {**EXPERIMENTS, "bench": BENCH_COMMAND, **DEPLOY}.items():
         _register(name, cmd)
 
 

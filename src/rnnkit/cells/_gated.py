@@ -37,8 +37,13 @@ def gate_layer_norm(z: Tensor, gain: Tensor, num_gates: int, bias: Tensor | None
     ``z`` is ``(..., G*H)``; normalising per gate keeps one gate's scale from swamping another's
     (Ba et al. 2016, sec. 3.1 normalise the summed inputs of each unit group).
     """
-    per_gate = z.unflatten(-1, (num_gates, -1))  # (..., G, H)
-    normed = F.layer_norm(per_gate, per_gate.shape[-1:], eps=LAYER_NORM_EPS).flatten(-2)  # (..., G*H)
+    # a Python int: an exported graph (rnnkit.deploy) keeps H as a constant, as ONNX's LayerNorm needs
+    size = int(z.shape[-1]) // num_gates
+    if num_gates == 1:  # no unflatten: ONNX's exporter would keep the traced batch size in its shape
+        normed = F.layer_norm(z, (size,), eps=LAYER_NORM_EPS)
+    else:
+        per_gate = z.unflatten(-1, (num_gates, -1))  # (..., G, H)
+        normed = F.layer_norm(per_gate, (size,), eps=LAYER_NORM_EPS).flatten(-2)  # (..., G*H)
     return normed * gain if bias is None else torch.addcmul(bias, normed, gain)
 
 
