@@ -172,6 +172,7 @@ def test_the_page_in_a_headless_browser(tmp_path):
     if browser_path is None:
         pytest.skip("no Chromium on this machine (apt install chromium): no browser test")
     import threading
+    import time
 
     import uvicorn
 
@@ -179,14 +180,14 @@ def test_the_page_in_a_headless_browser(tmp_path):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
-        pass
+        time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=browser_path)
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_selector("#model option")
+            page.wait_for_selector("#model option", state="attached")  # an <option> is never "visible" itself
             page.fill("#values", "0.1,0.2\n0.5,0.1\n0.9,-0.3")
             page.click("#open")
             page.wait_for_function("document.getElementById('stream').textContent.startsWith('stream ')")
