@@ -20,6 +20,7 @@ from .longrange import AddingApp, CopyApp
 from .seq2seq import Seq2SeqApp
 from .tagging import TagApp
 from .text import TextApp
+from .translate import TranslateApp
 
 APPS: tuple[App, ...] = (
     TextApp(),
@@ -30,6 +31,7 @@ APPS: tuple[App, ...] = (
     CopyApp(),
     ForecastApp(),
     DetectApp(),
+    TranslateApp(),
 )
 
 
