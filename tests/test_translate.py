@@ -315,3 +315,13 @@ def test_the_command_line(trained, tmp_path):
     bad = _cli("train", "translate", "--data", str(no_tabs), "--quiet")
     assert bad.returncode != 0 and "line 1 has no tab" in bad.stderr.decode()
     assert len(bad.stderr.decode().strip().splitlines()) == 1
+
+
+def test_evaluate_scores_a_new_pairs_file(trained, tmp_path):
+    from rnnkit.apps import Run, get_app
+
+    app = get_app("translate")
+    path = tmp_path / "new.tsv"
+    path.write_text("I see the cat.\tJe vois le chat.\nThe red dog sleeps.\tLe chien rouge dort.\n", encoding="utf-8")
+    scores = app.evaluate_file(Run.from_dir(trained[1] / "run", app), path)
+    assert scores["sentences"] == 2 and 0.0 <= scores["bleu"] <= 100.0 and scores["source"] == str(path)
