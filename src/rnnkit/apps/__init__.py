@@ -21,6 +21,7 @@ from .longrange import AddingApp, CopyApp
 from .seq2seq import Seq2SeqApp
 from .tagging import TagApp
 from .text import TextApp
+from .translate import TranslateApp
 
 APPS: tuple[App, ...] = (
     TextApp(),
@@ -32,6 +33,7 @@ APPS: tuple[App, ...] = (
     ForecastApp(),
     DetectApp(),
     GenesApp(),
+    TranslateApp(),
 )
 
 

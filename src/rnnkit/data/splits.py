@@ -59,3 +59,36 @@ def shuffled_split(count: int, *, val_fraction: float, test_fraction: float, see
     if count - n_test - n_val < 1:
         raise ValueError(f"data too short for one batch: {count} {what} cannot be split three ways")
     return Split(order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test])
+
+
+def split_by_group_size(groups: Sequence[str], *, test_rows: int, val_rows: int, seed: int) -> Split:
+    """Whole groups, in a seeded order, to the test side until it has at least ``test_rows``
+    rows, then to validation until it has ``val_rows``; the rest to training. Every row of a group
+    lands on one side (a source sentence with several translations is never on two).
+
+    >>> split = split_by_group_size(["a", "a", "b", "c", "c", "d", "e"], test_rows=2, val_rows=1, seed=0)
+    >>> sorted(map(len, (split.train, split.val, split.test))), split.groups[0] + sum(split.groups[1:])
+    ([1, 3, 3], 5)
+    """
+    for name, value in (("test_rows", test_rows), ("val_rows", val_rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    rows_of: dict[str, list[int]] = {}
+    for row, group in enumerate(groups):
+        rows_of.setdefault(group, []).append(row)
+    units = list(rows_of)
+    if len(groups) < test_rows + val_rows + 1 or len(units) < 3:
+        raise ValueError(
+            f"data too short: {len(groups)} rows in {len(units)} groups cannot give {test_rows} test and"
+            f" {val_rows} validation rows and leave some for training"
+        )
+    order = [units[i] for i in torch.randperm(len(units), generator=torch.Generator().manual_seed(seed)).tolist()]
+    parts: list[list[int]] = [[], [], []]  # test, val, train
+    counts = [0, 0, 0]
+    for group in order:
+        side = 0 if len(parts[0]) < test_rows else 1 if len(parts[1]) < val_rows else 2
+        parts[side] += rows_of[group]
+        counts[side] += 1
+    if not parts[2]:
+        raise ValueError(f"data too short: no rows left for training after {test_rows} test and {val_rows} validation")
+    return Split(sorted(parts[2]), sorted(parts[1]), sorted(parts[0]), groups=(counts[2], counts[1], counts[0]))

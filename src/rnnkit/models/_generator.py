@@ -173,6 +173,7 @@ class TokenDecoder(nn.Module):
         beam_size: int,
         length_penalty: float,
         temperature: float,
+        penalty: str = "power",
         top_k: int | None,
         top_p: float | None,
         generator: torch.Generator | None,
@@ -201,7 +202,7 @@ class TokenDecoder(nn.Module):
             if beams:
                 return beam_search(
                     step, DecoderCarry.select, carry, batch, beam_size=beam_size, max_length=length,
-                    length_penalty=length_penalty, device=device, **tokens,
+                    length_penalty=length_penalty, penalty=penalty, device=device, **tokens,
                 )  # fmt: skip
             return sample_search(
                 step, carry, batch, max_length=length, temperature=temperature, top_k=top_k,

@@ -161,6 +161,9 @@ class EncoderDecoderConfig:
     is the hidden size of additive scoring (default: the decoder's hidden size).
     ``input_feeding`` applies to Luong attention (``"dot"``, ``"general"``) only: Bahdanau's
     decoder always reads the context, and without attention there is nothing to feed.
+    ``tie_embeddings`` shares one matrix between the decoder's input embedding and its output
+    layer (Press & Wolf 2017; Inan et al. 2017): it needs ``embedding_dim`` equal to the size the
+    output layer reads (the decoder's hidden size with attention, its output size without).
     """
 
     source: InputConfig = field(default_factory=lambda: InputConfig(vocab_size=32, embedding_dim=32))
@@ -177,6 +180,7 @@ class EncoderDecoderConfig:
     pad_token: int = 0
     max_length: int = 100
     head_dropout: float = 0.0
+    tie_embeddings: bool = False
 
 
 @register_model("encoder_decoder")
@@ -242,7 +246,16 @@ class EncoderDecoder(TokenDecoder):
             readout = output_size + memory_size + (config.embedding_dim if kind == "bahdanau" else 0)
             self.readout = nn.Linear(readout, hidden)  # W_o [s_t; c_t; E y] or W_c [c_t; h_t]
         self.dropout = nn.Dropout(config.head_dropout)
-        self.head = nn.Linear(hidden if kind != "none" else output_size, config.target_vocab_size)
+        head_input = hidden if kind != "none" else output_size
+        self.head = nn.Linear(head_input, config.target_vocab_size)
+        if check_bool("tie_embeddings", config.tie_embeddings):
+            if head_input != config.embedding_dim:
+                raise ValueError(
+                    "tie_embeddings needs embedding_dim equal to the size the output layer reads (the decoder's"
+                    f" hidden size{' with attention' if kind != 'none' else ''}): expected {head_input},"
+                    f" got {config.embedding_dim}"
+                )
+            self.head.weight = self.embedding.weight  # (V, E): one matrix reads and writes the tokens
 
     # --- encoding ----------------------------------------------------------------------
     def _begin(self, source: Tensor, source_lengths: Tensor | None) -> tuple[DecoderCarry, int]:
@@ -340,14 +353,15 @@ class EncoderDecoder(TokenDecoder):
         top_p: float | None = None,
         beam_size: int = 1,
         length_penalty: float = 1.0,
+        penalty: str = "power",
         generator: torch.Generator | None = None,
     ) -> Decoded:
         """One output sequence per source: greedy at temperature 0, sampled above, beam search
         with ``beam_size > 1`` (its best hypothesis; :meth:`beam_search` returns them all)."""
         result = self._decode(
             lambda: self._begin(source, source_lengths), beams=beam_size > 1, max_length=max_length,
-            beam_size=beam_size, length_penalty=length_penalty, temperature=temperature, top_k=top_k,
-            top_p=top_p, generator=generator,
+            beam_size=beam_size, length_penalty=length_penalty, penalty=penalty, temperature=temperature,
+            top_k=top_k, top_p=top_p, generator=generator,
         )  # fmt: skip
         return result.best() if isinstance(result, Beams) else result
 
@@ -359,9 +373,10 @@ class EncoderDecoder(TokenDecoder):
         beam_size: int = 4,
         max_length: int | None = None,
         length_penalty: float = 1.0,
+        penalty: str = "power",
     ) -> Beams:
         """Every hypothesis of a beam search, best first (:func:`rnnkit.models.beam.beam_search`)."""
         return self._decode(
             lambda: self._begin(source, source_lengths), beams=True, max_length=max_length, beam_size=beam_size,
-            length_penalty=length_penalty, temperature=0.0, top_k=None, top_p=None, generator=None,
+            length_penalty=length_penalty, penalty=penalty, temperature=0.0, top_k=None, top_p=None, generator=None,
         )  # fmt: skip

@@ -64,7 +64,7 @@ class Beams:
     tokens: Tensor  # (B, K, T)
     lengths: Tensor  # (B, K)
     log_prob: Tensor  # (B, K)
-    score: Tensor  # (B, K) log_prob / length ** length_penalty, the ranking
+    score: Tensor  # (B, K) log_prob / length_normaliser(length), the ranking
 
     def best(self) -> Decoded:
         return Decoded(self.tokens[:, 0], self.lengths[:, 0], self.log_prob[:, 0])
@@ -82,6 +82,23 @@ def check_tokens(start_token: int, end_token: int, pad_token: int, vocab_size: i
             "start_token, end_token and pad_token must be three different ids,"
             f" got {start_token}, {end_token} and {pad_token}"
         )
+
+
+PENALTIES = ("power", "wu")
+
+
+def length_normaliser(lengths: Tensor, alpha: float, kind: str = "power") -> Tensor:
+    """What a hypothesis's log-probability is divided by to rank it: ``length ** alpha``
+    (``"power"``), or Wu et al.'s (2016, section 7, eq. 14) ``((5 + length) / 6) ** alpha``
+    (``"wu"``). ``alpha = 0`` ranks by the plain sum of log-probabilities either way.
+
+    >>> length_normaliser(torch.tensor([1, 7]), 1.0, "wu").tolist()
+    [1.0, 2.0]
+    """
+    lengths = lengths.float()
+    if kind == "wu":
+        return ((5.0 + lengths) / 6.0).pow(alpha)
+    return lengths.pow(alpha)
 
 
 def _check_search(batch_size: int, max_length: int, start_token: int, end_token: int, pad_token: int) -> None:
@@ -148,6 +165,7 @@ def beam_search(
     pad_token: int = 0,
     max_length: int,
     length_penalty: float = 1.0,
+    penalty: str = "power",
     device: torch.device | str | None = None,
 ) -> Beams:
     """Batched beam search: keep the ``beam_size`` best hypotheses of every row at each step.
@@ -155,8 +173,9 @@ def beam_search(
     ``carry`` is the decoder's carry for ``batch_size`` rows; the search widens it to
     ``batch_size * beam_size`` rows with ``reorder`` (row ``b * beam_size + k`` is beam ``k`` of
     row ``b``). Hypotheses are ranked by ``log_prob / length ** length_penalty`` (length
-    normalisation: 0 ranks by the plain sum, which favours short outputs; 1 by the mean per token;
-    Wu et al. 2016, section 7, use a similar penalty). A hypothesis that emits ``end_token`` is
+    normalisation: 0 ranks by the plain sum, which favours short outputs; 1 by the mean per token),
+    or with ``penalty="wu"`` by ``log_prob / ((5 + length) / 6) ** length_penalty`` (Wu et al.
+    2016, section 7; they use 0.6 to 0.7), see :func:`length_normaliser`. A hypothesis that emits ``end_token`` is
     finished: it stays in the beam unchanged, competing on its final score with the live ones, and
     the search stops once every beam of every row is finished or after ``max_length`` tokens. With
     ``beam_size=1`` this is greedy search.
@@ -165,6 +184,8 @@ def beam_search(
     check_positive_int("beam_size", beam_size)
     if isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real) or length_penalty < 0:
         raise ValueError(f"length_penalty must be a number >= 0, got {length_penalty!r}")
+    if penalty not in PENALTIES:
+        raise ValueError(f"penalty must be one of {', '.join(map(repr, PENALTIES))}, got {penalty!r}")
     B, K = batch_size, beam_size
     rows = torch.arange(B, device=device)
     carry = reorder(carry, rows.repeat_interleave(K))  # (B * K) rows
@@ -184,7 +205,7 @@ def beam_search(
         token_log_prob = torch.where(finished[..., None], frozen, token_log_prob)
         total = log_prob[..., None] + token_log_prob  # (B, K, V)
         new_lengths = lengths + (~finished).long()  # (B, K)
-        score = total / new_lengths[..., None].float().pow(length_penalty)  # (B, K, V)
+        score = total / length_normaliser(new_lengths, length_penalty, penalty)[..., None]  # (B, K, V)
         _, flat = score.view(B, K * V).topk(K, dim=-1)  # (B, K), best first
         beam, token = flat // V, flat % V  # (B, K) each
         log_prob = total.view(B, K * V).gather(1, flat)
@@ -195,5 +216,5 @@ def beam_search(
         tokens = token.view(-1)
         if bool(finished.all()):
             break
-    score = log_prob / lengths.float().pow(length_penalty)
+    score = log_prob / length_normaliser(lengths, length_penalty, penalty)
     return Beams(history, lengths, log_prob, score)

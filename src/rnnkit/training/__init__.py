@@ -3,6 +3,7 @@
 from .checkpoint import CheckpointError as CheckpointError
 from .checkpoint import CheckpointManager as CheckpointManager
 from .config import TrainConfig as TrainConfig
+from .data import BucketBatches as BucketBatches
 from .data import StreamBatches as StreamBatches
 from .diagnostics import GradientFlow as GradientFlow
 from .diagnostics import GradientMonitor as GradientMonitor
@@ -29,6 +30,7 @@ __all__ = [
     "TrainingError",
     "TrainingInterrupted",
     "TensorBatches",
+    "BucketBatches",
     "StreamBatches",
     "Window",
     "StepOutput",

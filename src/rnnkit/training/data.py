@@ -88,6 +88,67 @@ class TensorBatches:
             yield tuple(t[rows] for t in self.tensors)
 
 
+class BucketBatches(TensorBatches):
+    """Mini-batches of rows of similar length: less padding per batch for sequences of mixed lengths.
+
+    Every epoch the rows are shuffled, cut into chunks of ``bucket_batches * batch_size`` rows,
+    each chunk sorted by ``lengths`` and cut into batches, and the batches shuffled (the "pool"
+    bucketing of fairseq and tensor2tensor). The order depends only on ``seed`` and the epoch, as
+    for :class:`TensorBatches`; ``lengths`` is one of the tensors or any ``(N,)`` sizes.
+
+    >>> lengths = torch.tensor([1, 9, 2, 8, 3, 7, 4, 6])
+    >>> batches = BucketBatches(lengths, lengths=lengths, batch_size=2, bucket_batches=4, seed=0)
+    >>> sorted(sorted(x.tolist()) for (x,) in batches.epoch(0))
+    [[1, 2], [3, 4], [6, 7], [8, 9]]
+    """
+
+    def __init__(
+        self,
+        *tensors: Tensor,
+        lengths: Tensor,
+        batch_size: int,
+        bucket_batches: int = 100,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__(*tensors, batch_size=batch_size, shuffle=True, seed=seed, rank=rank, world_size=world_size)
+        if not isinstance(lengths, Tensor) or lengths.dim() != 1 or lengths.shape[0] != self.rows:
+            shape = tuple(lengths.shape) if isinstance(lengths, Tensor) else type(lengths).__name__
+            raise ValueError(f"lengths must be a ({self.rows},) tensor, one size per row, got {shape}")
+        self.lengths = lengths
+        self.bucket_batches = check_positive_int("bucket_batches", bucket_batches)
+
+    def shard(self, rank: int, world_size: int) -> BucketBatches:
+        return BucketBatches(
+            *self.tensors, lengths=self.lengths, batch_size=self.batch_size, bucket_batches=self.bucket_batches,
+            seed=self.seed, rank=rank, world_size=world_size,
+        )  # fmt: skip
+
+    def _batches(self, index: int) -> list[Tensor]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        order = torch.randperm(self.rows, generator=generator)
+        pool = self.bucket_batches * self.batch_size
+        batches = []
+        for p in range(0, self.rows, pool):
+            chunk = order[p : p + pool]
+            chunk = chunk[torch.sort(self.lengths[chunk], stable=True).indices]  # by length within the pool
+            batches += list(chunk.split(self.batch_size))
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        return [batches[i] for i in shuffled]
+
+    def __len__(self) -> int:
+        pool = self.bucket_batches * self.batch_size
+        full, rest = divmod(self.rows, pool)
+        return full * self.bucket_batches + -(-rest // self.batch_size)
+
+    def epoch(self, index: int, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
+        for rows in self._batches(index)[start:]:
+            share = -(-len(rows) // self.world_size)
+            rows = rows[self.rank * share : (self.rank + 1) * share]
+            yield tuple(t[rows] for t in self.tensors)
+
+
 class Window(NamedTuple):
     """One truncated-BPTT update: inputs and targets ``(B, k2, ...)``; the state carries after ``carry`` steps."""
 

@@ -115,14 +115,23 @@ class Seq2SeqObjective:
     sequence. In training mode the teacher-forcing probability follows ``schedule`` over the
     objective's own count of training calls (``step``, settable on resume); evaluation is always
     teacher-forced. Metrics: ``accuracy`` (of the next token, teacher-forced) and
-    ``teacher_forcing``.
+    ``teacher_forcing``. ``label_smoothing`` (Szegedy et al. 2016, section 7; 0.1 in Vaswani et
+    al. 2017) spreads that share of each target's probability over the whole vocabulary in the
+    training loss; the evaluation loss stays the plain cross-entropy, comparable across settings.
     """
 
-    def __init__(self, schedule: TeacherForcingSchedule | None = None, *, pad_token: int = PAD) -> None:
+    def __init__(
+        self, schedule: TeacherForcingSchedule | None = None, *, pad_token: int = PAD, label_smoothing: float = 0.0
+    ) -> None:
         schedule = TeacherForcingSchedule() if schedule is None else schedule
         if not isinstance(schedule, TeacherForcingSchedule):
             raise TypeError(f"schedule must be a TeacherForcingSchedule or None, got {type(schedule).__name__}")
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not (
+            0.0 <= label_smoothing < 1.0
+        ):
+            raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
         self.schedule, self.pad_token, self.step = schedule, pad_token, 0
+        self.label_smoothing = float(label_smoothing)
 
     def __call__(self, model: nn.Module, batch: tuple[Tensor, ...], state: Any = None) -> StepOutput:
         source, target, *rest = batch
@@ -140,7 +149,9 @@ class Seq2SeqObjective:
             logits = model(source, target, lengths, teacher_forcing=teacher_forcing)  # (B, T, V)
         else:
             logits = model(source, target, teacher_forcing=teacher_forcing)
-        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=self.pad_token)
+        smoothing = self.label_smoothing if model.training else 0.0
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=self.pad_token,
+                               label_smoothing=smoothing)  # fmt: skip
         with torch.no_grad():
             accuracy = (logits.argmax(-1) == target)[keep].float().mean().item()
         count = int(keep.sum())
