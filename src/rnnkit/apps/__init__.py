@@ -18,6 +18,7 @@ from .classify import ClassifyApp
 from .forecast import ForecastApp
 from .longrange import AddingApp, CopyApp
 from .seq2seq import Seq2SeqApp
+from .speech import SpeechApp
 from .tagging import TagApp
 from .text import TextApp
 
@@ -30,6 +31,7 @@ APPS: tuple[App, ...] = (
     CopyApp(),
     ForecastApp(),
     DetectApp(),
+    SpeechApp(),
 )
 
 
