@@ -151,6 +151,23 @@ def test_fsdd_names_give_labels_speakers_and_indices_and_the_split_holds_speaker
         split_recordings(SpeechConfig(data=str(folder), test_speakers=",".join(SPEAKERS)), recordings)
 
 
+def test_a_split_column_in_the_table_gives_the_test_set(tmp_path):
+    folder = write_strings(tmp_path / "strings", count=12)
+    lines = (folder / "transcripts.csv").read_text().splitlines()
+    rows = [lines[0] + ",split"] + [f"{line},{'test' if i % 4 == 0 else 'train'}" for i, line in enumerate(lines[1:])]
+    (folder / "transcripts.csv").write_text("\n".join(rows) + "\n")
+    config = SpeechConfig(data=str(folder), split="table")
+    recordings = read_recordings(config)
+    split = split_recordings(config, recordings)
+    assert split.test == [0, 4, 8] and sorted(split.train + split.val) == [i for i in range(12) if i % 4]
+    (folder / "transcripts.csv").write_text("\n".join(rows[:2] + [rows[2].replace(",train", ",later")]) + "\n")
+    with pytest.raises(ValueError, match="the split column must say train or test"):
+        read_recordings(config)
+    (folder / "transcripts.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match="task.split=table needs a 'split' column"):
+        split_recordings(config, read_recordings(config))
+
+
 def test_data_directory_errors_name_what_is_wrong(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such directory"):
         read_recordings(SpeechConfig(data=str(tmp_path / "nowhere")))

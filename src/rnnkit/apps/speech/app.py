@@ -65,10 +65,10 @@ class SpeechApp(App):
     example = "rnnkit train speech --data free-spoken-digit-dataset/recordings --task.split=index"
     config_class = SpeechConfig
     model_name = "ctc"
+    # bidirectional reads the whole utterance (best offline); --model.encoder.bidirectional=false streams
     default_model = {"frontend": {"layers": 1, "channels": 96, "kernel_size": 5, "stride": 2},
-                     "encoder": {"cell": "lstm", "hidden_size": 128, "num_layers": 2, "dropout": 0.1},
-                     "head_dropout": 0.1}  # fmt: skip
-    default_train = {"lr": 2e-3, "max_epochs": 40, "patience": 6, "clip_norm": 1.0, "log_every": 50}
+                     "encoder": {"cell": "lstm", "hidden_size": 128, "num_layers": 1, "bidirectional": True}}  # fmt: skip
+    default_train = {"lr": 2e-3, "max_epochs": 30, "patience": 5, "clip_norm": 1.0, "log_every": 50}
     arguments = {"--data": "task.data"}
     files = ("transcripts",)
     results_file = RESULTS_FILE
@@ -228,7 +228,7 @@ class SpeechApp(App):
 def _subset(recordings: Recordings, rows: list[int]) -> Recordings:
     pick = lambda values: [values[i] for i in rows] if values is not None else None  # noqa: E731
     return Recordings(pick(recordings.files), pick(recordings.texts), pick(recordings.speakers),
-                      pick(recordings.indices), recordings.source)  # fmt: skip
+                      pick(recordings.indices), recordings.source, pick(recordings.sides))  # fmt: skip
 
 
 def _warn_unseen(recordings: Recordings, split, vocabulary: list[str], target: str) -> None:

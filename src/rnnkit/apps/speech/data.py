@@ -42,7 +42,7 @@ class SpeechConfig:
     window_ms: float = 25.0
     hop_ms: float = 10.0
     normalize: Literal["global", "utterance"] = "global"  # global: training frames' mean and std per feature
-    split: Literal["speaker", "index", "random"] = "speaker"
+    split: Literal["speaker", "index", "table", "random"] = "speaker"  # table: the CSV's split column (train/test)
     test_speakers: str = ""  # split=speaker: these (comma-separated); empty: test_fraction of the speakers, by split_seed
     test_indices: int = 5  # split=index: file index below this is test (FSDD's official split: 5)
     test_fraction: float = 0.2
@@ -97,6 +97,7 @@ class Recordings:
     speakers: list[str] | None
     indices: list[int] | None  # FSDD's per-speaker index, where the names give it
     source: str  # how the transcripts were found
+    sides: list[str] | None = None  # the transcript table's split column (train/test), where it has one
 
 
 def read_recordings(config: SpeechConfig) -> Recordings:
@@ -137,8 +138,9 @@ def _read_table(folder: Path, table: Path) -> Recordings:
     if not rows or not {"file", "text"} <= columns:
         raise ValueError(f"transcript table {table} needs a header with columns file,text and at least one row,"
                          f" got columns {sorted(c for c in columns if c)}")  # fmt: skip
-    files, texts, speakers, missing = [], [], [], []
+    files, texts, speakers, missing, sides = [], [], [], [], []
     for row in rows:
+        sides.append((row.get("split") or "").strip().lower())
         path = (folder / row["file"]).resolve() if not Path(row["file"]).is_absolute() else Path(row["file"])
         if not path.is_file():
             missing.append(row["file"])
@@ -156,7 +158,12 @@ def _read_table(folder: Path, table: Path) -> Recordings:
         matched = [FSDD_NAME.match(p.stem) for p in files]
         has_speakers = all(matched)
         speakers = [m["speaker"] for m in matched] if has_speakers else speakers
-    return Recordings(files, texts, speakers if has_speakers else None, None, f"{table}")
+    if "split" in columns:
+        odd = sorted(set(sides) - {"train", "test"})
+        if odd:
+            raise ValueError(f"transcript table {table}: the split column must say train or test, got {odd[:3]}")
+    return Recordings(files, texts, speakers if has_speakers else None, None, f"{table}",
+                      sides if "split" in columns else None)  # fmt: skip
 
 
 # -----------------------------------------------------------------------------
@@ -202,6 +209,11 @@ def split_recordings(config: SpeechConfig, recordings: Recordings) -> SpeechSpli
             raise ValueError("task.split=index needs file names label_speaker_index.wav")
         test = [i for i in range(n) if recordings.indices[i] < config.test_indices]
         description = f"files of index < {config.test_indices} for testing (FSDD's official split at 5)"
+    elif config.split == "table":
+        if recordings.sides is None:
+            raise ValueError("task.split=table needs a 'split' column (train or test) in the transcript table")
+        test = [i for i in range(n) if recordings.sides[i] == "test"]
+        description = "the transcript table's split column"
     else:
         test = sorted(torch.randperm(n, generator=generator)[: max(1, round(config.test_fraction * n))].tolist())
         description = "random files for testing"
