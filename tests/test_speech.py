@@ -223,6 +223,7 @@ def test_the_baseline_separates_separable_pooled_features():
 
 TINY = ["--model.frontend.layers=1", "--model.frontend.channels=16", "--model.frontend.stride=2",
         "--model.encoder.hidden_size=32", "--model.encoder.num_layers=1", "--model.encoder.cell=gru",
+        "--model.encoder.bidirectional=false",
         "--model.head_dropout=0.0", "--train.lr=0.01", "--train.patience=null", "--quiet"]  # fmt: skip
 
 
