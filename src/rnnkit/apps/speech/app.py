@@ -175,7 +175,8 @@ class SpeechApp(App):
         return {"alignment.png": alignment_figure(run.context["raw"][row], logits[0, : int(lengths[0])], decoded[0],
                                                   run.context["vocabulary"], run.config.feature_settings().hop_ms,
                                                   self._recognizer(run).model.stride,
-                                                  f"{recordings.files[row].name}: reference {recordings.texts[row]!r}")}  # fmt: skip
+                                                  f"{recordings.files[row].name}: reference {recordings.texts[row]!r}",
+                                                  run.config.target == "label")}  # fmt: skip
 
     def report(self, run: Run, results: dict[str, Any]) -> str:
         r = results
@@ -260,7 +261,7 @@ def _per_speaker(speakers: list[str], references: list[str], hypotheses: list[st
 
 
 def alignment_figure(features: np.ndarray, logits: torch.Tensor, decoded: list[int], symbols: list[str],
-                     hop_ms: float, stride: int, title: str):  # fmt: skip
+                     hop_ms: float, stride: int, title: str, label_target: bool = False):  # fmt: skip
     """A recording's features (time across) with the CTC alignment of its decoded output: where
     each decoded symbol's frames lie (forced alignment on the model's own outputs), and the
     per-frame probability of the blank and of the symbol emitted."""
@@ -297,7 +298,7 @@ def alignment_figure(features: np.ndarray, logits: torch.Tensor, decoded: list[i
     bottom.set_ylabel("probability")
     bottom.set_xlabel("seconds")
     bottom.legend(loc="upper right", fontsize=8)
-    transcript = (" ".join if len(symbols[0]) > 1 or symbols[0].isdigit() else "".join)([symbols[i - 1] for i in decoded])
+    transcript = (" " if label_target else "").join(symbols[i - 1] for i in decoded)
     bottom.set_title(f"decoded: {transcript!r} (shaded: the CTC alignment)", fontsize=9)
     return figure
 
