@@ -138,7 +138,7 @@ def stream(args) -> None:
     recognizer = Recognizer.load(args.run_dir)
     table = read_recordings(SpeechConfig(data=args.data))
     rows = [i for i in range(len(table.files)) if table.sides is None or table.sides[i] == "test"][: args.files]
-    same, audio_seconds, compute, frame_times = 0, 0.0, 0.0, []
+    same, nonempty, audio_seconds, compute, frame_times = 0, 0, 0.0, 0.0, []
     chunk = recognizer.settings.hop_length  # 10 ms at a time: one feature frame per push
     for i in rows:
         audio = recognizer.read(table.files[i])
@@ -153,8 +153,10 @@ def stream(args) -> None:
         compute += time.perf_counter() - began
         audio_seconds += audio.seconds
         same += text == offline
+        nonempty += bool(offline)
     times = np.array(frame_times) * 1000
-    summary = {"strings": len(rows), "streaming_equals_offline": same, "audio_seconds": audio_seconds,
+    summary = {"strings": len(rows), "streaming_equals_offline": same, "offline_nonempty": nonempty,
+               "audio_seconds": audio_seconds,
                "real_time_factor": compute / audio_seconds, "ms_per_10ms_push_median": float(np.median(times)),
                "ms_per_10ms_push_p99": float(np.percentile(times, 99))}  # fmt: skip
     print(json.dumps(summary, indent=1))
