@@ -19,6 +19,7 @@ from .forecast import ForecastApp
 from .genes import GenesApp
 from .longrange import AddingApp, CopyApp
 from .seq2seq import Seq2SeqApp
+from .speech import SpeechApp
 from .tagging import TagApp
 from .text import TextApp
 from .translate import TranslateApp
@@ -34,6 +35,7 @@ APPS: tuple[App, ...] = (
     DetectApp(),
     GenesApp(),
     TranslateApp(),
+    SpeechApp(),
 )
 
 

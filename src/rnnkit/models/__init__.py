@@ -1,4 +1,8 @@
-"""Models: the sequence shapes built on rnnkit layers, registered by name for configs and loading."""
+"""Models: the sequence shapes built on rnnkit layers, registered by name for configs and loading.
+
+CTC (unaligned many-to-many) is :class:`CTC`; its loss, greedy and prefix beam decoding, priors and
+forced alignment are in :mod:`rnnkit.models.ctc`.
+"""
 
 from ._parts import EncoderConfig as EncoderConfig
 from ._parts import InputConfig as InputConfig
@@ -20,6 +24,10 @@ from .beam import Decoded as Decoded
 from ._conv import ConvConfig as ConvConfig
 from ._conv import ConvManyToMany as ConvManyToMany
 from ._conv import ConvManyToManyConfig as ConvManyToManyConfig
+from ._ctc import CTC as CTC
+from ._ctc import CTCConfig as CTCConfig
+from ._ctc import CTCState as CTCState
+from ._ctc import FrontEndConfig as FrontEndConfig
 
 __all__ = [
     "MODELS",
@@ -42,4 +50,8 @@ __all__ = [
     "ConvConfig",
     "ConvManyToMany",
     "ConvManyToManyConfig",
+    "CTC",
+    "CTCConfig",
+    "CTCState",
+    "FrontEndConfig",
 ]

@@ -4,6 +4,8 @@ from .checkpoint import CheckpointError as CheckpointError
 from .checkpoint import CheckpointManager as CheckpointManager
 from .config import TrainConfig as TrainConfig
 from .data import BucketBatches as BucketBatches
+from .ctc import CTCBatches as CTCBatches
+from .ctc import CTCObjective as CTCObjective
 from .data import StreamBatches as StreamBatches
 from .diagnostics import GradientFlow as GradientFlow
 from .diagnostics import GradientMonitor as GradientMonitor
@@ -36,6 +38,8 @@ __all__ = [
     "StepOutput",
     "SupervisedObjective",
     "StreamObjective",
+    "CTCBatches",
+    "CTCObjective",
     "CheckpointManager",
     "CheckpointError",
     "load",
