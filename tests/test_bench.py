@@ -387,8 +387,11 @@ def test_a_time_budget_shrinks_the_cases_that_would_not_fit(machine):
     roomy = TimeSizer(1e6, 1, machine)
     assert roomy.fit(long)[0] == long  # the time to measure it in full
     rows = bench.run([Case("lstm", 8, 2, 40, "train")], warmup=0, memory=False, dtypes="fp32", machine=machine,
-                     time_budget_s=1e-3)  # fmt: skip
+                     time_budget_s=0.5)  # fmt: skip
     assert rows[0].steps == TimeSizer.MIN_STEPS and rows[0].case.endswith("T10")
+    # once the budget is spent, the cases left are not measured
+    assert bench.run([Case("lstm", 8, 2, 40, "train")] * 3, warmup=0, memory=False, dtypes="fp32", machine=machine,
+                     time_budget_s=1e-6) == []  # fmt: skip
     with pytest.raises(ValueError, match="time_budget_s must be a positive number"):
         TimeSizer(0, 1, machine)
 

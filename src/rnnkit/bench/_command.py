@@ -70,7 +70,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"timing the {device} matmul peak ...", file=sys.stderr, flush=True)
     start = measure_machine(device, matmul_size=matmul_size)
     # each row is printed as it is measured; the table's end is printed last
-    table = TableStream(select_cases(args.configs, quick=args.quick), sys.stdout, markdown=args.markdown)
+    cases = select_cases(args.configs, quick=args.quick)
+    table = TableStream(cases, sys.stdout, markdown=args.markdown)
     table.start(start)
     rows = run(
         args.configs,
@@ -87,7 +88,8 @@ def main(args: argparse.Namespace) -> int:
     )
     # the peak again at the end: on a shared machine the first measurement may have been unlucky
     machine = settle_machine(start, measure_machine(device, matmul_size=matmul_size))
-    table.finish(rows, start, machine)
+    per_case = len({row.dtype for row in rows}) or 1
+    table.finish(rows, start, machine, not_measured=max(len(cases) * per_case - len(rows), 0))
     if args.json:
         write_json(args.json, rescale(rows, machine), machine, command=shlex.join(["rnnkit", *sys.argv[1:]]))
     return 1 if any(row.error for row in rows) else 0  # the table lists what failed

@@ -226,8 +226,11 @@ class TableStream:
         cells = _cells(row)
         self._write([_markdown_line(cells) if self.markdown else _aligned(cells, self.widths)])
 
-    def finish(self, rows: Sequence[Row], start: Machine, settled: Machine) -> None:
+    def finish(self, rows: Sequence[Row], start: Machine, settled: Machine, *, not_measured: int = 0) -> None:
         lines = [] if self.markdown else _footer(rows)
+        if not_measured:
+            lines += ["", f"{not_measured} case(s) not measured: the time budget was spent (the machine is loaded);"
+                          " a larger --time-budget, or --configs, measures them"]  # fmt: skip
         end = settled.load_average_end[0] if settled.load_average_end else math.nan
         lines += ["", f"load average {end:.2f} at the end; fp32 matmul peak {settled.peak_fp32:.0f} GFLOP/s, best of"
                       f" start and end ({start.peak_fp32:.0f} at the start, which %peak above is against)"]  # fmt: skip

@@ -164,6 +164,8 @@ def run(
     sizer = TimeSizer(time_budget_s, total, machine) if time_budget_s is not None else None
     for case in cases:
         for dtype in chosen:
+            if sizer is not None and sizer.over():  # the budget is spent: the rest is not measured
+                return rows
             measured, case_budget = (case, budget_s) if sizer is None else sizer.fit(case)
             try:
                 row = bench_case(measured, dtype, device, machine, reps=reps, warmup=warmup, budget_s=case_budget,
@@ -203,6 +205,10 @@ class TimeSizer:
         self.flops = 0.0
         self.seconds = 0.0
         self.guess_rate = machine.peak_fp32 * 1e9 * self.GUESS_EFFICIENCY
+
+    def over(self) -> bool:
+        """The budget is spent (on a machine loaded many times over, before every case ran)."""
+        return time.perf_counter() >= self.deadline
 
     def rate(self) -> float:
         """FLOPs per second of the slowest contender of the rows so far."""
