@@ -342,3 +342,61 @@ def test_a_failing_case_becomes_a_row_with_its_error(monkeypatch, machine, tmp_p
     assert "rows that failed:" in bench.format_table([row], machine)
     bench.write_json(tmp_path / "x.json", [row], machine)
     assert json.loads((tmp_path / "x.json").read_text())["rows"][0]["ms"] is None
+
+
+# -----------------------------------------------------------------------------
+# --quick: rows as they are measured, sized by time
+
+
+def test_each_row_is_printed_and_flushed_as_it_is_measured(monkeypatch, capsys):
+    """When the second case starts, the first case's row is already on stdout."""
+    from rnnkit.bench import _run
+
+    monkeypatch.setattr(_measure, "MATMUL_SIZE", TINY_MACHINE_SIZE)
+    cases = (Case("lstm", 8, 2, 3, "train", config="tiny"), Case("gru", 8, 2, 3, "train", config="tiny"))
+    monkeypatch.setitem(CONFIGS, "tiny", Config("tiny", "tiny", cases))
+    seen_before = []
+    real = _run.bench_case
+
+    def watched(case, *args, **kwargs):
+        seen_before.append(capsys.readouterr().out)
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(_run, "bench_case", watched)
+    code = cli.main(["bench", "--configs", "tiny", "--dtype", "fp32", "--reps", "1", "--warmup", "0", "--no-memory",
+                     "--quiet"])  # fmt: skip
+    assert code == 0
+    assert "cfg" in seen_before[0] and "LSTM H8 B2 T3" not in seen_before[0]  # the header, before any row
+    assert "LSTM H8 B2 T3" in seen_before[1]  # the first row, before the second case ran
+    rest = capsys.readouterr().out
+    assert "GRU H8 B2 T3" in rest and "contenders" in rest and "at the end" in rest
+
+
+def test_a_time_budget_shrinks_the_cases_that_would_not_fit(machine):
+    """With a budget far too small, a long case is measured on fewer steps (at least MIN_STEPS)
+    and says so in its label; a streaming step case is left alone."""
+    from rnnkit.bench._run import TimeSizer
+
+    sizer = TimeSizer(1.0, 2, machine)
+    long = Case("lstm", 256, 16, 400, "train")
+    shrunk, budget = sizer.fit(long)
+    assert TimeSizer.MIN_STEPS <= shrunk.steps < 400 and shrunk.label.endswith(f"T{shrunk.steps}")
+    assert 0 < budget <= 1.0
+    step = Case("lstm", 8, 1, 1, "step")
+    assert sizer.fit(step)[0] == step
+    roomy = TimeSizer(1e6, 1, machine)
+    assert roomy.fit(long)[0] == long  # the time to measure it in full
+    rows = bench.run([Case("lstm", 8, 2, 40, "train")], warmup=0, memory=False, dtypes="fp32", machine=machine,
+                     time_budget_s=0.5)  # fmt: skip
+    assert rows[0].steps == TimeSizer.MIN_STEPS and rows[0].case.endswith("T10")
+    # once the budget is spent, the cases left are not measured
+    assert bench.run([Case("lstm", 8, 2, 40, "train")] * 3, warmup=0, memory=False, dtypes="fp32", machine=machine,
+                     time_budget_s=1e-6) == []  # fmt: skip
+    with pytest.raises(ValueError, match="time_budget_s must be a positive number"):
+        TimeSizer(0, 1, machine)
+
+
+def test_quick_promises_its_time_in_its_help(capsys):
+    assert cli.main(["bench", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "sized to about 90 s (under two minutes)" in out and "--time-budget SECONDS" in out

@@ -11,7 +11,7 @@ import torch
 from ..apps.commands import Command
 from ._configs import CONFIGS, select_cases
 from ._measure import measure_machine, settle_machine
-from ._report import Row, format_table, rescale, write_json
+from ._report import TableStream, rescale, write_json
 from ._run import resolve_device, run
 
 
@@ -28,9 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--configs", metavar="IDS", default=None,
                         help="comma-separated configuration ids (default: all, or all with a --quick variant)")
     parser.add_argument("--quick", action="store_true",
-                        help="the reduced subset, under two minutes on a 2-core CPU")
-    parser.add_argument("--dtype", choices=["fp32", "bf16", "all"], default="all",
-                        help="fp32, bf16 (autocast) or both where the hardware has bf16 (default: all)")
+                        help=f"the reduced subset in fp32, sized to about {QUICK_BUDGET_S:.0f} s (under two minutes) even"
+                             " on a loaded 2-core CPU: a case is measured on fewer time steps when it would not fit")
+    parser.add_argument("--time-budget", metavar="SECONDS", type=float, default=None,
+                        help=f"size the run to about SECONDS (default: {QUICK_BUDGET_S:.0f} with --quick, else none)")
+    parser.add_argument("--dtype", choices=["fp32", "bf16", "all"], default=None,
+                        help="fp32, bf16 (autocast) or both where the hardware has bf16 (default: all; fp32 with --quick)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's own default, printed in the header)")
@@ -40,16 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--json", metavar="FILE", help="also write the machine, conventions and rows as JSON")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--quiet", action="store_true", help="nothing on stderr (the rows still print as measured)")
 
 
-def _progress(done: int, total: int, row: Row) -> None:
-    if row.error:
-        print(f"[{done}/{total}] {row.config:>2} {row.case} {row.mode} {row.dtype}: FAILED, {row.error}",
-              file=sys.stderr, flush=True)
-        return
-    print(f"[{done}/{total}] {row.config:>2} {row.case} {row.mode} {row.dtype} ({row.path}): {row.ms:.3g} ms,"
-          f" {row.vs_torch:.2f}x torch.nn, {row.vs_loop:.2f}x loop", file=sys.stderr, flush=True)
+QUICK_BUDGET_S = 90.0  # the measuring; the matmul peak and start-up come on top
+QUICK_MATMUL_SIZE = 1024  # an eighth of the full peak's work: seconds, not tens of them, under load
 
 
 def main(args: argparse.Namespace) -> int:
@@ -63,28 +61,37 @@ def main(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be a positive integer, got {args.threads}")
         torch.set_num_threads(args.threads)
+    budget = args.time_budget if args.time_budget is not None else (QUICK_BUDGET_S if args.quick else None)
+    if budget is not None and not budget > 0:
+        raise ValueError(f"--time-budget must be a positive number of seconds, got {budget}")
     device = resolve_device(args.device)
+    matmul_size = QUICK_MATMUL_SIZE if args.quick else None
     if not args.quiet:
         print(f"timing the {device} matmul peak ...", file=sys.stderr, flush=True)
-    machine = measure_machine(device)
+    start = measure_machine(device, matmul_size=matmul_size)
+    # each row is printed as it is measured; the table's end is printed last
+    cases = select_cases(args.configs, quick=args.quick)
+    table = TableStream(cases, sys.stdout, markdown=args.markdown)
+    table.start(start)
     rows = run(
         args.configs,
         quick=args.quick,
-        dtypes=args.dtype,
+        dtypes=args.dtype or ("fp32" if args.quick else "all"),
         device=device,
         reps=args.reps,
         warmup=args.warmup,
         budget_s=0.5 if args.quick else 1.0,
         memory=not args.no_memory,
-        machine=machine,
-        progress=None if args.quiet else _progress,
+        machine=start,
+        progress=lambda done, total, row: table.add(row),
+        time_budget_s=budget,
     )
     # the peak again at the end: on a shared machine the first measurement may have been unlucky
-    machine = settle_machine(machine, measure_machine(device))
-    rows = rescale(rows, machine)
-    print(format_table(rows, machine, markdown=args.markdown))
+    machine = settle_machine(start, measure_machine(device, matmul_size=matmul_size))
+    per_case = len({row.dtype for row in rows}) or 1
+    table.finish(rows, start, machine, not_measured=max(len(cases) * per_case - len(rows), 0))
     if args.json:
-        write_json(args.json, rows, machine, command=shlex.join(["rnnkit", *sys.argv[1:]]))
+        write_json(args.json, rescale(rows, machine), machine, command=shlex.join(["rnnkit", *sys.argv[1:]]))
     return 1 if any(row.error for row in rows) else 0  # the table lists what failed
 
 

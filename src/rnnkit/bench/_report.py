@@ -139,43 +139,104 @@ COLUMNS = (
 )  # fmt: skip
 
 
+TITLES = [title for title, _ in COLUMNS]
+
+
+def _cells(row: Row) -> list[str]:
+    line = []
+    for _, field in COLUMNS:
+        value = getattr(row, field)
+        if field.startswith("vs_"):
+            line.append(f"{value:.2f}x" if math.isfinite(value) else "-")
+        elif isinstance(value, float):
+            line.append(_num(value))
+        else:
+            line.append(str(value))
+    return line
+
+
+def _aligned(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.ljust(w) if i < 5 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+
+def _markdown_line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _markdown_rule() -> str:
+    return "|" + "|".join("---" if i < 5 else "---:" for i in range(len(TITLES))) + "|"
+
+
+def _footer(rows: Sequence[Row]) -> list[str]:
+    refs = {(r.config, r.ours, r.torch_ref, r.loop_ref) for r in rows if not r.error}
+    refs = sorted(refs, key=lambda r: _config_key(r[0]))
+    lines = ["", "contenders (rnnkit | torch.nn reference | loop reference):"]
+    lines += [f"  {cfg:>3}: {ours} | {torch_ref} | {loop_ref}" for cfg, ours, torch_ref, loop_ref in refs]
+    failed = [r for r in rows if r.error]
+    if failed:
+        lines += ["", "rows that failed:"]
+        lines += [f"  {r.config:>3} {r.case} {r.mode} {r.dtype}: {r.error}" for r in failed]
+    return lines
+
+
 def format_table(rows: Sequence[Row], machine: Machine | None = None, *, markdown: bool = False) -> str:
     """The rows as an aligned text table (or a Markdown one), under the machine's header."""
-    cells = []
-    for row in rows:
-        line = []
-        for _, field in COLUMNS:
-            value = getattr(row, field)
-            if field.startswith("vs_"):
-                line.append(f"{value:.2f}x" if math.isfinite(value) else "-")
-            elif isinstance(value, float):
-                line.append(_num(value))
-            else:
-                line.append(str(value))
-        cells.append(line)
-    titles = [title for title, _ in COLUMNS]
+    cells = [_cells(row) for row in rows]
     lines = [] if machine is None else header(machine)
     if markdown:
         lines = [f"{line}  " for line in lines] + [""] if lines else []
-        lines.append("| " + " | ".join(titles) + " |")
-        lines.append("|" + "|".join("---" if i < 5 else "---:" for i in range(len(titles))) + "|")
-        lines += ["| " + " | ".join(line) + " |" for line in cells]
+        lines += [_markdown_line(TITLES), _markdown_rule()]
+        lines += [_markdown_line(line) for line in cells]
     else:
-        widths = [max(len(t), *(len(line[i]) for line in cells)) if cells else len(t) for i, t in enumerate(titles)]
-        align = lambda text, i: text.ljust(widths[i]) if i < 5 else text.rjust(widths[i])  # noqa: E731
-        lines.append("  ".join(align(t, i) for i, t in enumerate(titles)))
-        lines += ["  ".join(align(c, i) for i, c in enumerate(line)) for line in cells]
-        refs = {(r.config, r.ours, r.torch_ref, r.loop_ref) for r in rows if not r.error}
-        refs = sorted(refs, key=lambda r: _config_key(r[0]))
-        lines.append("")
-        lines.append("contenders (rnnkit | torch.nn reference | loop reference):")
-        lines += [f"  {cfg:>3}: {ours} | {torch_ref} | {loop_ref}" for cfg, ours, torch_ref, loop_ref in refs]
-        failed = [r for r in rows if r.error]
-        if failed:
-            lines.append("")
-            lines.append("rows that failed:")
-            lines += [f"  {r.config:>3} {r.case} {r.mode} {r.dtype}: {r.error}" for r in failed]
+        widths = [max(len(t), *(len(line[i]) for line in cells)) if cells else len(t) for i, t in enumerate(TITLES)]
+        lines.append(_aligned(TITLES, widths))
+        lines += [_aligned(line, widths) for line in cells]
+        lines += _footer(rows)
     return "\n".join(lines)
+
+
+class TableStream:
+    """The table written a row at a time, each as it is measured (flushed): the machine's header
+    and the column titles by :meth:`start`, a row by :meth:`add`, and by :meth:`finish` what
+    only the end knows (the contenders, failed rows, the load and matmul peak at the end).
+
+    Column widths are fixed up front, from the ``cases`` to come (:class:`Case`); ``%peak`` is
+    against the peak measured at the start (the JSON's, against the better of start and end).
+    """
+
+    def __init__(self, cases: Sequence, stream, *, markdown: bool = False) -> None:
+        self.stream, self.markdown = stream, markdown
+        self.widths = [max(len(t), 6) for t in TITLES]
+        self.widths[0] = max([len("cfg"), *(len(c.config or "-") for c in cases)])
+        self.widths[1] = max([len("case"), *(len(c.label) for c in cases)])
+        self.widths[4] = max(len("path"), 8)
+
+    def _write(self, lines: Sequence[str]) -> None:
+        self.stream.write("".join(f"{line}\n" for line in lines))
+        self.stream.flush()
+
+    def start(self, machine: Machine) -> None:
+        lines = header(machine)
+        if self.markdown:
+            self._write([f"{line}  " for line in lines] + ["", _markdown_line(TITLES), _markdown_rule()])
+        else:
+            self._write([*lines, _aligned(TITLES, self.widths)])
+
+    def add(self, row: Row) -> None:
+        cells = _cells(row)
+        self._write([_markdown_line(cells) if self.markdown else _aligned(cells, self.widths)])
+
+    def finish(self, rows: Sequence[Row], start: Machine, settled: Machine, *, not_measured: int = 0) -> None:
+        lines = [] if self.markdown else _footer(rows)
+        if not_measured:
+            lines += ["", f"{not_measured} case(s) not measured: the time budget was spent (the machine is loaded);"
+                          " a larger --time-budget, or --configs, measures them"]  # fmt: skip
+        end = settled.load_average_end[0] if settled.load_average_end else math.nan
+        lines += ["", f"load average {end:.2f} at the end; fp32 matmul peak {settled.peak_fp32:.0f} GFLOP/s, best of"
+                      f" start and end ({start.peak_fp32:.0f} at the start, which %peak above is against)"]  # fmt: skip
+        if busy(settled) and not busy(start):
+            lines.append("WARNING: the machine was busy by the end: only same-row ratios mean something")
+        self._write(lines)
 
 
 def _config_key(config: str) -> tuple:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Iterable
 
 import torch
@@ -127,6 +128,7 @@ def run(
     memory: bool = True,
     machine: Machine | None = None,
     progress: Callable[[int, int, Row], None] | None = None,
+    time_budget_s: float | None = None,
 ) -> list[Row]:
     """Benchmark ``configs`` and return one :class:`Row` per case and dtype.
 
@@ -136,6 +138,12 @@ def run(
     ``reps``: timed repetitions per contender (default: as many as fit ``budget_s`` seconds,
     3 to 15). ``machine``: from :func:`measure_machine`, measured here when None.
     ``progress(done, total, row)`` is called after each row.
+
+    ``time_budget_s`` sizes the run by time (``rnnkit bench --quick``): each case gets an equal
+    share of what is left (``budget_s`` is then set from it), and one whose estimated cost exceeds
+    its share is measured on fewer time steps (its row's label says how many); the estimate comes
+    from the FLOP rate of the rows so far (:class:`TimeSizer`), so a loaded machine shrinks the
+    later cases and an idle one leaves them as they are.
 
     >>> rows = run([Case("lstm", 8, 2, 3, "train")], reps=1, warmup=0, memory=False,
     ...            machine=measure_machine("cpu", matmul_size=64), dtypes="fp32")
@@ -153,14 +161,77 @@ def run(
     chosen = resolve_dtypes(dtypes, machine)
     rows: list[Row] = []
     total = len(cases) * len(chosen)
+    sizer = TimeSizer(time_budget_s, total, machine) if time_budget_s is not None else None
     for case in cases:
         for dtype in chosen:
+            if sizer is not None and sizer.over():  # the budget is spent: the rest is not measured
+                return rows
+            measured, case_budget = (case, budget_s) if sizer is None else sizer.fit(case)
             try:
-                row = bench_case(case, dtype, device, machine, reps=reps, warmup=warmup, budget_s=budget_s,
+                row = bench_case(measured, dtype, device, machine, reps=reps, warmup=warmup, budget_s=case_budget,
                                  memory=memory)  # fmt: skip
             except RuntimeError as error:  # one failing contender should not lose the whole run
-                row = failed_row(case, dtype, f"{type(error).__name__}: {str(error).splitlines()[0]}")
+                row = failed_row(measured, dtype, f"{type(error).__name__}: {str(error).splitlines()[0]}")
+            if sizer is not None:
+                sizer.spent(measured, row)
             rows.append(row)
             if progress is not None:
                 progress(len(rows), total, rows[-1])
     return rows
+
+
+class TimeSizer:
+    """Sizes the cases of a run to a time budget (see :func:`run`'s ``time_budget_s``).
+
+    A case's wall time is about ``CALLS`` calls of its slowest contender (two warm-up calls and
+    three repetitions of each of three contenders, and the memory pass), or the repetitions'
+    own time budget where calls are cheap, plus a fixed ``OVERHEAD_S``. The slowest contender's
+    seconds per call are estimated from the FLOP rate the rows so far achieved (before any, at
+    ``GUESS_EFFICIENCY`` of the machine's matmul peak). A case is given the repetition budget its
+    share of the time left allows, and is measured on fewer time steps (never under
+    ``MIN_STEPS``) only when even that would not fit.
+    """
+
+    CALLS = 18
+    GUESS_EFFICIENCY = 0.15
+    OVERHEAD_S = 0.5  # building the contenders, warming them up, the profiler session
+    MIN_STEPS = 10
+
+    def __init__(self, budget_s: float, cases: int, machine: Machine) -> None:
+        if isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0:
+            raise ValueError(f"time_budget_s must be a positive number of seconds, got {budget_s!r}")
+        self.deadline = time.perf_counter() + budget_s
+        self.left = cases
+        self.flops = 0.0
+        self.seconds = 0.0
+        self.guess_rate = machine.peak_fp32 * 1e9 * self.GUESS_EFFICIENCY
+
+    def over(self) -> bool:
+        """The budget is spent (on a machine loaded many times over, before every case ran)."""
+        return time.perf_counter() >= self.deadline
+
+    def rate(self) -> float:
+        """FLOPs per second of the slowest contender of the rows so far."""
+        return self.flops / self.seconds if self.seconds > 0 and self.flops > 0 else self.guess_rate
+
+    def fit(self, case: Case) -> tuple[Case, float]:
+        """``case`` (on fewer time steps if it would not fit its share of the time left) and the
+        seconds each contender's timed repetitions may take."""
+        share = max(self.deadline - time.perf_counter(), 0.0) / max(self.left, 1)
+        self.left -= 1
+        room = max(share - self.OVERHEAD_S, 0.0)
+        reps_budget = max(min(room / 6, 1.0), 0.05)  # three contenders, half of the share
+        if case.mode == "step" or case.steps <= self.MIN_STEPS:
+            return case, reps_budget
+        call = case_flops(case) / self.rate()  # seconds per call of the slowest contender
+        if self.CALLS * call <= room:
+            return case, reps_budget
+        steps = max(self.MIN_STEPS, int(case.steps * room / (self.CALLS * call)))
+        return (dataclasses.replace(case, steps=steps) if steps < case.steps else case), reps_budget
+
+    def spent(self, case: Case, row: Row) -> None:
+        """Learn from a measured row: its FLOPs per second of its slowest contender's call."""
+        slowest = max(row.ms, row.torch_ms, row.loop_ms) / 1e3
+        if case.mode != "step" and not row.error and math.isfinite(slowest) and slowest > 0:
+            self.flops += case_flops(case)
+            self.seconds += slowest

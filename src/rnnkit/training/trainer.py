@@ -349,9 +349,10 @@ class Trainer:
         with self.autocast():
             out = self.objective(self.network, self._to_device(batch), carried)
         loss = out.loss
-        finite = all_reduce_sum([float(torch.isfinite(loss).item())], self.distributed, self.device)[0]
+        value = loss.item()  # the step's one read of the loss (a device sync): the NaN guard and the logs share it
+        finite = all_reduce_sum([float(math.isfinite(value))], self.distributed, self.device)[0]
         if finite < self.distributed.world_size:
-            return self._skip_bad_step(state, progress, carried, f"loss is {loss.item()}")
+            return self._skip_bad_step(state, progress, carried, f"loss is {value}")
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -373,7 +374,6 @@ class Trainer:
             self.optimizer.step()
         self.schedule.step()
         state.bad_steps = 0
-        value = loss.item()
         state.window_loss += value * out.count
         state.window_items += out.count
         for name, metric in out.metrics.items():
