@@ -16,6 +16,7 @@ from .base import Prepared as Prepared
 from .base import Run as Run
 from .classify import ClassifyApp
 from .forecast import ForecastApp
+from .handwriting import HandwritingApp
 from .longrange import AddingApp, CopyApp
 from .seq2seq import Seq2SeqApp
 from .tagging import TagApp
@@ -30,6 +31,7 @@ APPS: tuple[App, ...] = (
     CopyApp(),
     ForecastApp(),
     DetectApp(),
+    HandwritingApp(),
 )
 
 
