@@ -14,6 +14,7 @@ from .anomaly import DetectApp
 from .base import App as App
 from .base import Prepared as Prepared
 from .base import Run as Run
+from .caption import CaptionApp
 from .classify import ClassifyApp
 from .forecast import ForecastApp
 from .handwriting import HandwritingApp
@@ -32,6 +33,7 @@ APPS: tuple[App, ...] = (
     ForecastApp(),
     DetectApp(),
     HandwritingApp(),
+    CaptionApp(),
 )
 
 

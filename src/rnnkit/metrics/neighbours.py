@@ -3,8 +3,8 @@ pen coordinates for handwriting; the caption of the closest training image, Devl
 
 >>> import torch
 >>> reference = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [6.0, 5.0], [5.0, 6.0]])
->>> nearest(reference, torch.tensor([[0.2, 0.1], [5.4, 5.4]]), k=2).tolist()
-[[0, 1], [2, 3]]
+>>> nearest(reference, torch.tensor([[0.2, 0.1], [5.6, 5.2]]), k=2).tolist()
+[[0, 1], [3, 2]]
 >>> knn_predict(reference, torch.tensor([0, 0, 1, 1, 1]), torch.tensor([[0.9, 0.0], [4.0, 4.0]]), k=3,
 ...             num_classes=2).tolist()
 [0, 1]

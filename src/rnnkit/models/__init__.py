@@ -15,6 +15,9 @@ from ._generator import OneToManyConfig as OneToManyConfig
 from ._seq2seq import EncoderDecoder as EncoderDecoder
 from ._seq2seq import EncoderDecoderConfig as EncoderDecoderConfig
 from ._seq2seq import TeacherForcingSchedule as TeacherForcingSchedule
+from ._captioner import ConvEncoderConfig as ConvEncoderConfig
+from ._captioner import ImageCaptioner as ImageCaptioner
+from ._captioner import ImageCaptionerConfig as ImageCaptionerConfig
 from .beam import Beams as Beams
 from .beam import Decoded as Decoded
 
@@ -36,4 +39,7 @@ __all__ = [
     "TeacherForcingSchedule",
     "Decoded",
     "Beams",
+    "ConvEncoderConfig",
+    "ImageCaptioner",
+    "ImageCaptionerConfig",
 ]
