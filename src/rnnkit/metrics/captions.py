@@ -18,7 +18,7 @@ from .._extras import require
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]) -> float:
     """Corpus BLEU-4 (0-100) of ``hypotheses`` against one reference each (a string per
     hypothesis) or several (a list of strings per hypothesis), sacrebleu's defaults (13a
-    tokenisation, exponential smoothing off)."""
+    tokenisation, exponential smoothing of zero n-gram counts)."""
     sacrebleu = require("sacrebleu", "caption", "BLEU")
     if len(hypotheses) != len(references):
         raise ValueError(f"references must have one entry per hypothesis: {len(hypotheses)} hypotheses,"
