@@ -263,6 +263,27 @@ def test_predict_streams_stdin_one_answer_per_line_as_it_arrives(trained, monkey
     torch.testing.assert_close(probabilities.sum(-1), torch.ones(2))
 
 
+def test_predict_holds_stdin_to_text_and_evaluate_scores_a_new_file(trained, tmp_path, monkeypatch, capsys):
+    run, _ = trained
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"a fine film\n\x7fELF\x02\x01\x00\x00\n")))
+    assert main(["predict", str(run)]) == 2  # binary data on stdin is refused as it is in a file
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1 and "standard input line 2 looks binary" in captured.err
+
+    data = tmp_path / "more.csv"
+    write_reviews(data, rows=60, seed=7)
+    assert main(["evaluate", str(run), "--data", str(data), "--json", str(tmp_path / "scores.json")]) == 0
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    with data.open() as f:
+        rows = list(csv.DictReader(f))
+    guesses = [label for label, _ in Classifier.load(run).predict([r["review"] for r in rows])]
+    assert scores["rows"] == 60 and scores["accuracy"] == pytest.approx(
+        sum(g == r["sentiment"] for g, r in zip(guesses, rows)) / 60)  # fmt: skip
+    assert f"accuracy: {scores['accuracy']:.4f}" in capsys.readouterr().out
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "none.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_char_tokenizer_option_trains_and_predicts(tmp_path, capsys):
     data = tmp_path / "reviews.csv"
     write_reviews(data, rows=120)

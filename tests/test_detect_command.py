@@ -368,6 +368,23 @@ def test_bad_input_is_one_line(run, tmp_path, capsys):
     _fails(capsys, [*train, "--data", str(short), "--task.threshold=median"], "threshold must be one of")
     _fails(capsys, [*train, "--data", str(short), "--task.dynamic.min_history=500"], "dynamic threshold settings",
            "min_history must be at most window=300")  # fmt: skip
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("time,y\n")
+    _fails(capsys, ["detect", str(run), "--data", str(header_only)], "has a header but no rows")
+    _fails(capsys, ["detect", str(run), "--data", str(short), "--plot", str(tmp_path / "no" / "dir" / "x.png")],
+           "--plot", "does not exist")  # fmt: skip
+    assert not (tmp_path / "no").exists()  # no directory made for a mistyped path
+    _fails(capsys, ["detect", str(run), "--data", str(short), "--plot", str(tmp_path)], "must name a file")
+
+
+def test_stdin_with_a_byte_order_mark_or_binary_data(run, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("\ufeff1.5\n2.5\n".encode())))
+    capsys.readouterr()
+    assert main(["detect", str(run)]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()]
+    assert [r[0] for r in rows[1:]] == ["1.5", "2.5"]  # the mark is not part of the first reading
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"1.0\n\x00\x01\xff\n")))
+    _fails(capsys, ["detect", str(run)], "standard input line 2 looks binary")
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

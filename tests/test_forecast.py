@@ -276,3 +276,17 @@ def test_autoregressive_strategy_samples_paths():
     assert result.equals(forecaster.predict())  # the paths are drawn from a fixed seed
     with pytest.raises(ValueError, match="autoregressive' needs head='gaussian'"):
         fc.ForecastConfig(strategy="autoregressive", head="quantile")
+
+
+def test_a_constant_series_is_said_before_training_and_its_mase_is_undefined(tmp_path, capsys):
+    """Issue 13, item 11: a constant target trained for minutes and then exited 2 ("MASE is
+    undefined"). It is said before training, and the backtest reports the metric as undefined."""
+    rows = [f"{t:%Y-%m-%d},5.0" for t in pd.date_range("2000-01", periods=48, freq="MS")]
+    data = write_csv(tmp_path / "flat.csv", rows, header="date,y")
+    with pytest.warns(UserWarning, match="is constant .* MASE is undefined"):
+        code = main(["train", "forecast", "--data", str(data), "--time-column", "date", "--target", "y",
+                     "--horizon", "3", "--run-dir", str(tmp_path / "run"), "--quiet", "--task.test_size=6",
+                     "--train.max_epochs=1", "--model.encoder.hidden_size=4"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "undefined" in out and "in-sample seasonal naive error is 0" in out

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.apps.tagging import read_conll, span_scores, spans
+from rnnkit.apps.tagging import Tagger, read_conll, span_scores, spans
 
 
 @pytest.mark.parametrize(
@@ -84,6 +85,26 @@ def test_train_tag_learns_and_reports_span_f1(tmp_path, capsys):
     accuracy = float(out.split("test token accuracy ")[1].split(";")[0])
     assert f1 > 0.95 and accuracy > 0.97, out
     assert "span F1 by type: LOC" in out and (tmp_path / "run" / "vocabulary.json").exists()
+
+    # the trained tagger on new text: `rnnkit tag RUN_DIR FILE`, a sentence a line (issue 13, item 16)
+    text = tmp_path / "new.txt"
+    text.write_text("we saw Mr Jones in Oslo\nin Rome\n")
+    assert main(["tag", str(tmp_path / "run"), str(text)]) == 0
+    blocks = capsys.readouterr().out.split("\n\n")
+    assert blocks[0].splitlines() == ["we\tO", "saw\tO", "Mr\tO", "Jones\tB-PER", "in\tO", "Oslo\tB-LOC"]
+    assert blocks[1].splitlines() == ["in\tO", "Rome\tB-LOC"]
+
+    # `rnnkit evaluate RUN_DIR --data FILE`: the same figures as conlleval's rules give by hand
+    held_out = tmp_path / "new.conll"
+    sentences = generated_sentences(40, seed=9)
+    write_conll(held_out, sentences)
+    assert main(["evaluate", str(tmp_path / "run"), "--data", str(held_out), "--json", str(tmp_path / "s.json")]) == 0
+    scores = json.loads((tmp_path / "s.json").read_text())
+    tagger = Tagger.load(tmp_path / "run")
+    predicted = tagger.tag([[w for w, _ in s] for s in sentences])
+    gold = [[label for _, label in s] for s in sentences]
+    assert scores["sentences"] == 40 and scores["f1"] == pytest.approx(span_scores(gold, predicted)["f1"])
+    assert f"f1: {scores['f1']:.4f}" in capsys.readouterr().out
 
 
 def test_tag_bad_data_is_one_line(tmp_path, capsys):

@@ -163,3 +163,14 @@ def test_wrong_flags_and_run_directories(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "nowhere")]) == 2
     captured = capsys.readouterr()
     assert "run directory" in captured.err and captured.out == ""
+
+
+def test_a_prime_with_characters_never_seen_warns(tmp_path, capsys):
+    data = tmp_path / "play.txt"
+    data.write_text(PLAY, encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", "text", "--data", str(data), "--run-dir", str(run), "--train.max_epochs=1", *SMALL]) == 0
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"2 character\(s\) the model never saw .*'€', '✓'"):
+        assert main(["generate", str(run), "--prime", "RO€MEO✓", "--length", "5", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.startswith("RO")

@@ -379,3 +379,21 @@ def test_progress_with_a_time_limit_shows_the_steps_that_fit(monkeypatch):
         progress.update(step, loss=0.5, items=8, lr=1e-3, epoch=0)
     last = stream.getvalue().splitlines()[-1]
     assert "step 10/100 " in last and "eta 0m09s" in last
+
+
+@pytest.mark.parametrize("name,message", [
+    ("tpu", "train.device must be 'auto' or a torch device"),
+    ("xpu", "train.device 'xpu' is not available"),
+    pytest.param("cuda", "a CPU-only build, or no GPU", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="a GPU is here")),
+])  # fmt: skip
+def test_a_device_this_torch_lacks_is_one_clear_error(name, message, tmp_path, capsys):
+    from rnnkit.cli import main
+    from rnnkit.training.trainer import resolve_device
+
+    with pytest.raises(ValueError, match=message):
+        resolve_device(name)
+    assert resolve_device("cpu") == torch.device("cpu")
+    code = main(["train", "adding", "--run-dir", str(tmp_path / "run"), "--quiet", f"--train.device={name}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err

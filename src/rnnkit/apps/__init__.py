@@ -20,6 +20,7 @@ from .forecast import ForecastApp
 from .handwriting import HandwritingApp
 from .longrange import AddingApp, CopyApp
 from .seq2seq import Seq2SeqApp
+from .speech import SpeechApp
 from .tagging import TagApp
 from .text import TextApp
 
@@ -32,6 +33,7 @@ APPS: tuple[App, ...] = (
     CopyApp(),
     ForecastApp(),
     DetectApp(),
+    SpeechApp(),
     HandwritingApp(),
     CaptionApp(),
 )

@@ -1,4 +1,8 @@
-"""Models: the sequence shapes built on rnnkit layers, registered by name for configs and loading."""
+"""Models: the sequence shapes built on rnnkit layers, registered by name for configs and loading.
+
+CTC (unaligned many-to-many) is :class:`CTC`; its loss, greedy and prefix beam decoding, priors and
+forced alignment are in :mod:`rnnkit.models.ctc`.
+"""
 
 from ._parts import EncoderConfig as EncoderConfig
 from ._parts import InputConfig as InputConfig
@@ -20,6 +24,10 @@ from ._captioner import ImageCaptioner as ImageCaptioner
 from ._captioner import ImageCaptionerConfig as ImageCaptionerConfig
 from .beam import Beams as Beams
 from .beam import Decoded as Decoded
+from ._ctc import CTC as CTC
+from ._ctc import CTCConfig as CTCConfig
+from ._ctc import CTCState as CTCState
+from ._ctc import FrontEndConfig as FrontEndConfig
 
 __all__ = [
     "MODELS",
@@ -39,6 +47,10 @@ __all__ = [
     "TeacherForcingSchedule",
     "Decoded",
     "Beams",
+    "CTC",
+    "CTCConfig",
+    "CTCState",
+    "FrontEndConfig",
     "ConvEncoderConfig",
     "ImageCaptioner",
     "ImageCaptionerConfig",

@@ -3,6 +3,8 @@
 from .checkpoint import CheckpointError as CheckpointError
 from .checkpoint import CheckpointManager as CheckpointManager
 from .config import TrainConfig as TrainConfig
+from .ctc import CTCBatches as CTCBatches
+from .ctc import CTCObjective as CTCObjective
 from .data import StreamBatches as StreamBatches
 from .diagnostics import GradientFlow as GradientFlow
 from .diagnostics import GradientMonitor as GradientMonitor
@@ -34,6 +36,8 @@ __all__ = [
     "StepOutput",
     "SupervisedObjective",
     "StreamObjective",
+    "CTCBatches",
+    "CTCObjective",
     "CheckpointManager",
     "CheckpointError",
     "load",
