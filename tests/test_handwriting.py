@@ -204,3 +204,44 @@ def test_training_refuses_unlabelled_samples_and_a_missing_file(tmp_path, capsys
     assert "needs a label on every sample" in capsys.readouterr().err
     assert main(["train", "handwriting", "--run-dir", str(tmp_path / "r2"), "--quiet"]) != 0
     assert "--data FILE" in capsys.readouterr().err
+
+
+def test_digit_strings_are_laid_out_left_to_right_with_a_gap():
+    from rnnkit.apps.handwriting.strings import compose, string_points
+
+    one = StrokeSample([np.array([[5.0, 0], [5, 10]])], "1")  # zero width, 10 high
+    box = StrokeSample([np.array([[0.0, 0], [10, 0], [10, 20], [0, 20]])], "0")  # half as wide as high
+    string = compose([box, one, box], gap=0.25)
+    assert string.label == "010"
+    starts = [float(s[:, 0].min()) for s in string.strokes]
+    assert starts == pytest.approx([0.0, 0.75, 1.0])  # 0.5 wide + 0.25 gap; then 0 wide + 0.25 gap
+    assert all(float(s[:, 1].min()) == 0 and float(s[:, 1].max()) == 1 for s in string.strokes)
+    points, pen = string_points(string, 8)
+    assert len(points) == 24 and pen.sum() == 2
+    assert points[:, 1].min() == pytest.approx(-0.5) and points[:, 1].max() == pytest.approx(0.5)
+
+
+def test_digit_strings_train_with_ctc_and_recognize(tmp_path, capsys):
+    from rnnkit.apps.handwriting.strings import compose
+
+    train_file, test_file = tmp_path / "train.json", tmp_path / "test.json"
+    train_file.write_text(json.dumps(generated_samples(60, writers=6)))
+    test_file.write_text(json.dumps(generated_samples(15, writers=3, seed=1)))
+    run_dir = tmp_path / "run"
+    code = main(["train", "handwriting-strings", "--data", str(train_file), "--test-data", str(test_file),
+                 "--run-dir", str(run_dir), "--task.points=8", "--task.min_digits=2", "--task.max_digits=3",
+                 "--task.train_strings=64", "--task.test_strings=20", "--task.batch_size=16",
+                 "--model.encoder.hidden_size=16", "--model.encoder.num_layers=1", "--train.max_epochs=2",
+                 "--quiet"])  # fmt: skip
+    assert code == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["strings"] == {"train": 64, "test": 20} and 0 <= results["digit_error_rate"] <= 2
+    assert results["writers"]["test"] == 3 and all(len(e["reference"]) in (2, 3) for e in results["examples"])
+    samples = [compose([StrokeSample([np.asarray(s) for s in d["strokes"]], d["label"])
+                        for d in generated_samples(3, writers=1)], 0.15)]  # fmt: skip
+    strings = tmp_path / "strings.json"
+    strings.write_text(json.dumps([{"strokes": [s.tolist() for s in samples[0].strokes], "label": samples[0].label}]))
+    capsys.readouterr()
+    assert main(["recognize", str(run_dir), str(strings)]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.endswith("\t10+") and set(line.split("\t")[0]) <= set("10+")

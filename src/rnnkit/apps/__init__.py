@@ -17,7 +17,7 @@ from .base import Run as Run
 from .caption import CaptionApp
 from .classify import ClassifyApp
 from .forecast import ForecastApp
-from .handwriting import HandwritingApp
+from .handwriting import DigitStringApp, HandwritingApp
 from .longrange import AddingApp, CopyApp
 from .seq2seq import Seq2SeqApp
 from .speech import SpeechApp
@@ -36,6 +36,7 @@ APPS: tuple[App, ...] = (
     SpeechApp(),
     HandwritingApp(),
     CaptionApp(),
+    DigitStringApp(),
 )
 
 

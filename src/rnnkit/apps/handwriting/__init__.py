@@ -6,5 +6,8 @@ from .data import StrokeBatches as StrokeBatches
 from .plots import strokes_figure as strokes_figure
 from .recognizer import RECOGNIZER_FILE as RECOGNIZER_FILE
 from .recognizer import Recognizer as Recognizer
+from .strings import DigitStringApp as DigitStringApp
+from .strings import StringRecognizer as StringRecognizer
 
-__all__ = ["HandwritingApp", "HandwritingConfig", "StrokeBatches", "strokes_figure", "RECOGNIZER_FILE", "Recognizer"]
+__all__ = ["HandwritingApp", "HandwritingConfig", "StrokeBatches", "strokes_figure", "RECOGNIZER_FILE", "Recognizer", "DigitStringApp",
+           "StringRecognizer"]

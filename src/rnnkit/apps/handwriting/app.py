@@ -164,7 +164,15 @@ def _recognize_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _recognize(args: argparse.Namespace) -> int:
     check_output_path(args.plot, "--plot")
-    recognizer = Recognizer.load(args.run_dir)
+    from ..._io import read_json, run_file
+
+    saved = run_file(args.run_dir, RECOGNIZER_FILE)
+    if saved.is_file() and read_json(saved).get("kind") == "strings":
+        from .strings import StringRecognizer
+
+        recognizer = StringRecognizer.load(args.run_dir)
+    else:
+        recognizer = Recognizer.load(args.run_dir)
     samples = read_strokes(args.file, what="input file")
     predictions = recognizer.predict(samples)
     with closed_stdout_is_fine():
