@@ -154,7 +154,8 @@ def test_train_and_caption_end_to_end(tmp_path, capsys):
     code = main(["train", "caption", "--data", str(data), "--run-dir", str(run_dir), "--task.image_size=16",
                  "--task.batch_size=6", "--task.test_fraction=0.34", "--task.val_fraction=0.25", "--task.shift=0",
                  "--model.encoder.widths=[8, 16]", "--model.decoder.hidden_size=32", "--model.embedding_dim=16",
-                 "--train.max_epochs=40", "--train.lr=1e-2", "--quiet"])  # fmt: skip
+                 "--train.max_epochs=40", "--train.lr=1e-2", "--train.monitor=val_loss", "--train.monitor_mode=min",
+                 "--quiet"])  # fmt: skip
     assert code == 0
     results = json.loads((run_dir / "results.json").read_text())
     assert results["images"] == {"train": 9, "val": 3, "test": 6}  # whole shapes (bases) on one side
