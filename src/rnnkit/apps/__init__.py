@@ -14,9 +14,11 @@ from .anomaly import DetectApp
 from .base import App as App
 from .base import Prepared as Prepared
 from .base import Run as Run
+from .caption import CaptionApp
 from .classify import ClassifyApp
 from .forecast import ForecastApp
 from .genes import GenesApp
+from .handwriting import DigitStringApp, HandwritingApp
 from .longrange import AddingApp, CopyApp
 from .seq2seq import Seq2SeqApp
 from .speech import SpeechApp
@@ -36,6 +38,9 @@ APPS: tuple[App, ...] = (
     GenesApp(),
     TranslateApp(),
     SpeechApp(),
+    HandwritingApp(),
+    CaptionApp(),
+    DigitStringApp(),
 )
 
 

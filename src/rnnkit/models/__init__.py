@@ -19,6 +19,9 @@ from ._generator import OneToManyConfig as OneToManyConfig
 from ._seq2seq import EncoderDecoder as EncoderDecoder
 from ._seq2seq import EncoderDecoderConfig as EncoderDecoderConfig
 from ._seq2seq import TeacherForcingSchedule as TeacherForcingSchedule
+from ._captioner import ConvEncoderConfig as ConvEncoderConfig
+from ._captioner import ImageCaptioner as ImageCaptioner
+from ._captioner import ImageCaptionerConfig as ImageCaptionerConfig
 from .beam import Beams as Beams
 from .beam import Decoded as Decoded
 from ._conv import ConvConfig as ConvConfig
@@ -54,4 +57,7 @@ __all__ = [
     "CTCConfig",
     "CTCState",
     "FrontEndConfig",
+    "ConvEncoderConfig",
+    "ImageCaptioner",
+    "ImageCaptionerConfig",
 ]
