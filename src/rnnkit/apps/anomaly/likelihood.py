@@ -35,7 +35,7 @@ LOG_FLOOR = 1e-10  # 1 - L below this scores 1
 def log_score(likelihood: float) -> float:
     """Numenta's transform of a likelihood to [0, 1]: ``log(1 - L) / log(1e-10)``, clipped.
 
-    >>> log_score(0.5) < 0.05, log_score(1 - 1e-5), log_score(1.0)
+    >>> log_score(0.5) < 0.05, round(log_score(1 - 1e-5), 6), log_score(1.0)
     (True, 0.5, 1.0)
     """
     return min(max(math.log(max(1.0 - likelihood, LOG_FLOOR)) / math.log(LOG_FLOOR), 0.0), 1.0)
