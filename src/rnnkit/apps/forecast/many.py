@@ -177,12 +177,16 @@ def predict_panel(models: nn.Module | list[nn.Module], setup: PanelSetup, histor
         model.eval()
         parts = [split_outputs(model(x[i : i + 2048], lengths=length[i : i + 2048]), c)
                  for i in range(0, len(x), 2048)]  # fmt: skip
-        draws.append(torch.stack(point_and_interval(torch.cat(parts), c)))  # (3, M, H)
-    point, lower, upper = (torch.stack(draws).median(0).values + level[None, :, None]).numpy()
+        out_ = torch.cat(parts)  # (M, H, K)
+        extra = [out_.sort(dim=-1).values.permute(2, 0, 1)] if c.head == "quantile" else []  # (K, M, H)
+        draws.append(torch.cat([torch.stack(point_and_interval(out_, c)), *extra]))  # (3 [+ K], M, H)
+    every = (torch.stack(draws).median(0).values + level[None, :, None]).numpy()
     for row, key in enumerate(keys):
         s = scalers[key]
-        out[key] = {"point": s.inverse(point[row]), "lower": s.inverse(lower[row]), "upper": s.inverse(upper[row]),
-                    "fallback": False}  # fmt: skip
+        out[key] = {"point": s.inverse(every[0, row]), "lower": s.inverse(every[1, row]),
+                    "upper": s.inverse(every[2, row]), "fallback": False}  # fmt: skip
+        if c.head == "quantile":  # every quantile, in config.quantiles order
+            out[key]["quantiles"] = s.inverse(every[3:, row])
     return out
 
 
