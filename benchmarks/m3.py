@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--cell", default="lstm")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--min-lookback", type=int, default=3)
     parser.add_argument("--windows-per-series", type=int, default=None)
     parser.add_argument("--methods", default="Naive2,Theta,ETS,ARIMA")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
@@ -139,7 +140,7 @@ def main() -> None:
                                 batch_size=args.batch_size, data="m3", time_column="period", target="value",
                                 id_column="series_id", static="category", calibrate=False,
                                 lookback=max(2 * SEASON[frequency], 2 * h) if frequency != "yearly" else 2 * h,
-                                windows_per_series=args.windows_per_series)  # fmt: skip
+                                windows_per_series=args.windows_per_series, min_lookback=args.min_lookback)  # fmt: skip
         setup = resolve_panel(panel, config, holdout=False)
         row, series_counts[frequency] = {}, len(panel.ids)
         start = time.time()

@@ -34,6 +34,9 @@ class ForecastConfig:
     static: str | None = None  # a column of one category per series, fed to the model as a one-hot input
     min_lookback: int = 3  # many series: the shortest window; a series shorter than this + 1 uses the fallback
     windows_per_series: int | None = None  # many series: train on each series' last windows only; None: all
+    # many series: divide each series by its classical multiplicative seasonal indices (fitted on its
+    # history, where the M4 90% seasonality test passes) before the network, multiply them back after
+    deseasonalize: bool = True
 
     def __post_init__(self) -> None:
         for name in ("horizon", "step", "batch_size"):

@@ -34,7 +34,7 @@ from torch import nn
 from ...data.panel import BucketBatches, Panel, adaptive_windows, read_long_csv, validate_long
 from ...data.series import Scaler, future_index, require
 from ...metrics.forecasting import coverage, mase, seasonal_naive_scale, smape
-from .baselines import PANEL_BASELINES
+from .baselines import PANEL_BASELINES, seasonal_indices
 from .config import ForecastConfig, point_column
 from .model import point_and_interval, split_outputs
 
@@ -106,6 +106,18 @@ def series_scaler(values: np.ndarray, config: ForecastConfig) -> Scaler:
     return Scaler.fit(values[:, None], ["y"], [config.transform == "log" or (config.transform == "auto" and positive)])
 
 
+def seasonality(values: np.ndarray, config: ForecastConfig) -> np.ndarray:
+    """The per-series multiplicative seasonal indices ``(m,)`` that normalise the network's inputs (ones
+    without ``deseasonalize``, a season, or a seasonal positive series); index i is for time ``t % m == i``."""
+    if not config.deseasonalize or config.season <= 1:
+        return np.ones(1)
+    return seasonal_indices(values, config.season)
+
+
+def adjusted(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    return values / indices[np.arange(len(values)) % len(indices)]
+
+
 def one_hot(setup: PanelSetup, key: str) -> np.ndarray:
     label = setup.panel.static.get(key, "")
     return np.array([float(label == c) for c in setup.categories], dtype=np.float32)
@@ -120,6 +132,7 @@ def panel_windows(setup: PanelSetup, cut: int = 0):
         if rows < c.min_lookback + 1:
             continue
         values = setup.panel.values[key][:rows]
+        values = adjusted(values, seasonality(values, c))
         scaled = series_scaler(values, c).transform(values[:, None])[:, 0]
         origins = list(range(c.min_lookback, rows))
         if c.windows_per_series is not None:
@@ -140,6 +153,7 @@ def validation_windows(setup: PanelSetup):
         if origin < c.min_lookback + 1:
             continue
         values = setup.panel.values[key][:rows]
+        values = adjusted(values, seasonality(values[:origin], c))
         scaled = series_scaler(values[:origin], c).transform(values[:, None])[:, 0]
         parts.append(adaptive_windows(scaled, [origin], c.lookback, c.horizon, one_hot(setup, key))[:3])
     return tuple(torch.cat(t) for t in zip(*parts)) if parts else None
@@ -165,10 +179,12 @@ def predict_panel(models: nn.Module | list[nn.Module], setup: PanelSetup, histor
                         "upper": np.full(c.horizon, np.nan), "fallback": True}  # fmt: skip
     if not keys:
         return out
-    scalers = {k: series_scaler(histories[k], c) for k in keys}
+    indices = {k: seasonality(histories[k], c) for k in keys}
+    history = {k: adjusted(histories[k], indices[k]) for k in keys}
+    scalers = {k: series_scaler(history[k], c) for k in keys}
     inputs, lengths, levels = [], [], []
     for key in keys:
-        scaled = scalers[key].transform(histories[key][:, None])[:, 0]
+        scaled = scalers[key].transform(history[key][:, None])[:, 0]
         x, _, length, level = adaptive_windows(scaled, [len(scaled)], c.lookback, c.horizon, one_hot(setup, key))
         inputs.append(x), lengths.append(length), levels.append(level)
     x, length, level = torch.cat(inputs), torch.cat(lengths), torch.cat(levels)
@@ -182,11 +198,12 @@ def predict_panel(models: nn.Module | list[nn.Module], setup: PanelSetup, histor
         draws.append(torch.cat([torch.stack(point_and_interval(out_, c)), *extra]))  # (3 [+ K], M, H)
     every = (torch.stack(draws).median(0).values + level[None, :, None]).numpy()
     for row, key in enumerate(keys):
-        s = scalers[key]
-        out[key] = {"point": s.inverse(every[0, row]), "lower": s.inverse(every[1, row]),
-                    "upper": s.inverse(every[2, row]), "fallback": False}  # fmt: skip
+        s, m = scalers[key], indices[key]
+        season = m[np.arange(len(histories[key]), len(histories[key]) + c.horizon) % len(m)]  # (H,)
+        out[key] = {"point": s.inverse(every[0, row]) * season, "lower": s.inverse(every[1, row]) * season,
+                    "upper": s.inverse(every[2, row]) * season, "fallback": False}  # fmt: skip
         if c.head == "quantile":  # every quantile, in config.quantiles order
-            out[key]["quantiles"] = s.inverse(every[3:, row])
+            out[key]["quantiles"] = s.inverse(every[3:, row]) * season
     return out
 
 
