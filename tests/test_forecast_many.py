@@ -151,3 +151,11 @@ def test_cli_trains_forecasts_every_series_and_refuses_a_missing_id_column(tmp_p
     code, out, err = rnnkit("train", "forecast", *common, "--id-column", "nope", "--run-dir", "run2", capsys=capsys)
     assert code != 0 and "no column 'nope' (--id-column)" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("freq", "season"), [("30min", 48), ("h", 24), ("15min", 96), ("bh", 8), ("MS", 12),
+                                              ("D", 7), ("B", 5), ("QS", 4)])  # fmt: skip
+def test_sub_daily_frequencies_infer_a_one_day_season(freq, season):
+    from rnnkit.data.series import infer_season
+
+    assert infer_season(pd.date_range("2024-01-01 09:00", periods=40, freq=freq)) == season
