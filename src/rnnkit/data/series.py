@@ -220,7 +220,13 @@ def infer_season(index) -> int:
     frequency = _frequency(index)
     if frequency is None:
         return 1
-    base = frequency.split("-")[0].lstrip("0123456789").upper()
+    head = frequency.split("-")[0]
+    digits = head[: len(head) - len(head.lstrip("0123456789"))]
+    base, multiple = head[len(digits) :].upper(), int(digits or 1)
+    # sub-daily first ("MIN" would match the monthly "M"): the period is one day, or a business day of 8 hours
+    per_day = {"MIN": 1440, "T": 1440, "H": 24, "BH": 8}.get(base)
+    if per_day is not None:
+        return per_day // multiple if per_day % multiple == 0 and per_day // multiple > 1 else 1
     for prefix, season in (("MS", 12), ("ME", 12), ("M", 12), ("QS", 4), ("QE", 4), ("Q", 4), ("W", 52),
                            ("B", 5), ("D", 7), ("H", 24)):  # fmt: skip
         if base.startswith(prefix):

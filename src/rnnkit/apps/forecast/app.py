@@ -18,6 +18,7 @@ from ...config import to_dict
 from ...training import TensorBatches
 from ..base import App, Prepared, Run
 from ..commands import Command, check_output_path
+from . import many
 from .backtest import backtest, format_scores
 from .calibration import Calibration, calibrate
 from .config import ForecastConfig, interval_label
@@ -36,9 +37,12 @@ class ForecastApp(App):
     default_model = {"encoder": {"cell": "lstm", "hidden_size": 64}}
     default_train = {"lr": 3e-3, "max_epochs": 150, "clip_norm": 1.0, "log_every": 50}
     arguments = {"--data": "task.data", "--time-column": "task.time_column", "--target": "task.target",
-                 "--covariates": "task.covariates", "--horizon": "task.horizon"}  # fmt: skip
+                 "--covariates": "task.covariates", "--horizon": "task.horizon",
+                 "--id-column": "task.id_column"}  # fmt: skip
 
     def prepare(self, config: ForecastConfig, model_settings: dict[str, Any], seed: int) -> Prepared:
+        if config.id_column is not None:  # many series, one global model
+            return self._prepare_many(config, model_settings, seed)
         frame, source, season = configured_series(config)
         setup = resolve(frame, config, source, default_season=season)
         target = frame.iloc[: setup.train_end, 0].to_numpy(dtype=float)
@@ -59,10 +63,19 @@ class ForecastApp(App):
         context = {"setup": setup, "scaler": scaler}
         return Prepared(model, ForecastObjective(setup.config), train, None, "windows", artifacts, context)
 
+    def _prepare_many(self, config: ForecastConfig, model_settings: dict[str, Any], seed: int) -> Prepared:
+        setup = many.resolve_panel(many.read_panel(config), config)
+        model = forecast_model(setup.config, 1 + len(setup.categories), model_settings)
+        artifacts = {FORECAST_FILE: many.panel_artifact(setup, str(config.data))}
+        return Prepared(model, ForecastObjective(setup.config), many.batches(setup, seed), None, "windows", artifacts,
+                        {"panel": setup})  # fmt: skip
+
     def finalize(self, run: Run) -> None:
         """``calibration.json``: a second model, trained as the run's own, calibrates the interval
         on the end of the training part (skipped under ``calibrate=false``, or when it is there
         and no training ran since)."""
+        if "panel" in run.context:  # many series: the head's own interval, no conformal step
+            return
         setup, scaler = run.context["setup"], run.context["scaler"]
         if not setup.config.calibrate or ((run.run_dir / CALIBRATION_FILE).is_file() and not run.trained):
             return
@@ -77,6 +90,12 @@ class ForecastApp(App):
         atomic_write_text(run.run_dir / CALIBRATION_FILE, calibration.to_json())
 
     def evaluate(self, run: Run) -> dict[str, Any]:
+        if "panel" in run.context:
+            setup = run.context["panel"]
+            c = setup.config
+            return {"source": setup.panel.source, "many": True, "lookback": c.lookback, "season": c.season,
+                    "horizon": c.horizon, "interval": interval_label(c),
+                    **many.evaluate_panel(run.model(), setup, baselines=c.baselines)}  # fmt: skip
         setup, scaler = run.context["setup"], run.context["scaler"]
         c = setup.config
         calibration = None
@@ -95,11 +114,24 @@ class ForecastApp(App):
         }  # fmt: skip
 
     def figures(self, run: Run, results: dict[str, Any]) -> dict[str, Any]:
+        if results.get("many"):
+            return {}
         if "backtest" not in run.cache:
             self.evaluate(run)
         return {"backtest.png": backtest_figure(run.context["setup"], run.cache["backtest"])}
 
     def report(self, run: Run, results: dict[str, Any]) -> str:
+        if results.get("many"):
+            r, c = results, run.config
+            lines = [f"forecast: {r['source']}, {r['series']} series, one global model; horizon {r['horizon']},"
+                     f" lookback up to {r['lookback']} (at least {c.min_lookback}), season {r['season']}",
+                     f"held out: the last {r['horizon']} rows of every series; mean over series of sMAPE, MASE"
+                     f" (in-sample seasonal naive scale) and coverage of the {r['interval']} (the head's own)"]
+            if r["fallback"]:
+                lines.append(f"{len(r['fallback'])} series too short for the model, forecast by the naive fallback:"
+                             f" {', '.join(r['fallback'][:10])}")  # fmt: skip
+            lines.append(many.format_panel_scores(r["scores"], r["series"]))
+            return "\n".join(lines)
         c, r, columns = run.config, results, results["columns"]
         lines = [
             f"forecast: {r['source']}, {r['rows']} rows, target {columns[0]!r}"
@@ -123,6 +155,10 @@ class ForecastApp(App):
         """The trained forecaster's rolling-origin backtest on the last ``test_size`` rows of another
         series (the run's columns), beside the baselines refit at every origin."""
         trained = load_run(run.run_dir)
+        if isinstance(trained, many.PanelRun):
+            setup = many.resolve_panel(many.load_panel(path, trained.config), trained.config,
+                                       categories=list(trained.saved["categories"]))  # fmt: skip
+            return {"source": str(path), **many.evaluate_panel(trained.model, setup, baselines=trained.config.baselines)}
         c = trained.config
         config = replace(c, data=str(path), time_column=c.time_column or trained.saved.get("time_column"),
                          target=c.target or trained.saved["columns"][0], dataset=None)  # fmt: skip
@@ -147,7 +183,8 @@ def _say(text: str) -> None:
 
 def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of 'rnnkit train forecast'")
-    parser.add_argument("--data", metavar="FILE", help="a CSV with the run's columns (default: the training series)")
+    parser.add_argument("--data", metavar="FILE", help="a CSV with the run's columns (default: the training series);"
+                        " for a many-series run, a long CSV: every series in it is forecast")
     parser.add_argument("--plot", metavar="PNG", help="where the plot goes (default: RUN_DIR/forecast.png)")
 
 
@@ -157,7 +194,7 @@ def _forecast(args: argparse.Namespace) -> int:
     check_output_path(args.plot, "--plot")
     plot = args.plot or str(Path(args.run_dir) / PLOT_FILE)
     result = forecast_run(args.run_dir, args.data, plot=plot)
-    sys.stdout.write(result.to_csv(float_format="%.4f"))
+    sys.stdout.write(result.to_csv(float_format="%.4f", index=not {"fallback"} <= set(result.columns)))
     print(f"plot: {plot}", file=sys.stderr)
     return 0
 

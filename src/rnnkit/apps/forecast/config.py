@@ -29,6 +29,14 @@ class ForecastConfig:
     sample_paths: int = 200  # autoregressive: sampled paths that the point forecast and interval come from
     calibrate: bool = True  # conformal calibration of the interval on the end of the training part
     calibration_size: int | None = None  # rows at the end of the training part it uses; None: 2 * horizon
+    # many series in one long file (a global model, see ``many``): the column naming each series
+    id_column: str | None = None
+    static: str | None = None  # a column of one category per series, fed to the model as a one-hot input
+    min_lookback: int = 3  # many series: the shortest window; a series shorter than this + 1 uses the fallback
+    windows_per_series: int | None = None  # many series: train on each series' last windows only; None: all
+    # many series: divide each series by its classical multiplicative seasonal indices (fitted on its
+    # history, where the M4 90% seasonality test passes) before the network, multiply them back after
+    deseasonalize: bool = True
 
     def __post_init__(self) -> None:
         for name in ("horizon", "step", "batch_size"):
@@ -42,6 +50,20 @@ class ForecastConfig:
             raise ValueError(f"test_size must be at least horizon={self.horizon}, got {self.test_size}")
         if self.data is not None and (not self.time_column or not self.target):
             raise ValueError("--data needs --time-column and --target: the CSV columns of time and of the series")
+        if self.id_column is not None:
+            if self.covariates or self.strategy != "direct":
+                raise ValueError("many series (id_column) take no covariates and strategy='direct' only, got"
+                                 f" covariates={self.covariates!r}, strategy={self.strategy!r}")  # fmt: skip
+            if self.test_size is not None and self.test_size != self.horizon:
+                raise ValueError(f"many series (id_column) hold out the last horizon={self.horizon} rows of every"
+                                 f" series; test_size must be null or {self.horizon}, got {self.test_size}")  # fmt: skip
+        elif self.static is not None:
+            raise ValueError(f"static={self.static!r} needs id_column: a static covariate is one value per series")
+        if isinstance(self.min_lookback, bool) or not isinstance(self.min_lookback, int) or self.min_lookback < 1:
+            raise ValueError(f"min_lookback must be a positive integer, got {self.min_lookback!r}")
+        if self.windows_per_series is not None and (not isinstance(self.windows_per_series, int)
+                                                    or self.windows_per_series < 1):  # fmt: skip
+            raise ValueError(f"windows_per_series must be a positive integer or null, got {self.windows_per_series!r}")
         qs = self.quantiles
         if len(qs) < 2 or list(qs) != sorted(set(qs)) or not all(0 < q < 1 for q in qs):
             raise ValueError(f"quantiles must be at least two increasing numbers in (0, 1), got {list(qs)}")

@@ -71,6 +71,10 @@ def load_run(run_dir: str | Path) -> ForecastRun:
     if not (run_dir / FORECAST_FILE).is_file():
         raise FileNotFoundError(f"{run_dir / FORECAST_FILE} does not exist: is {run_dir} a forecast run directory?")
     saved = read_json(run_file(run_dir, FORECAST_FILE))
+    if saved.get("id_column"):  # many series: a PanelRun
+        from .many import load_panel_run
+
+        return load_panel_run(run_dir, saved)
     # a run saved before calibration existed has no such setting: its intervals are the head's own
     config = from_dict(ForecastConfig, {"calibrate": False, **saved["config"]}, where="task")
     scaler = Scaler.from_dict(read_json(run_file(run_dir, SCALER_FILE)))
@@ -93,6 +97,16 @@ def forecast_run(run_dir: str | Path, data: str | Path | None = None, *, plot: s
     the plot to ``plot`` (default: ``RUN_DIR/forecast.png``).
     """
     run = load_run(run_dir)
+    if not isinstance(run, ForecastRun):  # many series: a long frame; the plot shows the first series
+        result, panel = run._forecast(data)
+        c, first = run.config, panel.ids[0]
+        pd = require("pandas")
+        history = pd.Series(panel.values[first], index=panel.times[first]).iloc[-4 * max(c.season, c.horizon):]
+        mine = result[result[c.id_column] == first].set_index(c.time_column)
+        plot_forecast(history, mine, plot or Path(run_dir) / PLOT_FILE,
+                      title=f"{c.target}: series {first} (1 of {len(panel.ids)}), {panel.source}",
+                      interval_label=interval_label(c), point=point_column(c))  # fmt: skip
+        return result
     result, frame, source = run._forecast(data)
     config = run.config
     history = frame.iloc[-4 * max(config.season, config.horizon):, 0]
@@ -176,8 +190,40 @@ class Forecaster:
                                     lambda x, y: fit_model(setup.config, x, y, settings, train_config))  # fmt: skip
         return model, scaler, calibration
 
-    def fit(self, data, *, target: str | None = None, time_column: str | None = None) -> Forecaster:
-        """Train on ``data``: a Series with a time index, or a DataFrame (time index or ``time_column``)."""
+    def _panel_setup(self, data, target, time_column, id_column, holdout: bool):
+        from .many import load_panel, resolve_panel
+
+        if time_column is None or target is None:
+            raise ValueError("a long DataFrame (id_column) needs time_column and target too")
+        options = {k: v for k, v in self.options.items() if k not in ("calibrate",)}
+        config = ForecastConfig(horizon=self.horizon, lookback=self.lookback, season=self.season, head=self.head,
+                                transform=self.transform, batch_size=self.batch_size, data="<DataFrame>",
+                                time_column=time_column, target=target, id_column=id_column, calibrate=False,
+                                **options)  # fmt: skip
+        return resolve_panel(load_panel(data, config), config, holdout=holdout)
+
+    def _train_panel(self, setup):
+        from ...training import TrainConfig, Trainer
+        from .many import batches
+        from .model import ForecastObjective, forecast_model
+
+        import torch
+
+        torch.manual_seed(self.seed)
+        model = forecast_model(setup.config, 1 + len(setup.categories),
+                               {"encoder": {"cell": self.cell, "hidden_size": self.hidden_size}})  # fmt: skip
+        train_config = TrainConfig(max_epochs=self.max_epochs, lr=self.lr, seed=self.seed, clip_norm=1.0)
+        Trainer(model, ForecastObjective(setup.config), train_config, quiet=True).fit(batches(setup, self.seed))
+        return model.cpu().eval()
+
+    def fit(self, data, *, target: str | None = None, time_column: str | None = None,
+            id_column: str | None = None) -> Forecaster:  # fmt: skip
+        """Train on ``data``: a Series with a time index, or a DataFrame (time index or ``time_column``);
+        with ``id_column``, a long DataFrame of many series (one row per series and time) and one global model."""
+        if id_column is not None:
+            self.setup = self._panel_setup(data, target, time_column, id_column, holdout=False)
+            self.model, self.scaler, self.calibration = self._train_panel(self.setup), None, None
+            return self
         frame = self._frame(data, target, time_column)
         self.setup = resolve(frame, self._config(frame.columns[0]), "data", holdout=False)
         self.model, self.scaler, self.calibration = self._train(self.setup, len(frame))
@@ -188,6 +234,16 @@ class Forecaster:
         the point forecast (``mean``, or ``median`` for the quantile head), ``lower`` and ``upper``."""
         if self.model is None:
             raise ValueError("call fit() before predict()")
+        if getattr(self.setup, "panel", None) is not None:  # many series: every series of data, a long frame
+            from .many import PanelRun
+
+            run = PanelRun(self.model, self.setup.config, {"categories": self.setup.categories, "data_file": None})
+            if data is None:
+                from .many import long_frame, predict_panel
+
+                panel = self.setup.panel
+                return long_frame(panel, predict_panel(self.model, self.setup, panel.values), self.setup.config)
+            return run.predict(data)
         frame = self.setup.frame if data is None else self._frame(data, target or self.setup.columns[0], time_column)
         if list(frame.columns) != self.setup.columns:
             raise ValueError(f"data must have the columns {self.setup.columns}, got {list(frame.columns)}")
@@ -196,9 +252,16 @@ class Forecaster:
         return frame_of(predicted, future_index(frame.index, self.horizon), self.setup.config)
 
     def backtest(self, data, *, test_size: int | None = None, target: str | None = None,
-                 time_column: str | None = None, baselines: bool = True) -> Backtest:  # fmt: skip
+                 time_column: str | None = None, baselines: bool = True, id_column: str | None = None):  # fmt: skip
         """Refit on all but the last ``test_size`` rows (default 2 x horizon); score rolling-origin
-        forecasts through them beside the baselines. The fitted model stays as it was."""
+        forecasts through them beside the baselines. The fitted model stays as it was. With
+        ``id_column`` (many series): hold out each series' last ``horizon`` rows and return the mean
+        scores of the global model and the classical methods (a dict, see ``many.evaluate_panel``)."""
+        if id_column is not None:
+            from .many import evaluate_panel
+
+            setup = self._panel_setup(data, target, time_column, id_column, holdout=True)
+            return evaluate_panel(self._train_panel(setup), setup, baselines=baselines)
         frame = self._frame(data, target, time_column)
         setup = resolve(frame, self._config(frame.columns[0], test_size), "data")
         model, scaler, calibration = self._train(setup, setup.train_end)

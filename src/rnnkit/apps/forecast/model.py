@@ -39,7 +39,9 @@ class ForecastObjective:
 
     def __call__(self, model: nn.Module, batch: tuple[Tensor, ...], state: Any = None) -> StepOutput:
         inputs, targets = batch[0], batch[1]
-        out = split_outputs(model(inputs), self.config)  # (B, H, K)
+        # many series: a third tensor holds each window's valid length (``rnnkit.data.panel.BucketBatches``)
+        outputs = model(inputs) if len(batch) < 3 else model(inputs, lengths=batch[2])
+        out = split_outputs(outputs, self.config)  # (B, H, K)
         known = ~torch.isnan(targets)  # (B, H)
         y = torch.nan_to_num(targets)
         if self.config.head == "gaussian":
