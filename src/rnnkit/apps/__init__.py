@@ -17,6 +17,7 @@ from .base import Run as Run
 from .classify import ClassifyApp
 from .forecast import ForecastApp
 from .longrange import AddingApp, CopyApp
+from .music import MusicApp
 from .seq2seq import Seq2SeqApp
 from .tagging import TagApp
 from .text import TextApp
@@ -30,6 +31,7 @@ APPS: tuple[App, ...] = (
     CopyApp(),
     ForecastApp(),
     DetectApp(),
+    MusicApp(),
 )
 
 

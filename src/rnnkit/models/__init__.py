@@ -15,6 +15,8 @@ from ._generator import OneToManyConfig as OneToManyConfig
 from ._seq2seq import EncoderDecoder as EncoderDecoder
 from ._seq2seq import EncoderDecoderConfig as EncoderDecoderConfig
 from ._seq2seq import TeacherForcingSchedule as TeacherForcingSchedule
+from ._streams import StreamModel as StreamModel
+from ._streams import StreamModelConfig as StreamModelConfig
 from .beam import Beams as Beams
 from .beam import Decoded as Decoded
 
@@ -36,4 +38,6 @@ __all__ = [
     "TeacherForcingSchedule",
     "Decoded",
     "Beams",
+    "StreamModel",
+    "StreamModelConfig",
 ]
