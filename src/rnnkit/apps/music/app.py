@@ -26,9 +26,9 @@ from ...data.music import transpositions, voice_ranges
 from ...training import StepOutput, TensorBatches
 from ..base import App, Prepared, Run
 from ..commands import Command
+from .composer import MUSIC_FILE, Composer
 
 OUTPUTS = START  # a head predicts pitches, HOLD and REST: 0..129
-MUSIC_FILE = "music.json"
 SPLIT_FILE = "split.json"
 
 
@@ -205,9 +205,7 @@ class MusicApp(App):
                      f" and octaves {corpus['octaves_per_100']:.3f} per 100 steps")  # fmt: skip
         return "\n".join(lines)
 
-    def load(self, run_dir):
-        from .composer import Composer
-
+    def load(self, run_dir) -> Composer:
         return Composer.load(run_dir)
 
     def commands(self) -> dict[str, Command]:

@@ -21,7 +21,8 @@ import torch
 from ..._io import read_json, run_file
 from ...data.music import HOLD, REST, START, Grid, sounding_pitches
 from ...metrics.music import estimate_key, parse_key
-from .app import MUSIC_FILE
+
+MUSIC_FILE = "music.json"  # what a composer needs of a run: voices, bar length, ranges
 
 
 class Composer:
