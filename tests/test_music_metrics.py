@@ -84,3 +84,17 @@ def test_repeat_model():
     assert model.rate == pytest.approx(1 / 3)
     expected = math.log(0.5) + 2 * math.log(2 / 3 + 1 / 6) + math.log(1 / 6)
     assert model.log_likelihood(["a", "a", "a", "b"]) == pytest.approx(expected)
+
+
+def test_composer_removes_parallels_below_an_upper_voice():
+    import torch
+
+    from rnnkit.apps.music.composer import Composer
+
+    composer = Composer(None, {"voices": ["soprano", "bass"], "steps_per_bar": 16, "ranges": [[0, 127], [0, 127]]})
+    adjust = composer._adjust(np.array([67, 60]), ranges=False, parallels=True)  # a fifth, G over C
+    row = torch.tensor([[69, 0]])  # the soprano has moved up to A
+    logits = adjust(1, torch.zeros(1, 130), row)
+    assert logits[0, 62] == float("-inf")  # D: a parallel fifth
+    assert logits[0, 58] == 0 and logits[0, 128] == 0  # contrary motion, and holding, stay possible
+    assert logits[0, 74] == float("-inf")  # D an octave higher: a fifth apart modulo the octave, as the metric counts it

@@ -61,11 +61,13 @@ class Composer:
                     current = token if token < 128 else (int(prev[r]) if token == HOLD else -1)
                     if prev[r] < 0 or current < 0 or current == prev[r]:
                         continue
-                    interval = (int(prev[s]) - int(prev[r])) % 12
+                    # voice r is above voice s (soprano first): the interval is r's pitch minus s's, as
+                    # rnnkit.metrics.music.parallel_motion counts it
+                    interval = (int(prev[r]) - int(prev[s])) % 12
                     if interval not in (0, 7):
                         continue
                     moved = (pitches != int(prev[s])) & (torch.sign(pitches - int(prev[s])) == int(np.sign(current - prev[r])))
-                    bad[:128] |= moved & ((pitches - current) % 12 == interval)
+                    bad[:128] |= moved & ((current - pitches) % 12 == interval)
             if bad.all():
                 return logits
             return logits.masked_fill(bad, float("-inf"))
