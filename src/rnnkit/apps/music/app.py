@@ -157,7 +157,8 @@ class MusicApp(App):
         model = self.build_model(settings)
         train_batches = TensorBatches(*windows(augmented, config.window), batch_size=config.batch_size, seed=seed)
         val_batches = TensorBatches(*windows(val, config.window), batch_size=config.batch_size, shuffle=False)
-        info = {"voices": list(grids[0].voices), "steps_per_bar": int(bar), "ranges": ranges,
+        common = int(np.bincount([g.steps_per_bar for g in grids]).argmax())  # what a composed bar is
+        info = {"voices": list(grids[0].voices), "steps_per_bar": common, "positions": int(bar), "ranges": ranges,
                 "pieces": len(grids), "train_pieces": len(train), "augmented_pieces": len(augmented),
                 "source": config.data or "music21 Bach chorales"}  # fmt: skip
         artifacts = {SPLIT_FILE: json.dumps({**split, "seed": seed}, indent=1),
