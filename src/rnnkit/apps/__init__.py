@@ -20,6 +20,7 @@ from .forecast import ForecastApp
 from .genes import GenesApp
 from .handwriting import DigitStringApp, HandwritingApp
 from .longrange import AddingApp, CopyApp
+from .music import MusicApp
 from .seq2seq import Seq2SeqApp
 from .speech import SpeechApp
 from .tagging import TagApp
@@ -41,6 +42,7 @@ APPS: tuple[App, ...] = (
     HandwritingApp(),
     CaptionApp(),
     DigitStringApp(),
+    MusicApp(),
 )
 
 

@@ -22,6 +22,8 @@ from ._seq2seq import TeacherForcingSchedule as TeacherForcingSchedule
 from ._captioner import ConvEncoderConfig as ConvEncoderConfig
 from ._captioner import ImageCaptioner as ImageCaptioner
 from ._captioner import ImageCaptionerConfig as ImageCaptionerConfig
+from ._streams import StreamModel as StreamModel
+from ._streams import StreamModelConfig as StreamModelConfig
 from .beam import Beams as Beams
 from .beam import Decoded as Decoded
 from ._conv import ConvConfig as ConvConfig
@@ -60,4 +62,6 @@ __all__ = [
     "ConvEncoderConfig",
     "ImageCaptioner",
     "ImageCaptionerConfig",
+    "StreamModel",
+    "StreamModelConfig",
 ]
