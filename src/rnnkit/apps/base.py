@@ -277,3 +277,30 @@ def finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite(v) for v in value]
     return value
+
+
+# --- what an application's predictor loads ---------------------------------------------------
+
+
+def read_run_file(run_dir: str | Path, name: str, app: str) -> tuple[Path, Any]:
+    """``(path, data)`` of the JSON file ``name`` an app writes into its run directory, with the
+    errors every predictor's ``load`` gives: no such directory, or a directory of another app
+    (the file is missing). The path stays inside the run directory (:func:`rnnkit._io.run_file`)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    path = run_file(run_dir, name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory of 'rnnkit train {app}'?")
+    return path, read_json(path)
+
+
+def trained_model(run_dir: str | Path, kind: type | tuple[type, ...], what: str) -> nn.Module:
+    """The run's trained model (:func:`rnnkit.training.load`), which must be a ``kind``; ``what``
+    names the shape in the error (``"a many-to-one classifier"``)."""
+    from ..training import load
+
+    model = load(run_dir)
+    if not isinstance(model, kind):
+        raise ValueError(f"{run_dir} holds a {type(model).__name__}, not {what}")
+    return model

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..._io import read_json, run_file
 from ...data.images import ImageReader
 from ...data.tokenizers import Vocabulary
 from ...models import ImageCaptioner
+from ..base import read_run_file, trained_model
 from .data import UNK, decode_tokens, detokenize
 
 CAPTIONER_FILE = "captioner.json"  # vocabulary and image size, for `rnnkit caption`
@@ -36,18 +36,10 @@ class Captioner:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Captioner:
-        from ...training import load
 
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"run directory {run_dir} does not exist")
-        path = run_file(run_dir, CAPTIONER_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory of 'rnnkit train caption'?")
-        saved = read_json(path)
-        model = load(run_dir)
-        if not isinstance(model, ImageCaptioner):
-            raise ValueError(f"{run_dir} holds a {type(model).__name__}, not an image captioner")
+        path, saved = read_run_file(run_dir, CAPTIONER_FILE, "caption")
+        model = trained_model(run_dir, ImageCaptioner, "an image captioner")
         return cls(model, Vocabulary(saved["vocabulary"], unknown=UNK), int(saved["image_size"]))
 
     def read(self, paths: Sequence[str | Path]) -> Tensor:

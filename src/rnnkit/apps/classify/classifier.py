@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..._io import read_json, run_file
 from ...data.tokenizers import padded_tokenizer_from_json
 from ...models import ManyToOne
+from ..base import read_run_file, trained_model
 from .data import encode_texts
 
 CLASSIFIER_FILE = "classifier.json"  # tokenizer, labels and text settings, for `rnnkit predict`
@@ -42,18 +42,10 @@ class Classifier:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Classifier:
-        from ...training import load
 
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"run directory {run_dir} does not exist")
-        path = run_file(run_dir, CLASSIFIER_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory of 'rnnkit train classify'?")
-        saved = read_json(path)
-        model = load(run_dir)
-        if not isinstance(model, ManyToOne):
-            raise ValueError(f"{run_dir} holds a {type(model).__name__}, not a many-to-one classifier")
+        path, saved = read_run_file(run_dir, CLASSIFIER_FILE, "classify")
+        model = trained_model(run_dir, ManyToOne, "a many-to-one classifier")
         return cls(model, padded_tokenizer_from_json(saved["tokenizer"]), saved["labels"],
                    text_column=saved["text_column"], lowercase=saved["lowercase"],
                    max_length=saved["max_length"])  # fmt: skip

@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from ..._extras import require
-from ..._io import atomic_write_text, read_json, run_file
+from ..._io import atomic_write_text
 from ...data.genome import DEFAULT_TABLE, Contig, check_table, one_hot, read_genome, reverse_complement, window_starts
+from ..base import read_run_file
 from ..commands import Command, check_output_path, closed_stdout_is_fine
 from .orfs import StartModel, call_genes
 
@@ -105,12 +106,7 @@ class GeneFinder:
         from ...training import load
 
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"run directory {run_dir} does not exist")
-        path = run_file(run_dir, DECODER_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: is {run_dir} a finished run of 'rnnkit train genes'?")
-        saved = read_json(path)
+        path, saved = read_run_file(run_dir, DECODER_FILE, "genes")
         try:
             decoder = Decoder.from_json(saved)
         except (KeyError, TypeError, ValueError, AttributeError) as error:

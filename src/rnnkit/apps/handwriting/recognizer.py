@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..._io import read_json, run_file
 from ...data.strokes import StrokeSample, prepare_samples
 from ...models import ManyToOne
+from ..base import read_run_file, trained_model
 from .data import FEATURES, features
 
 RECOGNIZER_FILE = "recognizer.json"  # labels and pre-processing, for `rnnkit recognize`
@@ -40,18 +40,10 @@ class Recognizer:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Recognizer:
-        from ...training import load
 
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"run directory {run_dir} does not exist")
-        path = run_file(run_dir, RECOGNIZER_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory of 'rnnkit train handwriting'?")
-        saved = read_json(path)
-        model = load(run_dir)
-        if not isinstance(model, ManyToOne):
-            raise ValueError(f"{run_dir} holds a {type(model).__name__}, not a many-to-one recogniser")
+        path, saved = read_run_file(run_dir, RECOGNIZER_FILE, "handwriting")
+        model = trained_model(run_dir, ManyToOne, "a many-to-one recogniser")
         return cls(model, saved["labels"], points=int(saved["points"]), feature_kind=saved["features"])
 
     def probabilities(self, samples: Sequence[StrokeSample]) -> Tensor:

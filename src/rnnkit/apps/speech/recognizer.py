@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..._io import read_json, run_file
 from ...models import CTC
 from ...models.ctc import GreedyStream, ctc_loss, greedy_decode, prefix_beam_search, prior_from_dict
+from ..base import read_run_file, trained_model
 from .audio import Audio, FeatureExtractor, FeatureSettings, FeatureStream, read_audio
 from .data import Normalizer
 
@@ -62,18 +62,10 @@ class Recognizer:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Recognizer:
-        from ...training import load
 
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"run directory {run_dir} does not exist")
-        path = run_file(run_dir, SPEECH_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory of 'rnnkit train speech'?")
-        saved = read_json(path)
-        model = load(run_dir)
-        if not isinstance(model, CTC):
-            raise ValueError(f"{run_dir} holds a {type(model).__name__}, not a CTC speech model")
+        path, saved = read_run_file(run_dir, SPEECH_FILE, "speech")
+        model = trained_model(run_dir, CTC, "a CTC speech model")
         try:
             settings = FeatureSettings(**saved["features"])
             prior = prior_from_dict(saved["prior"]) if saved.get("prior") else None

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..._io import read_json, run_file
 from ...data.textfiles import read_text_file, text_lines
 from ...data.tokenizers import UNK, Vocabulary
+from ..base import read_run_file
 from ..commands import Command, closed_stdout_is_fine
 
 VOCABULARY_FILE = "vocabulary.json"  # the token and label vocabularies
@@ -34,12 +34,7 @@ class Tagger:
         from ...training import load
 
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"run directory {run_dir} does not exist")
-        path = run_file(run_dir, VOCABULARY_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory of 'rnnkit train tag'?")
-        saved = read_json(path)
+        path, saved = read_run_file(run_dir, VOCABULARY_FILE, "tag")
         try:
             tokens = Vocabulary(saved["tokens"], unknown=UNK)
             labels = Vocabulary(saved["labels"], unknown=saved["labels"][0])

@@ -19,8 +19,9 @@ from torch import Tensor, nn
 
 from ..._io import read_json, run_file
 from ...data.pairs import normalize
-from ...data.tokenizers import BPETokenizer
 from ...data.textfiles import text_lines
+from ...data.tokenizers import BPETokenizer
+from ..base import read_run_file
 from ..commands import Command, check_output_path, closed_stdout_is_fine
 
 PAD, START, END = 0, 1, 2
@@ -109,12 +110,7 @@ class Translator:
         from ...training import load
 
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"run directory {run_dir} does not exist")
-        path = run_file(run_dir, TOKENIZER_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run directory of 'rnnkit train translate'?")
-        saved = read_json(path)
+        path, saved = read_run_file(run_dir, TOKENIZER_FILE, "translate")
         if not isinstance(saved, dict) or saved.get("kind") != "bpe" or "tokenizer" not in saved:
             raise ValueError(f"{path} is not a BPE tokenizer file")
         try:
