@@ -31,7 +31,7 @@ def _demo(app, args: argparse.Namespace) -> int:
               f" {args.minutes:g} min of training on {torch.get_num_threads()} CPU thread(s); then a sample.",
               file=sys.stderr, flush=True)
     overrides = [f"train.max_minutes={args.minutes}", f"train.seed={args.seed}", "train.lr=3e-3",
-                 "train.schedule=constant", "train.warmup_steps=50", "train.eval_every=200",
+                 "train.schedule=cosine", "train.warmup_steps=50", "train.eval_every=200",
                  "model.encoder.hidden_size=256", "task.bptt=64", "task.batch_size=32",
                  "task.sample_prime=The ", "task.sample_length=300"]  # fmt: skip
     outcome = train_app(app, overrides=overrides, run_dir=run_dir, quiet=args.quiet)
