@@ -561,3 +561,22 @@ def test_throughput_counts_the_unit_the_app_names():
     finally:
         module.Progress = original
     assert seen == [4, 4]
+
+
+def test_augmented_batches_are_seeded_by_epoch_and_batch_so_a_resume_sees_the_same():
+    from rnnkit.training import AugmentedBatches
+
+    class Noisy(AugmentedBatches):
+        def transform(self, batch, generator):
+            (x,) = batch
+            return x + torch.rand(x.shape, generator=generator)
+
+    batches = Noisy(torch.zeros(10, 2), batch_size=3, seed=4)
+    full = list(batches.epoch(1))
+    resumed = list(batches.epoch(1, start=2))
+    assert len(full) == len(batches) == 4 and len(resumed) == 2
+    for a, b in zip(full[2:], resumed):
+        torch.testing.assert_close(a, b)  # the augmentation of batch 2 does not depend on batches 0-1
+    assert not torch.equal(full[0], next(iter(batches.epoch(2))))  # another epoch, other noise
+    half = Noisy(torch.zeros(10, 2), batch_size=4, seed=4).shard(0, 2)
+    assert isinstance(half, Noisy) and len(half) == 3 and next(iter(half.epoch(1))).shape[0] == 2

@@ -3,6 +3,7 @@
 from .checkpoint import CheckpointError as CheckpointError
 from .checkpoint import CheckpointManager as CheckpointManager
 from .config import TrainConfig as TrainConfig
+from .data import AugmentedBatches as AugmentedBatches
 from .data import BucketBatches as BucketBatches
 from .ctc import CTCBatches as CTCBatches
 from .ctc import CTCObjective as CTCObjective
@@ -32,6 +33,7 @@ __all__ = [
     "TrainingError",
     "TrainingInterrupted",
     "TensorBatches",
+    "AugmentedBatches",
     "BucketBatches",
     "StreamBatches",
     "Window",

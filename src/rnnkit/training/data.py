@@ -149,6 +149,39 @@ class BucketBatches(TensorBatches):
             yield tuple(t[rows] for t in self.tensors)
 
 
+class AugmentedBatches:
+    """:class:`TensorBatches` whose every batch goes through ``transform(batch, generator)``: the
+    place for augmentation (an image shifted, strokes rotated) and for what is built per batch.
+
+    ``generator`` is seeded by the seed, the epoch and the batch index, never by the global RNG,
+    so a resumed run sees the very augmentations the uninterrupted run would have seen, and a
+    shard the ones of its rows. Subclasses implement :meth:`transform`; ``options`` are
+    :class:`TensorBatches`'s.
+    """
+
+    stateful = False
+
+    def __init__(self, *tensors: Tensor, **options) -> None:
+        self.rows = TensorBatches(*tensors, **options)
+
+    def transform(self, batch: tuple[Tensor, ...], generator: torch.Generator):
+        raise NotImplementedError
+
+    def shard(self, rank: int, world_size: int) -> AugmentedBatches:
+        shard = object.__new__(type(self))
+        shard.__dict__.update(self.__dict__)
+        shard.rows = self.rows.shard(rank, world_size)
+        return shard
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def epoch(self, index: int, start: int = 0) -> Iterator:
+        for b, batch in enumerate(self.rows.epoch(index, start), start):
+            generator = torch.Generator().manual_seed((self.rows.seed * 1_000_003 + index) * 100_003 + b)
+            yield self.transform(batch, generator)
+
+
 class Window(NamedTuple):
     """One truncated-BPTT update: inputs and targets ``(B, k2, ...)``; the state carries after ``carry`` steps."""
 

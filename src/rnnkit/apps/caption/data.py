@@ -15,7 +15,7 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ...data.textfiles import read_text_file
 from ...data.tokenizers import Vocabulary
+from ...training import AugmentedBatches
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
@@ -134,35 +135,21 @@ def decode_tokens(vocab: Vocabulary, ids: Sequence[int]) -> list[str]:
     return out
 
 
-class CaptionBatches:
+class CaptionBatches(AugmentedBatches):
     """``(images (B, 3, S, S) float, targets (B, T))`` batches of (image, caption) pairs; training
     images shifted by up to ``shift`` pixels (seeded by the seed, epoch and batch)."""
 
-    stateful = False
-
     def __init__(self, images: Tensor, image_index: Tensor, targets: Tensor, *, shift: int = 0, **options) -> None:
-        from ...training import TensorBatches
-
+        super().__init__(image_index, targets, **options)
         self.images, self.shift = images, shift
-        self.rows = TensorBatches(image_index, targets, **options)
 
-    def shard(self, rank: int, world_size: int) -> CaptionBatches:
-        shard = object.__new__(CaptionBatches)
-        shard.__dict__.update(self.__dict__)
-        shard.rows = self.rows.shard(rank, world_size)
-        return shard
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def epoch(self, index: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        for b, (rows, targets) in enumerate(self.rows.epoch(index, start), start):
-            images = self.images[rows].float() / 255.0  # (B, 3, S, S)
-            if self.shift:
-                generator = torch.Generator().manual_seed((self.rows.seed * 1_000_003 + index) * 100_003 + b)
-                images = shifted(images, self.shift, generator)
-            width = int((targets != 0).sum(1).max())  # cut the padding no caption of the batch needs
-            yield images, targets[:, :width]
+    def transform(self, batch: tuple[Tensor, Tensor], generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        rows, targets = batch
+        images = self.images[rows].float() / 255.0  # (B, 3, S, S)
+        if self.shift:
+            images = shifted(images, self.shift, generator)
+        width = int((targets != 0).sum(1).max())  # cut the padding no caption of the batch needs
+        return images, targets[:, :width]
 
 
 def shifted(images: Tensor, shift: int, generator: torch.Generator) -> Tensor:

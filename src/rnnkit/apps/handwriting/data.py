@@ -8,7 +8,7 @@ are their own writer each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ...data.splits import split_examples
 from ...data.strokes import StrokeSample, augment, offsets, prepare_samples, read_strokes
-from ...training import TensorBatches
+from ...training import AugmentedBatches
 
 FEATURES = ("offsets", "offsets+position")
 
@@ -108,33 +108,21 @@ def split_by_writer(config: HandwritingConfig) -> Splits:
     return Splits(*parts, split.groups)
 
 
-class StrokeBatches:
+class StrokeBatches(AugmentedBatches):
     """``(features (B, T, F), labels (B,))`` batches over resampled points, each training batch
     under fresh random affine maps (seeded by the seed, epoch and batch: a resumed run sees the
     same ones)."""
 
-    stateful = False
-
     def __init__(self, coords: Tensor, pen_up: Tensor, labels: Tensor, *, feature_kind: str,
                  rotation: float = 0.0, scale: float = 0.0, shear: float = 0.0, **options) -> None:  # fmt: skip
-        self.rows = TensorBatches(coords, pen_up, labels, **options)
+        super().__init__(coords, pen_up, labels, **options)
         self.feature_kind, self.rotation, self.scale, self.shear = feature_kind, rotation, scale, shear
 
-    def shard(self, rank: int, world_size: int) -> StrokeBatches:
-        shard = object.__new__(StrokeBatches)
-        shard.__dict__.update(self.__dict__)
-        shard.rows = self.rows.shard(rank, world_size)
-        return shard
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def epoch(self, index: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        for b, (coords, pen_up, labels) in enumerate(self.rows.epoch(index, start), start):
-            if self.rotation or self.scale or self.shear:
-                generator = torch.Generator().manual_seed((self.rows.seed * 1_000_003 + index) * 100_003 + b)
-                coords = augment(coords, generator, rotation=self.rotation, scale=self.scale, shear=self.shear)
-            yield features(self.feature_kind, coords, pen_up), labels
+    def transform(self, batch: tuple[Tensor, Tensor, Tensor], generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        coords, pen_up, labels = batch
+        if self.rotation or self.scale or self.shear:
+            coords = augment(coords, generator, rotation=self.rotation, scale=self.scale, shear=self.shear)
+        return features(self.feature_kind, coords, pen_up), labels
 
 
 def encode(samples: Sequence[StrokeSample], points: int) -> tuple[Tensor, Tensor]:
