@@ -92,10 +92,13 @@ def _tag(args: argparse.Namespace) -> int:
     tagger = Tagger.load(args.run_dir)
     streaming = args.file == "-"
     lines = text_lines(sys.stdin) if streaming else read_text_file(args.file, what="input file").splitlines()
+    sentences = sentences_of(lines, conll=args.conll)
+    # stdin: each sentence answered as it arrives; a file: all of it, in the tagger's batches
+    groups = ([words] for words in sentences) if streaming else [list(sentences)]
     with closed_stdout_is_fine():
-        for words in sentences_of(lines, conll=args.conll):
-            (labels,) = tagger.tag([words])
-            sys.stdout.write("".join(f"{w}\t{label}\n" for w, label in zip(words, labels)) + "\n")
+        for group in groups:
+            for words, labels in zip(group, tagger.tag(group)):
+                sys.stdout.write("".join(f"{w}\t{label}\n" for w, label in zip(words, labels)) + "\n")
             if streaming:
                 sys.stdout.flush()
         sys.stdout.flush()
