@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ def check_output_path(path, flag: str) -> None:
     mistyped path) and the path must not be a directory."""
     if path is None:
         return
-    from pathlib import Path
-
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{flag} must name a file, got the directory {path}")

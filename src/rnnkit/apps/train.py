@@ -15,7 +15,7 @@ from .._io import read_json, run_file, write_json
 from ..config import RawValue
 from . import APPS, App, Run, get_app
 from .base import finite
-from .commands import Command
+from .commands import Command, check_output_path, closed_stdout_is_fine
 from .runner import Outcome, settings_help, train_app
 
 
@@ -156,8 +156,6 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .commands import check_output_path, closed_stdout_is_fine
-
     check_output_path(args.json, "--json")
     results, text = evaluate(args.run_dir, args.data)
     with closed_stdout_is_fine():
