@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ...data.series import Scaler
 from .config import ForecastConfig, calibration_rows, min_calibration_origins
 from .data import SeriesSetup, training_windows
-from .predict import scaled_forecasts
+from .forecasts import scaled_forecasts
 
 # --- conformal calibration of the interval -------------------------------------------------------
 #
