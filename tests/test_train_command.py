@@ -40,6 +40,14 @@ def test_overrides_are_typed_by_their_setting(tmp_path):
     assert (text.sample_prime, text.data, text.tokenizer) == ("ROMEO:", "2024.txt", "bpe")
 
 
+def test_hyphens_in_a_setting_name_are_underscores_and_values_keep_theirs():
+    """``--task.source-column=en-GB`` sets ``task.source_column``; the value keeps its hyphen."""
+    from rnnkit.cli import _split_overrides
+
+    overrides, rest = _split_overrides(["--task.source-column=en-GB", "--train.max-steps", "3", "--quiet"])
+    assert overrides == ["task.source_column=en-GB", "train.max_steps=3"] and rest == ["--quiet"]
+
+
 def test_layer_options_from_the_command_line_are_typed(tmp_path):
     """``--model.encoder.options.layer_norm=true`` reaches the layer as a bool, not the text 'true'."""
     from rnnkit.config import apply_overrides, from_dict

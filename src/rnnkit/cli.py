@@ -78,14 +78,17 @@ _register_builtin()
 
 
 def _split_overrides(extras: list[str]) -> tuple[list[str], list[str]]:
-    """``--a.b=c`` and ``--a.b c`` tokens as ``a.b=c`` overrides; everything else is left over."""
+    """``--a.b=c`` and ``--a.b c`` tokens as ``a.b=c`` overrides; everything else is left over.
+    Hyphens in the name are underscores, as in argparse's options: ``--task.source-column`` is
+    ``task.source_column`` (no setting's name has a hyphen)."""
     overrides, rest, i = [], [], 0
     while i < len(extras):
         token = extras[i]
         key = token[2:].split("=", 1)[0]
         if token.startswith("--") and "." in key:
+            key = key.replace("-", "_")
             if "=" in token:
-                overrides.append(token[2:])
+                overrides.append(f"{key}={token[2:].split('=', 1)[1]}")
             elif i + 1 < len(extras):
                 overrides.append(f"{key}={extras[i + 1]}")
                 i += 1
