@@ -401,7 +401,8 @@ class RecurrentLayer(nn.Module):
             return tuple(
                 torch.zeros(slots, batch, size, dtype=x.dtype, device=x.device) for size in cell.state_sizes
             )
-        count = len(cell.state_sizes)
+        sizes = cell.state_sizes
+        count = len(sizes)
         if count == 1 and isinstance(hx, Tensor):
             parts: tuple = (hx,)
         elif count > 1 and isinstance(hx, (tuple, list)) and len(hx) == count:
@@ -411,11 +412,15 @@ class RecurrentLayer(nn.Module):
             got = type(hx).__name__ + (f" of {len(hx)}" if isinstance(hx, (tuple, list)) else "")
             raise TypeError(f"{name} must be {expected}, got {got}")
         state = []
-        for part_name, part, size in zip(cell.state_names, parts, cell.state_sizes):
-            label = f"{name} ({part_name})" if count > 1 else name
-            check_tensor(label, part)
-            check_shape(label, part, (slots, batch, size) if batched else (slots, size))
-            check_matches(label, part, dtype=x.dtype, device=x.device)
+        dtype, device = x.dtype, x.device
+        for part_name, part, size in zip(cell.state_names, parts, sizes):
+            expected = (slots, batch, size) if batched else (slots, size)
+            # one test per part on the streaming path; the checks that name what is wrong only when it is
+            if not (isinstance(part, Tensor) and part.shape == expected and part.dtype == dtype and part.device == device):
+                label = f"{name} ({part_name})" if count > 1 else name
+                check_tensor(label, part)
+                check_shape(label, part, expected)
+                check_matches(label, part, dtype=dtype, device=device)
             state.append(part if batched else part.unsqueeze(1))
         return tuple(state)
 

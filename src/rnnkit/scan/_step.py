@@ -18,6 +18,8 @@ off (under ``torch.no_grad()``/``inference_mode``: it records nothing for autogr
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -41,5 +43,12 @@ def stack_step(mode: str, x: Tensor, state: State, weights: list[Tensor], *, bia
     """One step of every layer: ``x`` ``(B, I)``, ``state`` each component ``(L, B, size)``,
     ``weights`` per layer in torch.nn's order (``w_ih, w_hh[, b_ih, b_hh][, w_hr]``). Returns the
     last layer's output ``(B, R)`` (a view of the new ``h``) and the new state, like ``state``."""
-    output, *new_state = _native.ops().stack_step(x, state, weights, MODES[mode], bias, proj)
+    output, *new_state = _kernel()(x, state, weights, MODES[mode], bias, proj)
     return output, tuple(new_state)
+
+
+@functools.cache
+def _kernel():
+    """The op, looked up once: ``_native.ops()`` reads the environment on every call (0.7 us),
+    and :func:`applies` has just done so."""
+    return _native.ops().stack_step.default
