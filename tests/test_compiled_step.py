@@ -60,7 +60,7 @@ def stepped(layer, xs, state):
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("given_state", [False, True], ids=["state None", "state given"])
-@pytest.mark.parametrize("batch", [1, 3, 6], ids=["B1", "B3", "B6 (MKL's products)"])
+@pytest.mark.parametrize("batch", [1, 3, 17], ids=["B1", "B3", "B17 (MKL's products)"])
 def test_compiled_step_equals_the_cells_step(name, num_layers, dtype, given_state, batch):
     layer = make(name, dtype, num_layers)
     twin = make(name, dtype, num_layers, backend="loop")

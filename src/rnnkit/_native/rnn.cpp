@@ -853,14 +853,16 @@ std::tuple<Tensor, Tensor> mingru_backward(const Tensor& grad, const Tensor& xp,
 // At a streaming step's few rows a product is a matrix-vector one, bound by reading the weight
 // once: MKL's mm/mv read a 1024 x 512 float32 weight in 36-41 us on this project's machine, the
 // plain loop below (4 rows at a time, so 4 independent sums, vectorised by -O3 -march=native) in
-// 28 us; a 2048 x 1024 one in 116 against 89 us. Above kDotBatch rows of the batch MKL's matmul
-// takes over. The twin is the cells' own step, layer after layer (RecurrentLayer.step under
+// 28 us; a 2048 x 1024 one in 116 against 89 us. The loop reads each block of 4 rows once for all
+// the batch's rows; a 2-layer LSTM step took 141-147 against 254-269 us at H256 B6 and 351-400
+// against 456-488 us at B16 through it rather than MKL's mm (one thread, load average 6). Above
+// kDotBatch rows of the batch MKL's matmul takes over. The twin is the cells' own step, layer after layer (RecurrentLayer.step under
 // rnnkit.scan.disabled("compiled")); rnnkit/scan/_step.py says when this runs.
 //
 // weights: per layer torch.nn's order, w_ih (G*H, I_l), w_hh (G*H, R), b_ih, b_hh (G*H) where
 // has_bias, w_hr (P, H) where has_proj (the LSTM's projection: R = P; else R = H).
 
-constexpr int64_t kDotBatch = 4;  // rows of the batch up to which the products are rows_dot
+constexpr int64_t kDotBatch = 16;  // rows of the batch up to which the products are rows_dot
 
 // y[b, r] = sum_k w[r, k] x[b, k] for r < N, b < B: row-major w (N, K), x (B, K), y (B, ldy).
 // Four rows of w at a time: their sums are independent, so the adds do not wait on each other,

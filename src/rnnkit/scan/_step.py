@@ -5,7 +5,7 @@ cell kernel issues a dozen ATen ops (two products, then each gate's sigmoid or t
 multiplies one op each) and the layer adds its Python, and the products themselves are
 matrix-vector ones, bound by reading the weights. ``stack_step`` in ``rnnkit/_native/rnn.cpp``
 runs every layer of the step in one call: per layer two products (a plain loop over the weight's
-rows at up to 4 batch rows, MKL's matmul beyond) and one vectorised pass of gate math, each
+rows at up to 16 batch rows, MKL's matmul beyond) and one vectorised pass of gate math, each
 layer's new state written straight into its slice of the stacked ``(L, B, size)`` result, which
 the next layer reads as its input. The caller's state is read, never written.
 
