@@ -10,9 +10,10 @@ time four calls interleaved in one process (rnnkit.bench.time_interleaved: rotat
 repetition a mean over enough calls to last 5 ms), in ``--rounds`` rounds of 15 repetitions:
 rnnkit's step, the torch.nn cells, the rnnkit cells, and rnnkit's step layer after layer (the
 path before the compiled whole-stack step, ``rnnkit.scan.disabled("compiled")``: torch.nn's cell
-kernels per layer, with today's Python around them). Each round gives a ratio from its medians; the row prints the median ratio over
-the rounds and their range, the ratio of the fastest repetitions over all rounds (on a busy
-machine interference only adds time), and the load average at the start and the end.
+kernels per layer, with today's Python around them). Each round gives a ratio from its medians;
+the row prints the median ratio over the rounds and their range, the ratio of the fastest
+repetitions over all rounds (on a busy machine interference only adds time), and the load
+average at the start and the end.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ class Case:
 
     ``mode``: ``"train"`` times forward + backward of ``output.sum()``; ``"infer"`` a forward
     under ``torch.no_grad()``; ``"step"`` one streaming step (``layer.step``) with the state
-    carried from call to call, so ``steps`` is 1 (against one torch.nn cell call per layer). ``input_size`` defaults to ``hidden_size``.
+    carried from call to call, so ``steps`` is 1 (against one torch.nn cell call per layer).
+    ``input_size`` defaults to ``hidden_size``.
     ``options`` are rnnkit keyword options torch.nn lacks (``(("layer_norm", True),)``);
     ``backend`` is the torch-compatible layers' (``"loop"`` times rnnkit's own step path).
     ``config`` is the id of the configuration the case belongs to.

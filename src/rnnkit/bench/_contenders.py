@@ -48,7 +48,9 @@ class Contender:
     """A named zero-argument call that runs one timed unit of work, and the module behind it."""
 
     name: str
-    path: str  # "compiled" (rnnkit/_native), "fused" (torch._VF), "bptt", "loop" (cells' step loop), "scan", "step" (cells' step), "torch"
+    # "compiled" (rnnkit/_native), "fused" (torch._VF), "bptt", "loop" (cells' step loop), "scan",
+    # "step" (the cells' own step), "torch"
+    path: str
     call: Callable[[], object]
     module: nn.Module
 

@@ -416,7 +416,8 @@ class RecurrentLayer(nn.Module):
         for part_name, part, size in zip(cell.state_names, parts, sizes):
             expected = (slots, batch, size) if batched else (slots, size)
             # one test per part on the streaming path; the checks that name what is wrong only when it is
-            if not (isinstance(part, Tensor) and part.shape == expected and part.dtype == dtype and part.device == device):
+            fits = isinstance(part, Tensor) and part.shape == expected
+            if not (fits and part.dtype == dtype and part.device == device):
                 label = f"{name} ({part_name})" if count > 1 else name
                 check_tensor(label, part)
                 check_shape(label, part, expected)
