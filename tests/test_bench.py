@@ -121,8 +121,11 @@ def test_case_labels_and_checks():
         Case("lstm", 8, 1, 1, "eval")
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
         Case("lstm", 0, 1, 1, "train")
+    assert Case("gru", 256, 1, 1, "step", layers=2).label == "GRU H256 L2 B1"
     with pytest.raises(ValueError, match="mode='step'"):
-        Case("lstm", 8, 1, 1, "step", layers=2)
+        Case("lstm", 8, 1, 1, "step", options=(("layer_norm", True),))
+    with pytest.raises(ValueError, match="mode='step'"):
+        Case("lstm", 8, 1, 2, "step")
 
 
 def test_register_config_rejects_duplicates():
@@ -188,13 +191,26 @@ def test_layer_path_follows_autocast():
     assert bench.layer_path(plain, x, bf16) == "fused"
 
 
-def test_step_contenders_share_weights():
-    ours, reference, cell = bench.build_contenders(Case("lstm", 6, 1, 1, "step", input_size=5), torch.device("cpu"))
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_step_contenders_share_weights(kind, layers):
+    """The references are one cell per layer with the layer's weights, each h the next one's input."""
+    case = Case(kind, 6, 1, 1, "step", input_size=5, layers=layers)
+    ours, reference, cells = bench.build_contenders(case, torch.device("cpu"))
+    assert reference.name == ("" if layers == 1 else f"{layers} x ") + f"torch.nn.{kind.upper()}Cell"
     x = torch.randn(1, 5)
     with torch.no_grad():
-        _, (h, c) = ours.module.step(x)
-        torch.testing.assert_close(reference.module(x), (h[0], c[0]))
-        torch.testing.assert_close(cell.module(x), (h[0], c[0]))
+        _, state = ours.module.step(x)
+        state = state if isinstance(state, tuple) else (state,)
+        for stack in (reference.module, cells.module):
+            inputs = x
+            for index, cell in enumerate(stack):
+                out = cell(inputs)
+                parts = out if isinstance(out, tuple) else (out,)
+                for got, expected in zip(parts, state, strict=True):
+                    torch.testing.assert_close(got, expected[index])
+                inputs = parts[0]
+    assert ours.path == ("compiled" if _native.ops() is not None else "fused")
 
 
 def test_interleaved_timing_rotates_and_counts():
@@ -238,7 +254,8 @@ def test_tiny_run_fills_every_field(tiny_rows):
         assert row.vs_loop == pytest.approx(row.loop_ms / row.ms)
         assert row.gflops == pytest.approx(case_flops(TINY[tiny_rows.index(row)]) / row.ms / 1e6)
     paths = [r.path for r in tiny_rows]
-    assert paths[:2] == ["fused", "fused"] and paths[5:] == ["step", "scan"]
+    step = "compiled" if _native.ops() is not None else "fused"  # the LSTM's step: one compiled call
+    assert paths[:2] == ["fused", "fused"] and paths[5:] == [step, "scan"]
     assert paths[3] == ("compiled" if _native.ops() is not None else "fused")  # plain Elman on CPU
     assert paths[2] == "bptt" and paths[4] in ("compiled", "bptt")  # zoneout GRU, layer-norm LSTM
     assert tiny_rows[0].loop_ref == "rnnkit.LSTM autograd step loop"

@@ -27,6 +27,7 @@ from ._configs import register_config as register_config
 from ._configs import select_cases as select_cases
 from ._contenders import build_contenders as build_contenders
 from ._contenders import layer_path as layer_path
+from ._contenders import step_path as step_path
 from ._measure import Machine as Machine
 from ._measure import measure_machine as measure_machine
 from ._measure import time_interleaved as time_interleaved
@@ -50,6 +51,7 @@ __all__ = [
     "case_flops",
     "build_contenders",
     "layer_path",
+    "step_path",
     "time_interleaved",
     "Machine",
     "measure_machine",

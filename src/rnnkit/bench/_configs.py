@@ -1,5 +1,5 @@
 """What the benchmark runs: cases (one shape, one mode), the numbered configurations that group
-them (REFERENCE.md "Benchmark configurations" 1-9, plus 10-13 for rnnkit's own paths and the
+them (REFERENCE.md "Benchmark configurations" 1-9, plus 10-14 for rnnkit's own paths and the
 options torch.nn lacks), and the FLOP count every rate is computed from.
 """
 
@@ -22,7 +22,8 @@ class Case:
 
     ``mode``: ``"train"`` times forward + backward of ``output.sum()``; ``"infer"`` a forward
     under ``torch.no_grad()``; ``"step"`` one streaming step (``layer.step``) with the state
-    carried from call to call, so ``steps`` is 1. ``input_size`` defaults to ``hidden_size``.
+    carried from call to call, so ``steps`` is 1 (against one torch.nn cell call per layer).
+    ``input_size`` defaults to ``hidden_size``.
     ``options`` are rnnkit keyword options torch.nn lacks (``(("layer_norm", True),)``);
     ``backend`` is the torch-compatible layers' (``"loop"`` times rnnkit's own step path).
     ``config`` is the id of the configuration the case belongs to.
@@ -58,10 +59,10 @@ class Case:
                 f" options={self.options!r}, backend={self.backend!r}"
             )
         if self.mode == "step":
-            if self.kind == "mingru" or self.layers != 1 or self.options or self.steps != 1 or self.backend != "auto":
+            if self.kind == "mingru" or self.options or self.steps != 1 or self.backend != "auto":
                 raise ValueError(
-                    "mode='step' compares one layer's step with a bare torch.nn cell call: it needs"
-                    f" kind lstm/gru/rnn_*, layers=1, steps=1, no options and backend='auto', got {self}"
+                    "mode='step' compares a layer's step with bare torch.nn cell calls, one per layer: it"
+                    f" needs kind lstm/gru/rnn_*, steps=1, no options and backend='auto', got {self}"
                 )
 
     @property
@@ -196,6 +197,10 @@ for _config in (
             Case("lstm", 256, 32, 50, "train", options=(("recurrent_dropout", 0.25), ("dropconnect", 0.25)))),
            quick=(Case("gru", 256, 32, 50, "train", options=(("reset_after", False),)),
                   Case("lstm", 256, 32, 50, "train", options=(("proj_size", 128),), backend="loop"))),
+    Config("14", "streaming 2-layer LSTM and GRU, H256 and H512, B1, one step per call vs a stack of torch.nn"
+           " cells (issue 18's bar: LSTM H256 within 1.0x of two nn.LSTMCell calls)",
+           tuple(Case(k, h, 1, 1, "step", layers=2) for k in ("lstm", "gru") for h in (256, 512)),
+           quick=tuple(Case(k, h, 1, 1, "step", layers=2) for k in ("lstm", "gru") for h in (256, 512))),
 ):  # fmt: skip
     register_config(_config)
 

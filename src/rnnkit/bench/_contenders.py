@@ -11,7 +11,8 @@ train/infer    rnnkit.LSTM/GRU/RNN, backend="auto"  torch.nn.LSTM/GRU/RNN (with 
                                                     into rnnkit's layer                   through autograd op by op
 minGRU         rnnkit.MinGRU (log-space scan)       torch.nn.GRU of the same size          the same MinGRU stepped one step at a
                                                     (a different model, same I/H/B/T)      time (a no-op state hook forces it)
-step           layer.step(x, state), B=1            a bare torch.nn.LSTMCell call          a bare rnnkit.LSTMCell call
+step           layer.step(x, state), B=1            bare torch.nn.LSTMCell calls, one      bare rnnkit.LSTMCell calls, one per
+                                                    per layer, each h the next one's input layer (the cells' own step)
 =============  ===================================  ====================================  =========================================
 
 For a case with options torch.nn lacks (layer norm, zoneout, a reset-before GRU) the torch.nn
@@ -47,7 +48,9 @@ class Contender:
     """A named zero-argument call that runs one timed unit of work, and the module behind it."""
 
     name: str
-    path: str  # "compiled" (rnnkit/_native), "fused" (torch._VF), "bptt", "loop" (cells' step loop), "scan", "step", "torch"
+    # "compiled" (rnnkit/_native), "fused" (torch._VF), "bptt", "loop" (cells' step loop), "scan",
+    # "step" (the cells' own step), "torch"
+    path: str
     call: Callable[[], object]
     module: nn.Module
 
@@ -160,19 +163,49 @@ def layer_path(layer: nn.Module, x: torch.Tensor, amp: Callable = contextlib.nul
     return "fused" if route == "torch" else route
 
 
+def _stacked(cells: list[nn.Module]) -> Callable:
+    """``step(x, state) -> state`` through ``cells`` one above the other, ``state`` one entry per
+    cell (None: their zeros); each cell's new ``h`` is the next one's input."""
+
+    def step(x: torch.Tensor, state: list | None) -> list:
+        new = []
+        for cell, carried in zip(cells, state or [None] * len(cells)):
+            out = cell(x, carried)
+            new.append(out)
+            x = out[0] if isinstance(out, tuple) else out  # the LSTM cells return (h, c)
+        return new
+
+    return step
+
+
 def _step_contenders(case: Case, device: torch.device, amp) -> tuple[Contender, Contender, Contender]:
-    I, H = case.input_size, case.hidden_size
-    layer = create_layer(case.kind, I, H).to(device).eval()
-    weights = {n: getattr(layer, f"{n}_l0") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-    torch_cell = TORCH_CELLS[case.kind](I, H, **_nonlinearity(case.kind)).to(device).eval()
-    torch_cell.load_state_dict(weights)
-    our_cell = RNNKIT_CELLS[case.kind](I, H, **_nonlinearity(case.kind)).to(device).eval()
-    our_cell.load_state_dict(weights)
+    I, H, L = case.input_size, case.hidden_size, case.layers
+    layer = create_layer(case.kind, I, H, num_layers=L).to(device).eval()
+    torch_cells, our_cells = [], []
+    for index in range(L):
+        weights = {n: getattr(layer, f"{n}_l{index}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        size = I if index == 0 else H
+        for cells, make in ((torch_cells, TORCH_CELLS[case.kind]), (our_cells, RNNKIT_CELLS[case.kind])):
+            cell = make(size, H, **_nonlinearity(case.kind)).to(device).eval()
+            cell.load_state_dict(weights)
+            cells.append(cell)
     x = torch.randn(case.batch, I, device=device)  # (B, I)
     kind = _CLASS_NAMES[case.kind]
+    stack = "" if L == 1 else f"{L} x "
     return (
-        Contender(f"rnnkit.{kind}.step", "step", _step_call(lambda x, s: layer.step(x, s)[1], x, amp), layer),
-        Contender(f"torch.nn.{kind}Cell", "torch", _step_call(torch_cell, x, amp), torch_cell),
-        Contender(f"rnnkit.{kind}Cell", "step", _step_call(our_cell, x, amp), our_cell),
-    )
+        Contender(f"rnnkit.{kind}.step", step_path(layer, x, amp), _step_call(lambda x, s: layer.step(x, s)[1], x, amp),
+                  layer),
+        Contender(f"{stack}torch.nn.{kind}Cell", "torch", _step_call(_stacked(torch_cells), x, amp),
+                  nn.ModuleList(torch_cells)),
+        Contender(f"{stack}rnnkit.{kind}Cell", "step", _step_call(_stacked(our_cells), x, amp),
+                  nn.ModuleList(our_cells)),
+    )  # fmt: skip
 
+
+def step_path(layer: nn.Module, x: torch.Tensor, amp: Callable = contextlib.nullcontext) -> str:
+    """Which path a layer's streaming ``step`` takes on ``x`` under ``torch.no_grad()`` and ``amp()``:
+    "compiled" (every layer in one call of ``rnnkit/_native``), "fused" (torch.nn's cell kernels
+    through ``torch._VF``, layer after layer) or "step" (the cells' own step)."""
+    with torch.no_grad(), amp():
+        route = layer.step_route(x)
+    return {"torch": "fused", "cells": "step"}.get(route, route)

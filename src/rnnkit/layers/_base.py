@@ -298,8 +298,31 @@ class RecurrentLayer(nn.Module):
         ``state`` has ``forward``'s ``hx`` form (None for the initial state); returns
         ``(output, state)`` with ``output`` ``(B, output_size)``. Stepping through a sequence
         equals ``forward`` on it. In training mode, per-sequence masks (recurrent dropout,
-        dropconnect) are drawn anew at every call.
+        dropconnect) are drawn anew at every call. ``state`` is never modified; the output may
+        share memory with the new state's last layer (clone it before changing it in place).
+
+        Where a layer has one and nothing needs autograd (``torch.no_grad()``,
+        ``inference_mode``), every layer of the step runs in one compiled call
+        (:meth:`step_route` says ``"compiled"``; docs/deploy.md has the latency).
         """
+        x, state, batched = self._prepare_step(input, state)
+        if self._step_compiles(x):
+            output, final = self._step_compiled(x, state)
+        else:
+            output, final = self._step_layers(x, state)
+        return (output if batched else output.squeeze(0)), self._format_state(final, batched)
+
+    def step_route(self, input: Tensor, state: Any = None) -> str:
+        """The path :meth:`step` takes on these arguments, as things stand (grad mode, autocast,
+        :func:`rnnkit.scan.disabled`): ``"compiled"`` (every layer in one compiled call, the plain
+        RNN/LSTM/GRU on CPU), ``"torch"`` (torch.nn's cell kernels, layer after layer) or
+        ``"cells"`` (the cells' own ``step``, layer after layer: the twin of the other two)."""
+        x, _, _ = self._prepare_step(input, state)
+        return "compiled" if self._step_compiles(x) else self._layer_step_route()
+
+    def _prepare_step(self, input: Tensor, state: Any) -> tuple[Tensor, State, bool]:
+        """``step``'s arguments checked: ``x`` ``(B, I)``, the state components ``(L, B, size)``,
+        and whether the input was batched."""
         if self.bidirectional:
             raise ValueError(
                 "step needs a unidirectional layer: the reverse direction of bidirectional=True reads the future"
@@ -313,7 +336,10 @@ class RecurrentLayer(nn.Module):
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)  # (B, I)
         self._check_input(x, x.shape[-1], 1)
-        state = self._prepare_state(state, "state", x.shape[0], batched, x)
+        return x, self._prepare_state(state, "state", x.shape[0], batched, x), batched
+
+    def _step_layers(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step, layer after layer: ``x`` ``(B, I)``, ``state`` components ``(L, B, size)``."""
         layer_input, finals = x, []
         for layer in range(self.num_layers):
             y, last = self._step_layer(layer, layer_input, tuple(s[layer] for s in state))
@@ -325,7 +351,20 @@ class RecurrentLayer(nn.Module):
             final = tuple(part.unsqueeze(0) for part in finals[0])
         else:
             final = tuple(torch.stack(parts) for parts in zip(*finals))
-        return (layer_input if batched else layer_input.squeeze(0)), self._format_state(final, batched)
+        return layer_input, final
+
+    # a subclass with a compiled whole-stack step (the torch-compatible layers) overrides these
+    def _step_compiles(self, x: Tensor) -> bool:
+        """Whether :meth:`step` runs as one compiled call on input ``x`` ``(B, I)`` now."""
+        return False
+
+    def _step_compiled(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """The whole step in one compiled call; :meth:`_step_layers` is its twin."""
+        raise NotImplementedError(f"{type(self).__name__} has no compiled step")
+
+    def _layer_step_route(self) -> str:
+        """What :meth:`_step_layer` runs: ``"cells"`` here, ``"torch"`` where a subclass calls torch.nn's kernels."""
+        return "cells"
 
     def _step_layer(self, layer: int, x: Tensor, state: State) -> tuple[Tensor, State]:
         """One step of one (unidirectional) layer: ``x`` ``(B, I)``; a faster kernel may override."""
@@ -362,7 +401,8 @@ class RecurrentLayer(nn.Module):
             return tuple(
                 torch.zeros(slots, batch, size, dtype=x.dtype, device=x.device) for size in cell.state_sizes
             )
-        count = len(cell.state_sizes)
+        sizes = cell.state_sizes
+        count = len(sizes)
         if count == 1 and isinstance(hx, Tensor):
             parts: tuple = (hx,)
         elif count > 1 and isinstance(hx, (tuple, list)) and len(hx) == count:
@@ -372,11 +412,16 @@ class RecurrentLayer(nn.Module):
             got = type(hx).__name__ + (f" of {len(hx)}" if isinstance(hx, (tuple, list)) else "")
             raise TypeError(f"{name} must be {expected}, got {got}")
         state = []
-        for part_name, part, size in zip(cell.state_names, parts, cell.state_sizes):
-            label = f"{name} ({part_name})" if count > 1 else name
-            check_tensor(label, part)
-            check_shape(label, part, (slots, batch, size) if batched else (slots, size))
-            check_matches(label, part, dtype=x.dtype, device=x.device)
+        dtype, device = x.dtype, x.device
+        for part_name, part, size in zip(cell.state_names, parts, sizes):
+            expected = (slots, batch, size) if batched else (slots, size)
+            # one test per part on the streaming path; the checks that name what is wrong only when it is
+            fits = isinstance(part, Tensor) and part.shape == expected
+            if not (fits and part.dtype == dtype and part.device == device):
+                label = f"{name} ({part_name})" if count > 1 else name
+                check_tensor(label, part)
+                check_shape(label, part, expected)
+                check_matches(label, part, dtype=dtype, device=device)
             state.append(part if batched else part.unsqueeze(1))
         return tuple(state)
 

@@ -85,6 +85,9 @@ class _TorchCompatible(RecurrentLayer):
                     self.register_parameter(name + suffix, nn.Parameter(value))
                 self._cells.append(cell)
                 self._names.append(names)
+        # the weights of the compiled streaming step, per layer in torch.nn's order (as _flat_weights)
+        order = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        self._step_names = [names[n] for names in self._names[:: self.num_directions] for n in order if n in names]
         self.options = options
         for name, value in options.items().items():  # rnn.layer_norm, lstm.proj_size...
             setattr(self, name, value)
@@ -159,9 +162,32 @@ class _TorchCompatible(RecurrentLayer):
             bidirectional=self.bidirectional,
         )
 
+    def _step_compiles(self, x: Tensor) -> bool:
+        # every layer of the step in one compiled call (rnnkit.scan._step) where nothing needs
+        # autograd, options or dropout between the layers, and backend="torch" did not insist
+        return (
+            self.backend != "torch"
+            and not self._cells[0].has_options
+            and not (self.dropout and self.training and self.num_layers > 1)
+            and scan.compiled_step_applies(x)
+        )
+
+    def _step_compiled(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        params = self._parameters  # a dict lookup per weight: getattr on a module costs ~0.5 us each
+        weights = [params[name] for name in self._step_names]
+        proj = bool(getattr(self, "proj_size", 0))
+        return scan.compiled_step(self.mode, x, state, weights, bias=self.bias, proj=proj)
+
+    @property
+    def _steps_fused(self) -> bool:
+        """Whether :meth:`_step_layer` calls torch.nn's cell kernels (what torch.nn.LSTMCell calls)."""
+        return self.uses_fused_kernel and not getattr(self, "proj_size", 0)
+
+    def _layer_step_route(self) -> str:
+        return "torch" if self._steps_fused else "cells"
+
     def _step_layer(self, layer: int, x: Tensor, state: State) -> tuple[Tensor, State]:
-        # torch.nn's fused cell kernels (what torch.nn.LSTMCell calls) where the options allow
-        if not self.uses_fused_kernel or getattr(self, "proj_size", 0):
+        if not self._steps_fused:
             return super()._step_layer(layer, x, state)
         names = self._names[layer * self.num_directions]
         weights = [getattr(self, names[n]) if n in names else None for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]

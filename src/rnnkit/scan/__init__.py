@@ -16,6 +16,10 @@ MinLSTMCell                               compiled / linear: the sequential recu
 any cell   loop                           the step loop, the reference twin
 ========== ============================== ===============================================
 
+A layer's streaming ``step`` is not a scan: for the plain RNN/LSTM/GRU, with gradients off on CPU,
+:func:`compiled_step` runs every layer of it in one compiled call (:mod:`rnnkit.scan._step`),
+held by the tests to the cells' own steps, and ``disabled("compiled")`` turns it off too.
+
 Every route is held by the tests to :func:`step_loop`, the cell's own steps through autograd.
 Every route is differentiable twice: where a fast route's backward is an unrecorded sweep, its
 second derivative (``create_graph=True``) is the step loop's, rerun on the same tensors
@@ -36,12 +40,15 @@ from ._routes import ScanCall as ScanCall
 from ._routes import ScanResult as ScanResult
 from ._routes import StateHook as StateHook
 from ._routes import disabled as disabled
+from ._routes import is_disabled as is_disabled
 from ._routes import ranks_before as ranks_before
 from ._routes import register as register
 from ._routes import routes_for as routes_for
 from ._routes import run as run
 from ._routes import select as select
 from ._routes import stack_routes as stack_routes
+from ._step import applies as compiled_step_applies
+from ._step import stack_step as compiled_step
 from ._torch_vf import cell_step as torch_cell_step
 from ._torch_vf import forward as torch_forward
 from ._twin import DoubleBackwardError as DoubleBackwardError
@@ -64,6 +71,7 @@ __all__ = [
     "stack_routes",
     "run",
     "disabled",
+    "is_disabled",
     "DoubleBackwardError",
     "ranks_before",
     "step_loop",
@@ -71,4 +79,6 @@ __all__ = [
     "LinearRecurrence",
     "torch_forward",
     "torch_cell_step",
+    "compiled_step",
+    "compiled_step_applies",
 ]

@@ -127,6 +127,11 @@ def ranks_before(cell: RecurrentCell, first: str, second: str) -> bool:
     return first in names and (second not in names or names.index(first) < names.index(second))
 
 
+def is_disabled(name: str) -> bool:
+    """Whether route ``name`` is switched off by an enclosing :func:`disabled` block."""
+    return name in _DISABLED
+
+
 @contextlib.contextmanager
 def disabled(*names: str) -> Iterator[None]:
     """Skip the named routes inside the block, as ``torch.backends.cudnn.flags(enabled=False)``
