@@ -496,6 +496,46 @@ def test_online_adaptation_streams_as_it_batches_and_learns_the_new_level():
             anomaly.OnlineConfig(**bad)
 
 
+@pytest.mark.parametrize("every", [0, 30])
+def test_score_many_equals_score_and_batch(run, every):
+    """Issue 15, item 4: values scored in chunks (a file, lines that arrived together) through the
+    sequence forward with the carried state give what stepping gives, online updates included."""
+    detector = anomaly.RNNDetector.load(run)
+    detector.config = replace(detector.config, online=anomaly.OnlineConfig(every=every, window=100, steps=2, lr=3e-2))
+    values = _series(n=500, seed=11, spike=320)
+    batch, batch_flags = detector.batch_scores(values)
+    stepper = detector.scorer()
+    stepped, step_flags = anomaly.score_all(stepper, values)
+    chunked = detector.scorer()
+    sizes = np.random.default_rng(every).integers(1, 75, size=40)  # across update boundaries, a lone value now and then
+    cuts = np.cumsum(sizes)[np.cumsum(sizes) < len(values)]
+    parts = [chunked.score_many(part) if len(part) > 1 else chunked.score(float(part[0]))
+             for part in np.split(values, cuts)]  # fmt: skip
+    scores = np.concatenate([np.atleast_1d(p[0]) for p in parts])
+    flags = np.concatenate([np.atleast_1d(p[1]) for p in parts])
+    for got, got_flags in ((stepped, step_flags), (scores, flags)):
+        np.testing.assert_allclose(got, batch, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(got_flags, batch_flags)
+    assert batch_flags[320:340].any()
+    if every:  # the chunked stream learned what the stepped one did, on the same values
+        learned = chunked._model.state_dict()
+        for name, value in stepper._model.state_dict().items():
+            np.testing.assert_array_equal(learned[name].numpy(), value.numpy(), err_msg=name)
+        assert not np.array_equal(learned["head.weight"].numpy(), detector.model.state_dict()["head.weight"].numpy())
+    # missing readings inside a chunk: stepped alone, as score() steps them
+    holes = values.copy()
+    holes[[0, 1, 60, 61, 62, 299]] = np.nan
+    expected = anomaly.score_all(detector.scorer(), holes)
+    got = detector.scorer().score_many(holes)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_allclose(detector.score_series(holes)[0], expected[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match="real numbers"):
+        detector.scorer().score_many(["1.0", "2.0"])
+    with pytest.raises(ValueError, match="1-D"):
+        detector.scorer().score_many(np.zeros((2, 3)))
+
+
 def test_by_default_the_output_keeps_the_input_rows_one_for_one(run, tmp_path, capsys):
     """Issue 15, item 5: a gap no longer adds rows, and repeated timestamps are scored as rows."""
     data = _gappy_file(tmp_path / "gappy.csv")

@@ -248,10 +248,11 @@ class RNNDetector:
 
     def score_series(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """Scores and flags of a whole series that may miss readings (NaN): :meth:`batch_scores`
-        where every value is finite, else the streaming scorer, which reports each missing reading
-        and carries its state across it (the two give the same scores where both apply)."""
+        where every value is finite, else the streaming scorer (:meth:`RNNScorer.score_many`), which
+        reports each missing reading and carries its state across it (the two give the same scores
+        where both apply)."""
         values = np.asarray(values, dtype=float)
-        return self.batch_scores(values) if np.isfinite(values).all() else score_all(self.scorer(), values)
+        return self.batch_scores(values) if np.isfinite(values).all() else self.scorer().score_many(values)
 
     def score_errors(self, smoothed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores and flags of a series' smoothed errors (:meth:`smoothed_errors`) by a fresh
@@ -269,6 +270,11 @@ class RNNDetector:
 class RNNScorer:
     """The streaming form of :class:`RNNDetector`: one ``model.step`` per value, the LSTM state kept.
 
+    :meth:`score` reads one value; :meth:`score_many` reads the next several at once (a file, or
+    lines that arrived together) with the same result: each run of finite values goes through the
+    model's sequence forward from the carried state, split where an online update falls, and the
+    errors through the threshold in order. The two can be mixed within one stream.
+
     With online adaptation (``config.online.every``) the scorer learns on a private copy of the
     model (:class:`~rnnkit.apps.anomaly.online.OnlineLearner`), so two streams never share weights;
     ``state_dict`` then holds the copy's weights and optimizer state too.
@@ -279,6 +285,7 @@ class RNNScorer:
 
     def __init__(self, detector: RNNDetector) -> None:
         self.detector = detector
+        self._center, self._scale, self._smoothing = detector.center, detector.scale, detector.config.smoothing
         self._state: Any = None  # the LSTM's (h, c)
         self._prediction: float | None = None  # of the next value, standardized
         self._level = 0.0
@@ -286,36 +293,77 @@ class RNNScorer:
         self._threshold = detector.threshold()
         self._learner = OnlineLearner(detector.model, detector.config.online) if detector.config.online.every else None
         self._model = self._learner.model if self._learner else detector.model
+        self._input = torch.zeros(1, 1)  # (B=1, F=1): one step's input, refilled for every value
         self.missing = 0
 
     @torch.no_grad()
     def score(self, value: float) -> tuple[float, bool]:
         value = check_value(value)
-        d = self.detector
-        missing = not math.isfinite(value)
-        first = not missing and self._prediction is None  # the first value: nothing to compare it with
-        if missing:
-            self.missing += 1
-            if self._prediction is None:
-                return math.nan, False
-            x = self._prediction
-        else:
-            x = (value - d.center) / d.scale
-            if first:
-                self._level = 0.0
-            else:
-                error = abs(x - self._prediction)
-                a = d.config.smoothing
-                self._level = error if self._errors == 0 else (1 - a) * self._level + a * error
-                self._errors += 1
-        y, self._state = self._model.step(torch.tensor([[x]], dtype=torch.float32), self._state)  # (1, 1)
-        self._prediction = float(y[0, 0])
+        if not math.isfinite(value):
+            return self._score_missing()
+        x = (value - self._center) / self._scale
+        error = None if self._prediction is None else abs(x - self._prediction)  # None: the first value
+        self._step(x)
+        return self._judge(error)
+
+    @torch.no_grad()
+    def score_many(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``(N,)`` and flags ``(N,)`` of the stream's next ``values``: what :meth:`score`
+        gives on each in turn, in far less time per value."""
+        values = _real_array(values)
+        scores, flags = np.empty(len(values)), np.zeros(len(values), dtype=bool)
+        missing = np.flatnonzero(~np.isfinite(values))  # where the runs of finite values end
+        i = 0
+        while i < len(values):
+            end = missing[np.searchsorted(missing, i)] if len(missing) and missing[-1] >= i else len(values)
+            if end == i:  # a missing reading: stepped alone, fed its prediction
+                scores[i], flags[i] = self._score_missing()
+                i += 1
+                continue
+            if self._learner is not None:  # the weights change after this many values
+                end = min(end, i + self._learner.until_update())
+            self._score_run(values[i:end], scores[i:end], flags[i:end])
+            i = end
+        return scores, flags
+
+    def _score_run(self, values: np.ndarray, scores: np.ndarray, flags: np.ndarray) -> None:
+        """A run of finite values, none of them past the next online update, into ``scores`` and ``flags``."""
+        x = (values - self._center) / self._scale  # (n,) standardized, float64 as in score()
+        predicted, self._state = self._model(torch.from_numpy(x.astype(np.float32)).view(1, -1, 1), self._state)
+        predicted = predicted[0, :, 0].double().numpy()  # (n,): [k] predicts x[k + 1]
+        errors = np.empty(len(x))
+        errors[1:] = np.abs(x[1:] - predicted[:-1])
+        first = self._prediction is None
+        errors[0] = 0.0 if first else abs(x[0] - self._prediction)
+        self._prediction = float(predicted[-1])
         if self._learner is not None:
-            self._learner.observe([x])  # a missing reading is learned as the value predicted for it
-        if missing:
-            return math.nan, False
-        if first:
+            self._learner.observe(x)
+        for k, error in enumerate(errors.tolist()):
+            scores[k], flags[k] = self._judge(None if first and k == 0 else error)
+
+    def _score_missing(self) -> tuple[float, bool]:
+        self.missing += 1
+        if self._prediction is not None:
+            self._step(self._prediction)  # a missing reading is learned as the value predicted for it
+        return math.nan, False
+
+    def _step(self, x: float) -> None:
+        """The model advanced by one standardized value; it learns it (online adaptation)."""
+        self._input[0, 0] = x
+        y, self._state = self._model.step(self._input, self._state)  # (1, 1)
+        self._prediction = y.item()
+        if self._learner is not None:
+            self._learner.observe((x,))
+
+    def _judge(self, error: float | None) -> tuple[float, bool]:
+        """The threshold's verdict on the smoothed error after ``error`` (None: the stream's first
+        value, which has no prediction: score 0, not flagged, not fed to the threshold)."""
+        if error is None:
+            self._level = 0.0
             return 0.0, False
+        a = self._smoothing
+        self._level = error if self._errors == 0 else (1 - a) * self._level + a * error
+        self._errors += 1
         return self._threshold.score(self._level)
 
     def state_dict(self) -> dict[str, Any]:
@@ -332,6 +380,17 @@ class RNNScorer:
             if state.get("online") is None:
                 raise ValueError("state is of a scorer without online adaptation; this one adapts")
             self._learner.load_state_dict(state["online"])
+
+
+def _real_array(values: Sequence[float]) -> np.ndarray:
+    """``values`` as a 1-D float array; anything but real numbers (strings, bools) is a TypeError,
+    as :func:`~rnnkit.apps.anomaly.scorers.check_value` has it for one value."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"values must be real numbers, got an array of dtype {array.dtype}")
+    if array.ndim != 1:
+        raise ValueError(f"values must be 1-D, got shape {array.shape}")
+    return array.astype(float, copy=False)
 
 
 def _clone(state: Any) -> Any:

@@ -68,13 +68,22 @@ class OnlineLearner:
         values = np.asarray(values, dtype=np.float32).ravel()
         if len(values) > self.until_update():
             raise ValueError(f"observe at most {self.until_update()} values before the next update, got {len(values)}")
-        for value in values:
-            self._recent[self._seen % self.config.window] = value
-            self._seen += 1
+        self._remember(values)
         if self._seen % self.config.every or self._seen < 2:
             return False
         self._update()
         return True
+
+    def _remember(self, values: np.ndarray) -> None:
+        """``values`` into the ring of the last ``window``, in order: two slice copies, not a loop."""
+        window, start = self.config.window, self._seen
+        self._seen += len(values)
+        if len(values) > window:  # only the last `window` of them stay
+            values, start = values[-window:], self._seen - window
+        slot = start % window
+        head = min(window - slot, len(values))
+        self._recent[slot : slot + head] = values[:head]
+        self._recent[: len(values) - head] = values[head:]
 
     def _update(self) -> None:
         n = min(self._seen, self.config.window)
