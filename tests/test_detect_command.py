@@ -395,6 +395,48 @@ def test_stdin_with_a_byte_order_mark_or_binary_data(run, monkeypatch, capsys):
     _fails(capsys, ["detect", str(run)], "standard input line 2 looks binary")
 
 
+def test_lines_that_arrived_together_come_as_one_batch():
+    import os
+
+    from rnnkit.data.textfiles import text_line_batches
+
+    read, write = os.pipe()
+    with os.fdopen(read, "r") as stream, os.fdopen(write, "wb", buffering=0) as producer:
+        batches = text_line_batches(stream)
+        producer.write(b"\xef\xbb\xbf1.0\n2.0\r\n3")  # a burst, its last line unfinished
+        assert next(batches) == ["1.0\n", "2.0\r\n"]
+        producer.write(b".5\n")
+        assert next(batches) == ["3.5\n"]  # a lone line is not held back waiting for more
+        producer.write(b"4\n\x005\n6\n")
+        assert next(batches) == ["4\n"]  # the good lines first, then the error, as text_lines has it
+        with pytest.raises(ValueError, match="standard input line 5 looks binary"):
+            next(batches)
+    assert list(text_line_batches(io.StringIO("1\n2"))) == [["1\n"], ["2"]]  # no bytes under it: one a batch
+    # an unfinished last line is only known to be one at the end
+    assert list(text_line_batches(io.TextIOWrapper(io.BytesIO(b"1\n\n2")))) == [["1\n", "\n"], ["2"]]
+
+
+def test_stdin_scored_in_batches_prints_what_one_line_at_a_time_prints(run, monkeypatch, capsys):
+    values = _series(n=400, seed=6, spike=250)
+    lines = [repr(float(v)) for v in values[:200]] + ["oops", ""] + [repr(float(v)) for v in values[200:]]
+    text = "\n".join(lines) + "\n"
+    sizes = []
+    score_many = anomaly.RNNScorer.score_many
+    monkeypatch.setattr(anomaly.RNNScorer, "score_many", lambda self, v: sizes.append(len(v)) or score_many(self, v))
+    outputs = []
+    for stdin in (io.StringIO(text), io.TextIOWrapper(io.BytesIO(text.encode()))):  # one line a batch; all at once
+        monkeypatch.setattr("sys.stdin", stdin)
+        capsys.readouterr()
+        assert main(["detect", str(run)]) == 0
+        outputs.append(capsys.readouterr())
+    assert max(sizes[:402]) == 1 and sizes[402:] == [402]
+    one, batched = ([line.split(",") for line in o.out.splitlines()] for o in outputs)
+    assert len(one) == len(batched) == 403 and [r[0] for r in one] == [r[0] for r in batched]
+    np.testing.assert_allclose([float(r[1]) for r in batched[1:]], [float(r[1]) for r in one[1:]], atol=2e-4)
+    assert [r[-1] for r in batched] == [r[-1] for r in one] and "1" in [r[-1] for r in one[251:270]]
+    assert outputs[0].err == outputs[1].err and "line 201 is not a number" in outputs[1].err
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_rnn_scorer_state_round_trip_for_any_cell(cell):
     torch = pytest.importorskip("torch")

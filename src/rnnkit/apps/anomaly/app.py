@@ -272,13 +272,14 @@ def _as_csv(result) -> str:
 
 
 def _stream_scores(scorer) -> int:
-    """Numbers on stdin through ``scorer``; one ``value,score,anomaly`` line out per line in."""
+    """Numbers on stdin through ``scorer``; one ``value,score,anomaly`` line out per line in, the
+    lines that arrived together scored together."""
     from .detect import detect_lines
 
-    from ...data.textfiles import text_lines
+    from ...data.textfiles import text_line_batches
 
     with closed_stdout_is_fine():
-        detect_lines(text_lines(sys.stdin), sys.stdout, scorer, warnings=sys.stderr)
+        detect_lines(text_line_batches(sys.stdin), sys.stdout, scorer, warnings=sys.stderr)
     return 0
 
 

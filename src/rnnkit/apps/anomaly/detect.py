@@ -82,31 +82,41 @@ def result_frame(frame, scores: np.ndarray, flags: np.ndarray):
 def detect_lines(lines, out: TextIO, scorer: StreamingScorer | None = None, *, threshold: float = 4.0,
                  warnings: TextIO | None = None) -> int:  # fmt: skip
     """Stream numbers, one a line, through ``scorer`` (default: a :class:`WindowedGaussian` with z
-    ``threshold``); write ``value,score,anomaly`` per line as it arrives (flushed). Returns the
-    number of anomalies.
+    ``threshold``); write ``value,score,anomaly`` per line. Returns the number of anomalies.
+
+    ``lines`` holds lines, or lists of lines that arrived together
+    (:func:`~rnnkit.data.textfiles.text_line_batches`): a list is scored at once (by the scorer's
+    ``score_many`` where it has one: the same scores, far faster) and its rows written and flushed
+    together; a lone line is answered as soon as it comes.
 
     A blank line, ``nan`` or an infinite value is a missing reading: scored ``nan``, not flagged.
     A line that is not a number is treated the same way, and named on ``warnings`` (stderr on
     the command line): one bad reading does not stop a stream.
     """
     scorer = scorer if scorer is not None else WindowedGaussian(threshold=threshold)
+    score_many = getattr(scorer, "score_many", None) or (lambda values: score_all(scorer, values))
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["value", "score", "anomaly"])
-    flagged = 0
-    for number, line in enumerate(lines, 1):
-        text = line.strip()
-        if number == 1:
-            text = text.lstrip("\ufeff")  # a byte-order mark (Windows tools write one) is not part of a reading
-        try:
-            value = float(text) if text else math.nan
-        except ValueError:
-            value = math.nan
-            if warnings is not None:
-                warnings.write(f"rnnkit: warning: line {number} is not a number ({text[:40]!r}); scored as missing\n")
-                warnings.flush()
-        result, flag = scorer.score(value)
-        flagged += flag
-        writer.writerow([text, f"{result:.4f}", int(flag)])
+    flagged, number = 0, 0
+    for batch in lines:
+        texts, values = [], []
+        for line in [batch] if isinstance(batch, str) else batch:
+            number += 1
+            text = line.strip()
+            if number == 1:
+                text = text.lstrip("\ufeff")  # a byte-order mark (Windows tools write one) is not part of a reading
+            try:
+                value = float(text) if text else math.nan
+            except ValueError:
+                value = math.nan
+                if warnings is not None:
+                    warnings.write(f"rnnkit: warning: line {number} is not a number ({text[:40]!r}); scored as missing\n")
+                    warnings.flush()
+            texts.append(text)
+            values.append(value)
+        scores, flags = score_many(np.array(values, dtype=float))
+        flagged += int(flags.sum())
+        writer.writerows([text, f"{s:.4f}", int(f)] for text, s, f in zip(texts, scores.tolist(), flags.tolist()))
         out.flush()
     return flagged
 
