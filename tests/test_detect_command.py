@@ -66,7 +66,7 @@ def test_detect_a_file_from_the_run_directory(run, tmp_path, capsys):
     assert main(["detect", str(run), "--data", str(data)]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
-    assert lines[0] == "time,value,score,anomaly" and len(lines) == 601
+    assert lines[0] == "time,value,score,anomaly_score,anomaly" and len(lines) == 601
     flagged = [i for i, line in enumerate(lines[1:]) if line.endswith(",1")]
     assert flagged and all(399 <= i <= 420 for i in flagged), flagged
     assert (run / "detections.png").stat().st_size > 1000 and "flagged" in captured.err
@@ -82,11 +82,11 @@ def test_detect_streams_standard_input_like_the_file(run, monkeypatch, capsys):
     assert main(["detect", str(run)]) == 0
     captured = capsys.readouterr()
     rows = [line.split(",") for line in captured.out.splitlines()]
-    assert rows[0] == ["value", "score", "anomaly"] and len(rows) == 605
+    assert rows[0] == ["value", "score", "anomaly_score", "anomaly"] and len(rows) == 605
     streamed = np.array([float(r[1]) for r in rows[1:601]])
     np.testing.assert_allclose(streamed, batch, rtol=1e-3, atol=1e-3)  # printed to 4 decimals
-    assert [int(r[2]) for r in rows[1:601]] == batch_flags.astype(int).tolist()
-    assert rows[601:604] == [["oops", "nan", "0"], ["", "nan", "0"], ["nan", "nan", "0"]]
+    assert [int(r[3]) for r in rows[1:601]] == batch_flags.astype(int).tolist()
+    assert rows[601:604] == [["oops", "nan", "nan", "0"], ["", "nan", "nan", "0"], ["nan", "nan", "nan", "0"]]
     assert math.isfinite(float(rows[604][1]))  # the scorer kept running
     assert "line 601 is not a number" in captured.err
 
@@ -100,6 +100,22 @@ def test_dynamic_threshold_streaming_equals_batch(run):
     np.testing.assert_allclose(streamed, batch, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(stream_flags, batch_flags)
     assert batch_flags[650:670].any()
+
+
+@pytest.mark.parametrize("method", ["likelihood", "dynamic", "gaussian"])
+def test_detect_prints_a_bounded_score_beside_the_raw_one(run, tmp_path, capsys, method):
+    """Issue 15, item 5: every method's score also as a monotone map onto [0, 1] (anomaly_score)."""
+    data = _write(tmp_path / "new.csv", _series(seed=5, spike=400))
+    capsys.readouterr()
+    assert main(["detect", str(run), "--data", str(data), "--threshold-method", method, "--hold-off", "0"]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
+    scores, bounded = np.array([float(r[2]) for r in rows]), np.array([float(r[3]) for r in rows])
+    assert 0.0 <= bounded.min() and bounded.max() <= 1.0 and bounded.max() > 0.5
+    expected = {"likelihood": scores, "dynamic": scores / (scores + 1.0),
+                "gaussian": scores / (scores + anomaly.RNNDetector.load(run).config.gaussian.z)}[method]
+    np.testing.assert_allclose(bounded, expected, atol=1e-4)
+    if method != "likelihood":  # 0.5 is the method's threshold: nothing is flagged below it
+        assert all(b >= 0.5 for b, r in zip(bounded, rows) if r[4] == "1")
 
 
 def test_load_picks_another_threshold_and_rejects_unknown_ones(run):
@@ -179,14 +195,14 @@ def test_an_old_run_directory_starts_cold_with_a_warning(run, tmp_path, monkeypa
     cold.config = replace(cold.config, online=anomaly.OnlineConfig(every=0))
     scores, flags = cold.batch_scores(_series(seed=5, spike=12))
     np.testing.assert_allclose([float(r[2]) for r in rows], scores, atol=1e-4)  # as a cold start scores it
-    assert [r[3] == "1" for r in rows] == flags.tolist() and not flags[:40].any()
+    assert [r[4] == "1" for r in rows] == flags.tolist() and not flags[:40].any()
     with pytest.warns(UserWarning):
         loaded = anomaly.RNNDetector.load(old).config
     assert loaded.hold_off == 0 and loaded.online.every == 0  # it flagged every point and never learned then
     monkeypatch.setattr("sys.stdin", io.StringIO("1.0\n2.0\n"))
     with pytest.warns(UserWarning, match="no warm_start errors"):
         assert main(["detect", str(old)]) == 0
-    assert capsys.readouterr().out.splitlines()[1:] == ["1.0,0.0000,0", "2.0,0.0000,0"]
+    assert capsys.readouterr().out.splitlines()[1:] == ["1.0,0.0000,0.0000,0", "2.0,0.0000,0.0000,0"]
 
 
 def test_resume_continues_the_run(tmp_path):
@@ -488,7 +504,7 @@ def test_a_gap_is_reported_and_scored_as_missing(run, tmp_path, capsys):
             assert main(command) == 0
         lines = capsys.readouterr().out.splitlines()
         assert len(lines) == 601  # the 4 missing hours are back, as rows
-        assert lines[201] == "2021-01-09 08:00:00,,,0" and lines[351].startswith("2021-01-15 14:00:00,,,")
+        assert lines[201] == "2021-01-09 08:00:00,,,,0" and lines[351].startswith("2021-01-15 14:00:00,,,")
         assert sum(",,," in line for line in lines) == 4
         assert [str(w.message) for w in warned if "missing" in str(w.message)] == [f"{data}: {m}" for m in GAP_WARNINGS]
     flagged = [i for i, line in enumerate(lines[1:]) if line.endswith(",1")]

@@ -14,7 +14,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from ..._io import atomic_write_text, read_json, run_file
 from ...data.series import DUPLICATES
 from ..base import App, Prepared, Run
 from ..commands import Command, check_output_path, closed_stdout_is_fine
-from .detect import DETECTORS, PLOT_FILE, detections_figure, result_frame
+from .detect import DETECTORS, HOLD_OFF, PLOT_FILE, detections_figure, result_frame
 from .detector import DETECTOR_FILE, RNNDetector, error_statistics, next_value_chunks, next_value_model
 from .detector import scoring_settings
 from .online import OnlineConfig
@@ -154,7 +154,7 @@ class DetectApp(App):
         saved = read_json(run_file(run.run_dir, DETECTOR_FILE))
         detector, smoothed = self._smoothed(run)
         scores, flags = detector.score_errors(smoothed)
-        run.cache["result"] = result_frame(run.context["frame"], scores, flags)
+        run.cache["result"] = result_frame(run.context["frame"], scores, flags, detector.bounded(scores))
         keys = ("source", "rows", "target", "train_rows", "center", "scale", "errors")
         return {**{k: saved[k] for k in keys}, "threshold": run.config.threshold, "flagged": int(flags.sum()),
                 "warm_start_errors": len(saved["warm_start"]["errors"])}  # fmt: skip
@@ -220,6 +220,9 @@ def _detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=None, help="(default: the run's, or 'value')")
     parser.add_argument("--threshold", type=float, default=None,
                         help="without RUN_DIR: the z above which a point is flagged (default: 4)")
+    parser.add_argument("--hold-off", type=int, default=None, metavar="ROWS",
+                        help=f"after a flag, no other flag for ROWS rows (default: the run's; without RUN_DIR"
+                             f" {HOLD_OFF}, as a trained detector's; 0: every point above the threshold)")
     parser.add_argument("--plot", metavar="PNG",
                         help="where the plot of a --data file goes (default: RUN_DIR/detections.png; none without RUN_DIR)")
     parser.add_argument("--gaps", choices=GAPS, default="keep",
@@ -239,29 +242,31 @@ def _detect(args: argparse.Namespace) -> int:
             if value is not None:
                 raise ValueError(f"{flag} applies without RUN_DIR; a trained detector keeps its own settings")
         if args.data is None:
-            return _stream_scores(RNNDetector.load(args.run_dir, threshold=args.threshold_method).scorer())
+            detector = RNNDetector.load(args.run_dir, threshold=args.threshold_method)
+            if args.hold_off is not None:
+                detector.config = replace(detector.config, hold_off=args.hold_off)
+            return _stream_scores(detector.scorer())
         plot = args.plot or str(Path(args.run_dir) / PLOT_FILE)
         result = detect.detect_run(args.run_dir, args.data, time_column=args.time_column, target=args.target,
-                                   threshold=args.threshold_method, plot=plot, gaps=args.gaps,
-                                   duplicates=args.duplicates)  # fmt: skip
+                                   threshold=args.threshold_method, hold_off=args.hold_off, plot=plot,
+                                   gaps=args.gaps, duplicates=args.duplicates)  # fmt: skip
         sys.stdout.write(_as_csv(result))
         print(f"{int(result['anomaly'].sum())} of {len(result)} rows flagged; plot: {plot}", file=sys.stderr)
         return 0
     detector = args.detector or "gaussian"
     threshold = 4.0 if args.threshold is None else args.threshold
+    hold_off = HOLD_OFF if args.hold_off is None else args.hold_off
     if args.threshold_method is not None and detector != "lstm":
         raise ValueError("--threshold-method applies to an LSTM detector: give RUN_DIR or --detector lstm")
     if args.data is None:
         if detector != "gaussian":
             raise ValueError("numbers on stdin are scored by the windowed Gaussian or a trained detector (RUN_DIR);"
                              " an LSTM needs training first: rnnkit train detect --data FILE.csv")
-        from .scorers import WindowedGaussian
-
-        return _stream_scores(WindowedGaussian(threshold=threshold))
+        return _stream_scores(detect.windowed_gaussian(threshold, hold_off))
     result = detect.detect_csv(args.data, detector=detector, time_column=args.time_column or "timestamp",
                                target=args.target or "value", threshold=threshold,
-                               method=args.threshold_method or "gaussian", plot=args.plot, gaps=args.gaps,
-                               duplicates=args.duplicates)  # fmt: skip
+                               method=args.threshold_method or "gaussian", hold_off=hold_off, plot=args.plot,
+                               gaps=args.gaps, duplicates=args.duplicates)  # fmt: skip
     sys.stdout.write(_as_csv(result))
     return 0
 
@@ -272,8 +277,8 @@ def _as_csv(result) -> str:
 
 
 def _stream_scores(scorer) -> int:
-    """Numbers on stdin through ``scorer``; one ``value,score,anomaly`` line out per line in, the
-    lines that arrived together scored together."""
+    """Numbers on stdin through ``scorer``; one ``value,score,anomaly_score,anomaly`` line out per
+    line in, the lines that arrived together scored together."""
     from .detect import detect_lines
 
     from ...data.textfiles import text_line_batches

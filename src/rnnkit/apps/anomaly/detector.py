@@ -254,6 +254,12 @@ class RNNDetector:
         values = np.asarray(values, dtype=float)
         return self.batch_scores(values) if np.isfinite(values).all() else self.scorer().score_many(values)
 
+    def bounded(self, scores: Sequence[float]) -> np.ndarray:
+        """This detector's ``scores`` mapped to [0, 1] by its threshold method's monotone map
+        (``bounded`` of :data:`THRESHOLDS`' scorers): the ``anomaly_score`` of ``rnnkit detect``."""
+        method = THRESHOLDS[self.config.threshold]
+        return method.build(getattr(self.config, method.name)).bounded(scores)
+
     def score_errors(self, smoothed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores and flags of a series' smoothed errors (:meth:`smoothed_errors`) by a fresh
         threshold; the first point has no prediction: score 0, not flagged, not fed to it."""
@@ -365,6 +371,10 @@ class RNNScorer:
         self._level = error if self._errors == 0 else (1 - a) * self._level + a * error
         self._errors += 1
         return self._threshold.score(self._level)
+
+    def bounded(self, scores: Sequence[float]) -> np.ndarray:
+        """This scorer's scores mapped to [0, 1] by its threshold method's monotone map."""
+        return self._threshold.bounded(scores)
 
     def state_dict(self) -> dict[str, Any]:
         return {"lstm": _clone(self._state), "prediction": self._prediction, "level": self._level, "errors": self._errors,
