@@ -465,3 +465,34 @@ def test_detect_without_a_run_directory_holds_off_as_a_trained_detector(tmp_path
     assert streamed == [700, 800]
     assert main(["detect", "--data", str(path), "--hold-off", "-1"]) == 2
     assert "hold_off must be at least 0" in capsys.readouterr().err
+
+
+class _Replay:
+    """A threshold that flags what it is told to (the flags of a mask, in order)."""
+
+    missing = 0
+
+    def __init__(self, mask):
+        self._flags = iter(mask.tolist())
+
+    def score(self, value):
+        return value, next(self._flags)
+
+
+def test_the_nab_benchmark_holds_flags_off_as_hold_off_does():
+    """benchmarks/nab.py's held() is a numpy twin of HoldOff, for its threshold sweep: the two agree."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "nab.py"
+    spec = importlib.util.spec_from_file_location("nab_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)  # defines its functions; main() runs only as a script
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n, rows = int(rng.integers(0, 120)), int(rng.choice([0, 1, 2, 5, 50]))
+        mask = rng.random(n) < rng.choice([0.02, 0.2, 0.7])
+        if trial % 7 == 0 and n > 3:
+            mask[: n // 2] = True  # a long event: one flag, then the held-off rows
+        expected = anomaly.score_all(anomaly.HoldOff(_Replay(mask), rows), np.zeros(n))[1]
+        np.testing.assert_array_equal(benchmark.held(mask, rows), expected, err_msg=f"rows={rows}, mask={mask}")
