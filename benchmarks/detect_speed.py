@@ -51,7 +51,8 @@ torch.set_num_threads(1)
 
 # --- the detector ----------------------------------------------------------------------------------
 _, values, _ = read_nab_series(args.root, args.series)
-fitted = anomaly.RNNDetector(anomaly.RNNDetectorConfig(seed=args.seed)).fit(values[: nab.probationary_length(len(values))])
+probation = values[: nab.probationary_length(len(values))]
+fitted = anomaly.RNNDetector(anomaly.RNNDetectorConfig(seed=args.seed)).fit(probation)
 settings = {"none": anomaly.OnlineConfig(every=0)}
 for text in args.online:
     every, window, steps, lr = text.split(",")

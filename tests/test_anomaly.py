@@ -496,3 +496,26 @@ def test_the_nab_benchmark_holds_flags_off_as_hold_off_does():
             mask[: n // 2] = True  # a long event: one flag, then the held-off rows
         expected = anomaly.score_all(anomaly.HoldOff(_Replay(mask), rows), np.zeros(n))[1]
         np.testing.assert_array_equal(benchmark.held(mask, rows), expected, err_msg=f"rows={rows}, mask={mask}")
+
+
+def test_multi_step_prediction_errors_by_hand():
+    """Malhotra et al. 2015's several-steps-ahead errors: x_t's error is the mean over horizons k of
+    |x_t - the prediction of x_t made k + 1 steps before|, over the predictions there are."""
+    rng = np.random.default_rng(0)
+    x, predicted, earlier = rng.normal(size=6), rng.normal(size=(6, 3)), rng.normal(size=(2, 3))
+    rows = np.concatenate([earlier, predicted])  # rows[i] was made after reading the value before x's (i - 2)th
+    expected = []
+    for t in range(6):
+        made = [(k, 2 + t - 1 - k) for k in range(3) if 2 + t - 1 - k >= 0]
+        expected.append(np.mean([abs(x[t] - rows[i, k]) for k, i in made]))
+    np.testing.assert_allclose(anomaly.prediction_errors(x, predicted, earlier), expected, rtol=1e-12)
+    cold = anomaly.prediction_errors(x[:3], predicted[:3], np.empty((0, 3)))  # a stream's start
+    assert np.isnan(cold[0]) and cold[1] == abs(x[1] - predicted[0, 0])
+    assert cold[2] == pytest.approx((abs(x[2] - predicted[1, 0]) + abs(x[2] - predicted[0, 1])) / 2)
+    one = anomaly.prediction_errors(x, predicted[:, :1], earlier[-1:, :1])  # horizon 1: |x_t - prediction_t|
+    np.testing.assert_array_equal(one, np.abs(x - np.concatenate([earlier[-1:, 0], predicted[:-1, 0]])))
+    inputs, targets = anomaly.next_value_chunks(np.arange(20.0), chunk=4, horizon=3)
+    assert inputs.shape == (4, 4, 1) and targets.shape == (4, 4, 3)  # the last 3 values are only targets
+    assert targets[1, 2].tolist() == [7.0, 8.0, 9.0] and inputs[1, 2, 0] == 6.0
+    with pytest.raises(ValueError, match="horizon must be an integer"):
+        anomaly.RNNDetectorConfig(horizon=0)

@@ -594,6 +594,52 @@ def test_score_many_equals_score_and_batch(run, every):
         detector.scorer().score_many(np.zeros((2, 3)))
 
 
+def test_multi_step_errors_stream_chunk_and_batch_alike(tmp_path, capsys):
+    """Issue 15, item 2: the predictor predicts several steps ahead (Malhotra et al. 2015), online
+    adaptation included; streaming, chunks and batch still agree, and a run trains and scores with it."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    detector = anomaly.RNNDetector(anomaly.RNNDetectorConfig(
+        threshold="gaussian", horizon=3, online=anomaly.OnlineConfig(every=30, window=100, steps=2, lr=3e-2)))  # fmt: skip
+    detector.model = anomaly.next_value_model({"encoder": {"cell": "lstm", "hidden_size": 6}}, horizon=3).eval()
+    values = _series(n=400, seed=12, spike=250)
+    batch, batch_flags = detector.batch_scores(values)
+    stepper = detector.scorer()
+    stepped = anomaly.score_all(stepper, values[:170])
+    resumed = detector.scorer()
+    resumed.load_state_dict(stepper.state_dict())  # stopped between two online updates
+    rest = [resumed.score_many(values[i : i + 45]) for i in range(170, 400, 45)]
+    scores = np.concatenate([stepped[0], *[r[0] for r in rest]])
+    np.testing.assert_allclose(scores, batch, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(np.concatenate([stepped[1], *[r[1] for r in rest]]), batch_flags)
+    single = anomaly.RNNDetector(replace(detector.config, horizon=1))
+    single.model = anomaly.next_value_model({"encoder": {"cell": "lstm", "hidden_size": 6}}).eval()
+    with pytest.raises(ValueError, match="horizon is 1"):
+        single.scorer().load_state_dict(stepper.state_dict())
+    first, whole = single.scorer(), anomaly.score_all(single.scorer(), values)  # a state saved before the horizon
+    anomaly.score_all(first, values[:50])
+    old = first.state_dict()
+    old["prediction"] = old.pop("predictions")[-1][0]
+    again = single.scorer()
+    again.load_state_dict(old)
+    np.testing.assert_array_equal(anomaly.score_all(again, values[50:])[0], whole[0][50:])
+    holes = values.copy()
+    holes[[0, 100, 101, 102]] = np.nan
+    np.testing.assert_allclose(detector.scorer().score_many(holes)[0], anomaly.score_all(detector.scorer(), holes)[0],
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    # from the command line: --task.horizon, saved with the run and read back by rnnkit detect
+    data = _write(tmp_path / "train.csv", _series())
+    run_dir = tmp_path / "run"
+    assert main(["train", "detect", "--data", str(data), "--run-dir", str(run_dir), "--train.max_epochs=3",
+                 *TINY, "--task.horizon=3"]) == 0  # fmt: skip
+    assert json.loads((run_dir / "detector.json").read_text())["scoring"]["horizon"] == 3
+    loaded = anomaly.RNNDetector.load(run_dir)
+    assert loaded.config.horizon == 3 and loaded.model.config.outputs == 3
+    capsys.readouterr()
+    assert main(["detect", str(run_dir), "--data", str(_write(tmp_path / "new.csv", _series(seed=5)))]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 601
+
+
 def test_by_default_the_output_keeps_the_input_rows_one_for_one(run, tmp_path, capsys):
     """Issue 15, item 5: a gap no longer adds rows, and repeated timestamps are scored as rows."""
     data = _gappy_file(tmp_path / "gappy.csv")

@@ -30,6 +30,7 @@ from .detector import RNNScorer as RNNScorer
 from .detector import error_statistics as error_statistics
 from .detector import next_value_chunks as next_value_chunks
 from .detector import next_value_model as next_value_model
+from .detector import prediction_errors as prediction_errors
 from .detector import scoring_settings as scoring_settings
 from .reading import find_gaps as find_gaps
 from .reading import read_values as read_values
@@ -56,7 +57,7 @@ from .thresholds import select_epsilon as select_epsilon
 
 __all__ = ["DetectApp", "DetectConfig", "split_rows", "DETECTORS", "PLOT_FILE", "detect_csv", "detect_lines",
            "detect_run", "detections_figure", "plot_detections", "windowed_gaussian", "DETECTOR_FILE", "RNNDetector", "RNNDetectorConfig",
-           "RNNScorer", "error_statistics", "next_value_chunks", "next_value_model", "scoring_settings", "find_gaps",
+           "RNNScorer", "error_statistics", "next_value_chunks", "next_value_model", "prediction_errors", "scoring_settings", "find_gaps",
            "read_values", "HoldOff", "AnomalyLikelihood", "OnlineConfig", "OnlineLearner", "LikelihoodThresholdConfig", "StreamingScorer", "WindowedGaussian", "check_value", "score_all", "unit_ratio", "THRESHOLDS",
            "DynamicThreshold", "DynamicThresholdConfig", "GaussianThresholdConfig", "ThresholdMethod",
            "check_threshold", "check_threshold_settings", "prune_sequences", "register_threshold",

@@ -26,7 +26,7 @@ from ..base import App, Prepared, Run
 from ..commands import Command, check_output_path, closed_stdout_is_fine
 from .detect import DETECTORS, HOLD_OFF, PLOT_FILE, detections_figure, result_frame
 from .detector import DETECTOR_FILE, RNNDetector, error_statistics, next_value_chunks, next_value_model
-from .detector import scoring_settings
+from .detector import check_horizon, scoring_settings
 from .online import OnlineConfig
 from .reading import GAPS, read_values
 from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, LikelihoodThresholdConfig
@@ -44,6 +44,7 @@ class DetectConfig:
     chunk: int = 64  # training sequences: the series cut into chunks of this many steps
     batch_size: int = 16
     smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
+    horizon: int = 1  # steps ahead the model predicts; a value's error averages the predictions made of it
     threshold: str = "likelihood"  # a threshold method: rnnkit.apps.anomaly.THRESHOLDS
     hold_off: int = 50  # after a flag, no other flag for this many points; 0: flag every point above
     online: OnlineConfig = field(default_factory=OnlineConfig)  # the model keeps learning while it scores
@@ -56,6 +57,7 @@ class DetectConfig:
 
         check_threshold_settings(self)
         check_hold_off(self.hold_off)
+        check_horizon(self.horizon)
         check_int_at_least("chunk", self.chunk, 2)
         check_int_at_least("batch_size", self.batch_size, 1)
         if not 0.0 < self.validation < 1.0:
@@ -68,7 +70,7 @@ def split_rows(rows: int, config: DetectConfig, source: str) -> int:
     """Rows used for training (the rest is the validation tail); too short a series is an error."""
     validation = int(round(rows * config.validation))
     train = rows - validation
-    need = config.chunk + 1  # one chunk of inputs and their next values
+    need = config.chunk + config.horizon  # one chunk of inputs and the values they predict
     if train < need or validation < need:
         minimum = math.ceil(max(need / config.validation, need / (1 - config.validation)))
         raise ValueError(
@@ -110,9 +112,9 @@ class DetectApp(App):
         center = float(values[:train_rows].mean())  # fitted on the training rows only
         scale = float(values[:train_rows].std()) or 1.0
         x = (values - center) / scale  # (N,)
-        inputs, targets = next_value_chunks(x[:train_rows], config.chunk)  # (M, chunk, 1), (M, chunk)
-        val_inputs, val_targets = next_value_chunks(x[train_rows:], config.chunk)
-        model = next_value_model(model_settings)
+        inputs, targets = next_value_chunks(x[:train_rows], config.chunk, config.horizon)  # (M, chunk, 1), (M, chunk)
+        val_inputs, val_targets = next_value_chunks(x[train_rows:], config.chunk, config.horizon)
+        model = next_value_model(model_settings, config.horizon)
         saved = {"source": source, "time_column": config.time_column, "target": config.target, "rows": len(values),
                  "train_rows": train_rows, "center": center, "scale": scale, "chunk": config.chunk,
                  "scoring": scoring_settings(config)}  # fmt: skip
