@@ -297,7 +297,7 @@ def test_detect_command_on_a_csv(tmp_path, capsys, detector):
     path, plot = _csv(tmp_path), tmp_path / "plot.png"
     assert main(["detect", "--data", str(path), "--detector", detector, "--plot", str(plot)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "timestamp,value,score,anomaly" and len(lines) == 1001
+    assert lines[0] == "timestamp,value,score,anomaly_score,anomaly" and len(lines) == 1001
     assert lines[701].endswith(",1")
     assert plot.stat().st_size > 1000
 
@@ -311,7 +311,7 @@ def test_detect_command_streams_standard_input(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(numbers) + "\n"))
     assert main(["detect"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "value,score,anomaly" and out[101] == ",nan,0" and out[102].endswith(",1")
+    assert out[0] == "value,score,anomaly_score,anomaly" and out[101] == ",nan,nan,0" and out[102].endswith(",1")
 
 
 def test_detect_command_errors_are_one_line(tmp_path, monkeypatch, capsys):
@@ -325,7 +325,7 @@ def test_detect_command_errors_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("1\nabc\n2\n"))
     assert main(["detect"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[1:] == ["1,0.0000,0", "abc,nan,0", "2,0.0000,0"]
+    assert captured.out.splitlines()[1:] == ["1,0.0000,0.0000,0", "abc,nan,nan,0", "2,0.0000,0.0000,0"]
     assert "line 2 is not a number" in captured.err
 
 
@@ -404,3 +404,118 @@ def test_the_default_detector_is_the_likelihood_with_a_hold_off():
     assert isinstance(anomaly.RNNDetector(anomaly.RNNDetectorConfig(hold_off=0)).threshold(), anomaly.AnomalyLikelihood)
     with pytest.raises(ValueError, match="likelihood threshold settings: short must be at most window"):
         anomaly.RNNDetectorConfig(likelihood=anomaly.LikelihoodThresholdConfig(short=20, window=10))
+
+
+# --- a bounded score beside the raw one, and the hold-off without a run directory (issue 15) -----
+
+
+def test_bounded_scores_are_a_monotone_map_onto_the_unit_interval():
+    z = np.array([0.0, 1.0, 4.0, 9.262, 1e6, np.inf, np.nan])
+    gaussian = anomaly.WindowedGaussian(threshold=4.0)
+    bounded = gaussian.bounded(z)
+    np.testing.assert_allclose(bounded[:5], z[:5] / (z[:5] + 4.0))
+    assert bounded[2] == 0.5 and bounded[5] == 1.0 and np.isnan(bounded[6])
+    assert np.all(np.diff(bounded[:6]) > 0)  # strictly increasing: a z of 9 is still told from one of 20
+    ratio = np.array([0.0, 0.5, 1.0, 3.0])
+    np.testing.assert_allclose(anomaly.DynamicThreshold().bounded(ratio), [0.0, 1 / 3, 0.5, 0.75])
+    likelihood = anomaly.AnomalyLikelihood()
+    np.testing.assert_array_equal(likelihood.bounded([0.0, 0.3, 1.0]), [0.0, 0.3, 1.0])  # already in [0, 1]
+    np.testing.assert_array_equal(anomaly.HoldOff(gaussian, 5).bounded(z[:3]), bounded[:3])
+    # 0.5 is where the method flags: a Gaussian's flags are its points with a bounded score >= 0.5
+    values = _sine(400, seed=3)
+    values[[150, 300]] += 4.0
+    scorer = anomaly.WindowedGaussian(window=100, threshold=3.0)
+    scores, flags = anomaly.score_all(scorer, values)
+    assert flags.sum() >= 2 and (scores > 2.0).sum() > flags.sum()  # points on both sides of 0.5
+    np.testing.assert_array_equal(flags, scorer.bounded(scores) >= 0.5)
+
+
+def _spikes_csv(tmp_path):
+    import pandas as pd
+
+    values = _sine(1000)
+    values[[700, 720, 800]] += 5.0  # two events 20 rows apart, one 100 rows later
+    path = tmp_path / "spikes.csv"
+    pd.DataFrame({"timestamp": pd.date_range("2020-01-01", periods=1000, freq="h"), "value": values}).to_csv(path, index=False)
+    return path, values
+
+
+def test_detect_without_a_run_directory_holds_off_as_a_trained_detector(tmp_path, monkeypatch, capsys):
+    import io
+
+    from rnnkit.cli import main
+
+    path, values = _spikes_csv(tmp_path)
+    raw = np.flatnonzero(anomaly.score_all(anomaly.WindowedGaussian(threshold=4.0), values)[1]).tolist()
+    assert {700, 720, 800} <= set(raw)
+    flagged = {}
+    for extra in ([], ["--hold-off", "0"], ["--hold-off", "30"]):
+        capsys.readouterr()
+        assert main(["detect", "--data", str(path), *extra]) == 0
+        rows = [line.split(",") for line in capsys.readouterr().out.splitlines()]
+        assert rows[0] == ["timestamp", "value", "score", "anomaly_score", "anomaly"]
+        bounded = np.array([float(r[3]) for r in rows[1:]])
+        np.testing.assert_allclose(bounded, [float(r[2]) / (float(r[2]) + 4.0) for r in rows[1:]], atol=1e-4)
+        flagged[" ".join(extra)] = [i for i, r in enumerate(rows[1:]) if r[4] == "1"]
+    assert flagged[""] == [700, 800]  # 720 is held off: within 50 rows of 700, the trained detector's default
+    assert flagged["--hold-off 0"] == raw and flagged["--hold-off 30"] == [700, 800]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(repr(float(v)) for v in values) + "\n"))
+    assert main(["detect"]) == 0
+    streamed = [i for i, line in enumerate(capsys.readouterr().out.splitlines()[1:]) if line.endswith(",1")]
+    assert streamed == [700, 800]
+    assert main(["detect", "--data", str(path), "--hold-off", "-1"]) == 2
+    assert "hold_off must be at least 0" in capsys.readouterr().err
+
+
+class _Replay:
+    """A threshold that flags what it is told to (the flags of a mask, in order)."""
+
+    missing = 0
+
+    def __init__(self, mask):
+        self._flags = iter(mask.tolist())
+
+    def score(self, value):
+        return value, next(self._flags)
+
+
+def test_the_nab_benchmark_holds_flags_off_as_hold_off_does():
+    """benchmarks/nab.py's held() is a numpy twin of HoldOff, for its threshold sweep: the two agree."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "nab.py"
+    spec = importlib.util.spec_from_file_location("nab_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)  # defines its functions; main() runs only as a script
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n, rows = int(rng.integers(0, 120)), int(rng.choice([0, 1, 2, 5, 50]))
+        mask = rng.random(n) < rng.choice([0.02, 0.2, 0.7])
+        if trial % 7 == 0 and n > 3:
+            mask[: n // 2] = True  # a long event: one flag, then the held-off rows
+        expected = anomaly.score_all(anomaly.HoldOff(_Replay(mask), rows), np.zeros(n))[1]
+        np.testing.assert_array_equal(benchmark.held(mask, rows), expected, err_msg=f"rows={rows}, mask={mask}")
+
+
+def test_multi_step_prediction_errors_by_hand():
+    """Malhotra et al. 2015's several-steps-ahead errors: x_t's error is the mean over horizons k of
+    |x_t - the prediction of x_t made k + 1 steps before|, over the predictions there are."""
+    rng = np.random.default_rng(0)
+    x, predicted, earlier = rng.normal(size=6), rng.normal(size=(6, 3)), rng.normal(size=(2, 3))
+    rows = np.concatenate([earlier, predicted])  # rows[i] was made after reading the value before x's (i - 2)th
+    expected = []
+    for t in range(6):
+        made = [(k, 2 + t - 1 - k) for k in range(3) if 2 + t - 1 - k >= 0]
+        expected.append(np.mean([abs(x[t] - rows[i, k]) for k, i in made]))
+    np.testing.assert_allclose(anomaly.prediction_errors(x, predicted, earlier), expected, rtol=1e-12)
+    cold = anomaly.prediction_errors(x[:3], predicted[:3], np.empty((0, 3)))  # a stream's start
+    assert np.isnan(cold[0]) and cold[1] == abs(x[1] - predicted[0, 0])
+    assert cold[2] == pytest.approx((abs(x[2] - predicted[1, 0]) + abs(x[2] - predicted[0, 1])) / 2)
+    one = anomaly.prediction_errors(x, predicted[:, :1], earlier[-1:, :1])  # horizon 1: |x_t - prediction_t|
+    np.testing.assert_array_equal(one, np.abs(x - np.concatenate([earlier[-1:, 0], predicted[:-1, 0]])))
+    inputs, targets = anomaly.next_value_chunks(np.arange(20.0), chunk=4, horizon=3)
+    assert inputs.shape == (4, 4, 1) and targets.shape == (4, 4, 3)  # the last 3 values are only targets
+    assert targets[1, 2].tolist() == [7.0, 8.0, 9.0] and inputs[1, 2, 0] == 6.0
+    with pytest.raises(ValueError, match="horizon must be an integer"):
+        anomaly.RNNDetectorConfig(horizon=0)

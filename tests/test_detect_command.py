@@ -66,7 +66,7 @@ def test_detect_a_file_from_the_run_directory(run, tmp_path, capsys):
     assert main(["detect", str(run), "--data", str(data)]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
-    assert lines[0] == "time,value,score,anomaly" and len(lines) == 601
+    assert lines[0] == "time,value,score,anomaly_score,anomaly" and len(lines) == 601
     flagged = [i for i, line in enumerate(lines[1:]) if line.endswith(",1")]
     assert flagged and all(399 <= i <= 420 for i in flagged), flagged
     assert (run / "detections.png").stat().st_size > 1000 and "flagged" in captured.err
@@ -82,11 +82,11 @@ def test_detect_streams_standard_input_like_the_file(run, monkeypatch, capsys):
     assert main(["detect", str(run)]) == 0
     captured = capsys.readouterr()
     rows = [line.split(",") for line in captured.out.splitlines()]
-    assert rows[0] == ["value", "score", "anomaly"] and len(rows) == 605
+    assert rows[0] == ["value", "score", "anomaly_score", "anomaly"] and len(rows) == 605
     streamed = np.array([float(r[1]) for r in rows[1:601]])
     np.testing.assert_allclose(streamed, batch, rtol=1e-3, atol=1e-3)  # printed to 4 decimals
-    assert [int(r[2]) for r in rows[1:601]] == batch_flags.astype(int).tolist()
-    assert rows[601:604] == [["oops", "nan", "0"], ["", "nan", "0"], ["nan", "nan", "0"]]
+    assert [int(r[3]) for r in rows[1:601]] == batch_flags.astype(int).tolist()
+    assert rows[601:604] == [["oops", "nan", "nan", "0"], ["", "nan", "nan", "0"], ["nan", "nan", "nan", "0"]]
     assert math.isfinite(float(rows[604][1]))  # the scorer kept running
     assert "line 601 is not a number" in captured.err
 
@@ -100,6 +100,22 @@ def test_dynamic_threshold_streaming_equals_batch(run):
     np.testing.assert_allclose(streamed, batch, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(stream_flags, batch_flags)
     assert batch_flags[650:670].any()
+
+
+@pytest.mark.parametrize("method", ["likelihood", "dynamic", "gaussian"])
+def test_detect_prints_a_bounded_score_beside_the_raw_one(run, tmp_path, capsys, method):
+    """Issue 15, item 5: every method's score also as a monotone map onto [0, 1] (anomaly_score)."""
+    data = _write(tmp_path / "new.csv", _series(seed=5, spike=400))
+    capsys.readouterr()
+    assert main(["detect", str(run), "--data", str(data), "--threshold-method", method, "--hold-off", "0"]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
+    scores, bounded = np.array([float(r[2]) for r in rows]), np.array([float(r[3]) for r in rows])
+    assert 0.0 <= bounded.min() and bounded.max() <= 1.0 and bounded.max() > 0.5
+    expected = {"likelihood": scores, "dynamic": scores / (scores + 1.0),
+                "gaussian": scores / (scores + anomaly.RNNDetector.load(run).config.gaussian.z)}[method]
+    np.testing.assert_allclose(bounded, expected, atol=1e-4)
+    if method != "likelihood":  # 0.5 is the method's threshold: nothing is flagged below it
+        assert all(b >= 0.5 for b, r in zip(bounded, rows) if r[4] == "1")
 
 
 def test_load_picks_another_threshold_and_rejects_unknown_ones(run):
@@ -179,14 +195,14 @@ def test_an_old_run_directory_starts_cold_with_a_warning(run, tmp_path, monkeypa
     cold.config = replace(cold.config, online=anomaly.OnlineConfig(every=0))
     scores, flags = cold.batch_scores(_series(seed=5, spike=12))
     np.testing.assert_allclose([float(r[2]) for r in rows], scores, atol=1e-4)  # as a cold start scores it
-    assert [r[3] == "1" for r in rows] == flags.tolist() and not flags[:40].any()
+    assert [r[4] == "1" for r in rows] == flags.tolist() and not flags[:40].any()
     with pytest.warns(UserWarning):
         loaded = anomaly.RNNDetector.load(old).config
     assert loaded.hold_off == 0 and loaded.online.every == 0  # it flagged every point and never learned then
     monkeypatch.setattr("sys.stdin", io.StringIO("1.0\n2.0\n"))
     with pytest.warns(UserWarning, match="no warm_start errors"):
         assert main(["detect", str(old)]) == 0
-    assert capsys.readouterr().out.splitlines()[1:] == ["1.0,0.0000,0", "2.0,0.0000,0"]
+    assert capsys.readouterr().out.splitlines()[1:] == ["1.0,0.0000,0.0000,0", "2.0,0.0000,0.0000,0"]
 
 
 def test_resume_continues_the_run(tmp_path):
@@ -395,6 +411,48 @@ def test_stdin_with_a_byte_order_mark_or_binary_data(run, monkeypatch, capsys):
     _fails(capsys, ["detect", str(run)], "standard input line 2 looks binary")
 
 
+def test_lines_that_arrived_together_come_as_one_batch():
+    import os
+
+    from rnnkit.data.textfiles import text_line_batches
+
+    read, write = os.pipe()
+    with os.fdopen(read, "r") as stream, os.fdopen(write, "wb", buffering=0) as producer:
+        batches = text_line_batches(stream)
+        producer.write(b"\xef\xbb\xbf1.0\n2.0\r\n3")  # a burst, its last line unfinished
+        assert next(batches) == ["1.0\n", "2.0\r\n"]
+        producer.write(b".5\n")
+        assert next(batches) == ["3.5\n"]  # a lone line is not held back waiting for more
+        producer.write(b"4\n\x005\n6\n")
+        assert next(batches) == ["4\n"]  # the good lines first, then the error, as text_lines has it
+        with pytest.raises(ValueError, match="standard input line 5 looks binary"):
+            next(batches)
+    assert list(text_line_batches(io.StringIO("1\n2"))) == [["1\n"], ["2"]]  # no bytes under it: one a batch
+    # an unfinished last line is only known to be one at the end
+    assert list(text_line_batches(io.TextIOWrapper(io.BytesIO(b"1\n\n2")))) == [["1\n", "\n"], ["2"]]
+
+
+def test_stdin_scored_in_batches_prints_what_one_line_at_a_time_prints(run, monkeypatch, capsys):
+    values = _series(n=400, seed=6, spike=250)
+    lines = [repr(float(v)) for v in values[:200]] + ["oops", ""] + [repr(float(v)) for v in values[200:]]
+    text = "\n".join(lines) + "\n"
+    sizes = []
+    score_many = anomaly.RNNScorer.score_many
+    monkeypatch.setattr(anomaly.RNNScorer, "score_many", lambda self, v: sizes.append(len(v)) or score_many(self, v))
+    outputs = []
+    for stdin in (io.StringIO(text), io.TextIOWrapper(io.BytesIO(text.encode()))):  # one line a batch; all at once
+        monkeypatch.setattr("sys.stdin", stdin)
+        capsys.readouterr()
+        assert main(["detect", str(run)]) == 0
+        outputs.append(capsys.readouterr())
+    assert max(sizes[:402]) == 1 and sizes[402:] == [402]
+    one, batched = ([line.split(",") for line in o.out.splitlines()] for o in outputs)
+    assert len(one) == len(batched) == 403 and [r[0] for r in one] == [r[0] for r in batched]
+    np.testing.assert_allclose([float(r[1]) for r in batched[1:]], [float(r[1]) for r in one[1:]], atol=2e-4)
+    assert [r[-1] for r in batched] == [r[-1] for r in one] and "1" in [r[-1] for r in one[251:270]]
+    assert outputs[0].err == outputs[1].err and "line 201 is not a number" in outputs[1].err
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_rnn_scorer_state_round_trip_for_any_cell(cell):
     torch = pytest.importorskip("torch")
@@ -446,7 +504,7 @@ def test_a_gap_is_reported_and_scored_as_missing(run, tmp_path, capsys):
             assert main(command) == 0
         lines = capsys.readouterr().out.splitlines()
         assert len(lines) == 601  # the 4 missing hours are back, as rows
-        assert lines[201] == "2021-01-09 08:00:00,,,0" and lines[351].startswith("2021-01-15 14:00:00,,,")
+        assert lines[201] == "2021-01-09 08:00:00,,,,0" and lines[351].startswith("2021-01-15 14:00:00,,,")
         assert sum(",,," in line for line in lines) == 4
         assert [str(w.message) for w in warned if "missing" in str(w.message)] == [f"{data}: {m}" for m in GAP_WARNINGS]
     flagged = [i for i, line in enumerate(lines[1:]) if line.endswith(",1")]
@@ -494,6 +552,92 @@ def test_online_adaptation_streams_as_it_batches_and_learns_the_new_level():
     for bad, message in (({"every": -1}, "every must be"), ({"lr": 0.0}, "lr must be"), ({"window": 1}, "window must be")):
         with pytest.raises(ValueError, match=f"online adaptation settings: {message}"):
             anomaly.OnlineConfig(**bad)
+
+
+@pytest.mark.parametrize("every", [0, 30])
+def test_score_many_equals_score_and_batch(run, every):
+    """Issue 15, item 4: values scored in chunks (a file, lines that arrived together) through the
+    sequence forward with the carried state give what stepping gives, online updates included."""
+    detector = anomaly.RNNDetector.load(run)
+    detector.config = replace(detector.config, online=anomaly.OnlineConfig(every=every, window=100, steps=2, lr=3e-2))
+    values = _series(n=500, seed=11, spike=320)
+    batch, batch_flags = detector.batch_scores(values)
+    stepper = detector.scorer()
+    stepped, step_flags = anomaly.score_all(stepper, values)
+    chunked = detector.scorer()
+    sizes = np.random.default_rng(every).integers(1, 75, size=40)  # across update boundaries, a lone value now and then
+    cuts = np.cumsum(sizes)[np.cumsum(sizes) < len(values)]
+    parts = [chunked.score_many(part) if len(part) > 1 else chunked.score(float(part[0]))
+             for part in np.split(values, cuts)]  # fmt: skip
+    scores = np.concatenate([np.atleast_1d(p[0]) for p in parts])
+    flags = np.concatenate([np.atleast_1d(p[1]) for p in parts])
+    for got, got_flags in ((stepped, step_flags), (scores, flags)):
+        np.testing.assert_allclose(got, batch, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(got_flags, batch_flags)
+    assert batch_flags[320:340].any()
+    if every:  # the chunked stream learned what the stepped one did, on the same values
+        learned = chunked._model.state_dict()
+        for name, value in stepper._model.state_dict().items():
+            np.testing.assert_array_equal(learned[name].numpy(), value.numpy(), err_msg=name)
+        assert not np.array_equal(learned["head.weight"].numpy(), detector.model.state_dict()["head.weight"].numpy())
+    # missing readings inside a chunk: stepped alone, as score() steps them
+    holes = values.copy()
+    holes[[0, 1, 60, 61, 62, 299]] = np.nan
+    expected = anomaly.score_all(detector.scorer(), holes)
+    got = detector.scorer().score_many(holes)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_allclose(detector.score_series(holes)[0], expected[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match="real numbers"):
+        detector.scorer().score_many(["1.0", "2.0"])
+    with pytest.raises(ValueError, match="1-D"):
+        detector.scorer().score_many(np.zeros((2, 3)))
+
+
+def test_multi_step_errors_stream_chunk_and_batch_alike(tmp_path, capsys):
+    """Issue 15, item 2: the predictor predicts several steps ahead (Malhotra et al. 2015), online
+    adaptation included; streaming, chunks and batch still agree, and a run trains and scores with it."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    detector = anomaly.RNNDetector(anomaly.RNNDetectorConfig(
+        threshold="gaussian", horizon=3, online=anomaly.OnlineConfig(every=30, window=100, steps=2, lr=3e-2)))  # fmt: skip
+    detector.model = anomaly.next_value_model({"encoder": {"cell": "lstm", "hidden_size": 6}}, horizon=3).eval()
+    values = _series(n=400, seed=12, spike=250)
+    batch, batch_flags = detector.batch_scores(values)
+    stepper = detector.scorer()
+    stepped = anomaly.score_all(stepper, values[:170])
+    resumed = detector.scorer()
+    resumed.load_state_dict(stepper.state_dict())  # stopped between two online updates
+    rest = [resumed.score_many(values[i : i + 45]) for i in range(170, 400, 45)]
+    scores = np.concatenate([stepped[0], *[r[0] for r in rest]])
+    np.testing.assert_allclose(scores, batch, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(np.concatenate([stepped[1], *[r[1] for r in rest]]), batch_flags)
+    single = anomaly.RNNDetector(replace(detector.config, horizon=1))
+    single.model = anomaly.next_value_model({"encoder": {"cell": "lstm", "hidden_size": 6}}).eval()
+    with pytest.raises(ValueError, match="horizon is 1"):
+        single.scorer().load_state_dict(stepper.state_dict())
+    first, whole = single.scorer(), anomaly.score_all(single.scorer(), values)  # a state saved before the horizon
+    anomaly.score_all(first, values[:50])
+    old = first.state_dict()
+    old["prediction"] = old.pop("predictions")[-1][0]
+    again = single.scorer()
+    again.load_state_dict(old)
+    np.testing.assert_array_equal(anomaly.score_all(again, values[50:])[0], whole[0][50:])
+    holes = values.copy()
+    holes[[0, 100, 101, 102]] = np.nan
+    np.testing.assert_allclose(detector.scorer().score_many(holes)[0], anomaly.score_all(detector.scorer(), holes)[0],
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    # from the command line: --task.horizon, saved with the run and read back by rnnkit detect
+    data = _write(tmp_path / "train.csv", _series())
+    run_dir = tmp_path / "run"
+    assert main(["train", "detect", "--data", str(data), "--run-dir", str(run_dir), "--train.max_epochs=3",
+                 *TINY, "--task.horizon=3"]) == 0  # fmt: skip
+    assert json.loads((run_dir / "detector.json").read_text())["scoring"]["horizon"] == 3
+    loaded = anomaly.RNNDetector.load(run_dir)
+    assert loaded.config.horizon == 3 and loaded.model.config.outputs == 3
+    capsys.readouterr()
+    assert main(["detect", str(run_dir), "--data", str(_write(tmp_path / "new.csv", _series(seed=5)))]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 601
 
 
 def test_by_default_the_output_keeps_the_input_rows_one_for_one(run, tmp_path, capsys):

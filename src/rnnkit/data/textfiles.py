@@ -30,16 +30,56 @@ def text_lines(stream, *, what: str = "standard input"):
     a line that breaks this is a ``ValueError`` naming it. Reads the bytes under a text stream."""
     raw = getattr(stream, "buffer", None)
     for number, line in enumerate(raw if raw is not None else stream, 1):
-        if isinstance(line, bytes):
-            if b"\x00" in line:
-                raise ValueError(f"{what} line {number} looks binary (it contains NUL bytes); expected UTF-8 text")
+        yield _checked_line(line, number, what)
+
+
+def text_line_batches(stream, *, what: str = "standard input", size: int = 1 << 16):
+    """The lines of a text stream (``sys.stdin``) in lists of those that arrived together: every
+    complete line the stream holds ready (at most ``size`` bytes' worth), waiting only when none
+    is. A burst of lines (a file piped in, a producer ahead of its reader) comes as one list, to
+    be handled at once; a lone line comes alone, as soon as it arrives. The lines and their checks
+    are :func:`text_lines`'; a stream with no bytes under it (``io.StringIO``) yields one line a list.
+    """
+    read1 = getattr(getattr(stream, "buffer", None), "read1", None)
+    if read1 is None:
+        for line in text_lines(stream, what=what):
+            yield [line]
+        return
+    number, pending = 0, b""
+    while True:
+        chunk = read1(size)  # what is there, or (blocking) the next arrival; b"" at the end
+        data = pending + chunk
+        if chunk:
+            *complete, pending = data.split(b"\n")  # an unfinished line waits for the rest of it
+            lines = [line + b"\n" for line in complete]
+        else:  # the end: an unfinished last line is a line
+            lines = [data] if data else []
+        batch = []
+        for line in lines:
+            number += 1
             try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(f"{what} line {number} is not UTF-8 text (byte {error.start} cannot be decoded)") from None
-        elif "\x00" in line:
+                batch.append(_checked_line(line, number, what))
+            except ValueError:
+                if batch:  # the good lines before it first, as text_lines has them
+                    yield batch
+                raise
+        if batch:
+            yield batch
+        if not chunk:
+            return
+
+
+def _checked_line(line: str | bytes, number: int, what: str) -> str:
+    if isinstance(line, bytes):
+        if b"\x00" in line:
             raise ValueError(f"{what} line {number} looks binary (it contains NUL bytes); expected UTF-8 text")
-        yield line.lstrip("\ufeff") if number == 1 else line
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{what} line {number} is not UTF-8 text (byte {error.start} cannot be decoded)") from None
+    elif "\x00" in line:
+        raise ValueError(f"{what} line {number} looks binary (it contains NUL bytes); expected UTF-8 text")
+    return line.lstrip("\ufeff") if number == 1 else line
 
 
 def default_corpus() -> tuple[str, str]:

@@ -22,6 +22,7 @@ from .detect import detect_lines as detect_lines
 from .detect import detect_run as detect_run
 from .detect import detections_figure as detections_figure
 from .detect import plot_detections as plot_detections
+from .detect import windowed_gaussian as windowed_gaussian
 from .detector import DETECTOR_FILE as DETECTOR_FILE
 from .detector import RNNDetector as RNNDetector
 from .detector import RNNDetectorConfig as RNNDetectorConfig
@@ -29,6 +30,7 @@ from .detector import RNNScorer as RNNScorer
 from .detector import error_statistics as error_statistics
 from .detector import next_value_chunks as next_value_chunks
 from .detector import next_value_model as next_value_model
+from .detector import prediction_errors as prediction_errors
 from .detector import scoring_settings as scoring_settings
 from .reading import find_gaps as find_gaps
 from .reading import read_values as read_values
@@ -36,6 +38,7 @@ from .scorers import StreamingScorer as StreamingScorer
 from .scorers import WindowedGaussian as WindowedGaussian
 from .scorers import check_value as check_value
 from .scorers import score_all as score_all
+from .scorers import unit_ratio as unit_ratio
 from .thresholds import THRESHOLDS as THRESHOLDS
 from .thresholds import DynamicThreshold as DynamicThreshold
 from .thresholds import DynamicThresholdConfig as DynamicThresholdConfig
@@ -53,9 +56,9 @@ from .thresholds import register_threshold as register_threshold
 from .thresholds import select_epsilon as select_epsilon
 
 __all__ = ["DetectApp", "DetectConfig", "split_rows", "DETECTORS", "PLOT_FILE", "detect_csv", "detect_lines",
-           "detect_run", "detections_figure", "plot_detections", "DETECTOR_FILE", "RNNDetector", "RNNDetectorConfig",
-           "RNNScorer", "error_statistics", "next_value_chunks", "next_value_model", "scoring_settings", "find_gaps",
-           "read_values", "HoldOff", "AnomalyLikelihood", "OnlineConfig", "OnlineLearner", "LikelihoodThresholdConfig", "StreamingScorer", "WindowedGaussian", "check_value", "score_all", "THRESHOLDS",
+           "detect_run", "detections_figure", "plot_detections", "windowed_gaussian", "DETECTOR_FILE", "RNNDetector", "RNNDetectorConfig",
+           "RNNScorer", "error_statistics", "next_value_chunks", "next_value_model", "prediction_errors", "scoring_settings", "find_gaps",
+           "read_values", "HoldOff", "AnomalyLikelihood", "OnlineConfig", "OnlineLearner", "LikelihoodThresholdConfig", "StreamingScorer", "WindowedGaussian", "check_value", "score_all", "unit_ratio", "THRESHOLDS",
            "DynamicThreshold", "DynamicThresholdConfig", "GaussianThresholdConfig", "ThresholdMethod",
            "check_threshold", "check_threshold_settings", "prune_sequences", "register_threshold",
            "select_epsilon"]  # fmt: skip

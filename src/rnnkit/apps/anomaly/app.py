@@ -14,7 +14,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,9 @@ from ..._io import atomic_write_text, read_json, run_file
 from ...data.series import DUPLICATES
 from ..base import App, Prepared, Run
 from ..commands import Command, check_output_path, closed_stdout_is_fine
-from .detect import DETECTORS, PLOT_FILE, detections_figure, result_frame
+from .detect import DETECTORS, HOLD_OFF, PLOT_FILE, detections_figure, result_frame
 from .detector import DETECTOR_FILE, RNNDetector, error_statistics, next_value_chunks, next_value_model
-from .detector import scoring_settings
+from .detector import check_horizon, scoring_settings
 from .online import OnlineConfig
 from .reading import GAPS, read_values
 from .thresholds import THRESHOLDS, DynamicThresholdConfig, GaussianThresholdConfig, LikelihoodThresholdConfig
@@ -44,6 +44,7 @@ class DetectConfig:
     chunk: int = 64  # training sequences: the series cut into chunks of this many steps
     batch_size: int = 16
     smoothing: float = 0.5  # EWMA weight of the newest absolute error (Hundman 3.2.1)
+    horizon: int = 1  # steps ahead the model predicts; a value's error averages the predictions made of it
     threshold: str = "likelihood"  # a threshold method: rnnkit.apps.anomaly.THRESHOLDS
     hold_off: int = 50  # after a flag, no other flag for this many points; 0: flag every point above
     online: OnlineConfig = field(default_factory=OnlineConfig)  # the model keeps learning while it scores
@@ -56,6 +57,7 @@ class DetectConfig:
 
         check_threshold_settings(self)
         check_hold_off(self.hold_off)
+        check_horizon(self.horizon)
         check_int_at_least("chunk", self.chunk, 2)
         check_int_at_least("batch_size", self.batch_size, 1)
         if not 0.0 < self.validation < 1.0:
@@ -68,7 +70,7 @@ def split_rows(rows: int, config: DetectConfig, source: str) -> int:
     """Rows used for training (the rest is the validation tail); too short a series is an error."""
     validation = int(round(rows * config.validation))
     train = rows - validation
-    need = config.chunk + 1  # one chunk of inputs and their next values
+    need = config.chunk + config.horizon  # one chunk of inputs and the values they predict
     if train < need or validation < need:
         minimum = math.ceil(max(need / config.validation, need / (1 - config.validation)))
         raise ValueError(
@@ -110,9 +112,9 @@ class DetectApp(App):
         center = float(values[:train_rows].mean())  # fitted on the training rows only
         scale = float(values[:train_rows].std()) or 1.0
         x = (values - center) / scale  # (N,)
-        inputs, targets = next_value_chunks(x[:train_rows], config.chunk)  # (M, chunk, 1), (M, chunk)
-        val_inputs, val_targets = next_value_chunks(x[train_rows:], config.chunk)
-        model = next_value_model(model_settings)
+        inputs, targets = next_value_chunks(x[:train_rows], config.chunk, config.horizon)  # (M, chunk, 1), (M, chunk)
+        val_inputs, val_targets = next_value_chunks(x[train_rows:], config.chunk, config.horizon)
+        model = next_value_model(model_settings, config.horizon)
         saved = {"source": source, "time_column": config.time_column, "target": config.target, "rows": len(values),
                  "train_rows": train_rows, "center": center, "scale": scale, "chunk": config.chunk,
                  "scoring": scoring_settings(config)}  # fmt: skip
@@ -154,7 +156,7 @@ class DetectApp(App):
         saved = read_json(run_file(run.run_dir, DETECTOR_FILE))
         detector, smoothed = self._smoothed(run)
         scores, flags = detector.score_errors(smoothed)
-        run.cache["result"] = result_frame(run.context["frame"], scores, flags)
+        run.cache["result"] = result_frame(run.context["frame"], scores, flags, detector.bounded(scores))
         keys = ("source", "rows", "target", "train_rows", "center", "scale", "errors")
         return {**{k: saved[k] for k in keys}, "threshold": run.config.threshold, "flagged": int(flags.sum()),
                 "warm_start_errors": len(saved["warm_start"]["errors"])}  # fmt: skip
@@ -220,6 +222,9 @@ def _detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=None, help="(default: the run's, or 'value')")
     parser.add_argument("--threshold", type=float, default=None,
                         help="without RUN_DIR: the z above which a point is flagged (default: 4)")
+    parser.add_argument("--hold-off", type=int, default=None, metavar="ROWS",
+                        help=f"after a flag, no other flag for ROWS rows (default: the run's; without RUN_DIR"
+                             f" {HOLD_OFF}, as a trained detector's; 0: every point above the threshold)")
     parser.add_argument("--plot", metavar="PNG",
                         help="where the plot of a --data file goes (default: RUN_DIR/detections.png; none without RUN_DIR)")
     parser.add_argument("--gaps", choices=GAPS, default="keep",
@@ -239,29 +244,31 @@ def _detect(args: argparse.Namespace) -> int:
             if value is not None:
                 raise ValueError(f"{flag} applies without RUN_DIR; a trained detector keeps its own settings")
         if args.data is None:
-            return _stream_scores(RNNDetector.load(args.run_dir, threshold=args.threshold_method).scorer())
+            detector = RNNDetector.load(args.run_dir, threshold=args.threshold_method)
+            if args.hold_off is not None:
+                detector.config = replace(detector.config, hold_off=args.hold_off)
+            return _stream_scores(detector.scorer())
         plot = args.plot or str(Path(args.run_dir) / PLOT_FILE)
         result = detect.detect_run(args.run_dir, args.data, time_column=args.time_column, target=args.target,
-                                   threshold=args.threshold_method, plot=plot, gaps=args.gaps,
-                                   duplicates=args.duplicates)  # fmt: skip
+                                   threshold=args.threshold_method, hold_off=args.hold_off, plot=plot,
+                                   gaps=args.gaps, duplicates=args.duplicates)  # fmt: skip
         sys.stdout.write(_as_csv(result))
         print(f"{int(result['anomaly'].sum())} of {len(result)} rows flagged; plot: {plot}", file=sys.stderr)
         return 0
     detector = args.detector or "gaussian"
     threshold = 4.0 if args.threshold is None else args.threshold
+    hold_off = HOLD_OFF if args.hold_off is None else args.hold_off
     if args.threshold_method is not None and detector != "lstm":
         raise ValueError("--threshold-method applies to an LSTM detector: give RUN_DIR or --detector lstm")
     if args.data is None:
         if detector != "gaussian":
             raise ValueError("numbers on stdin are scored by the windowed Gaussian or a trained detector (RUN_DIR);"
                              " an LSTM needs training first: rnnkit train detect --data FILE.csv")
-        from .scorers import WindowedGaussian
-
-        return _stream_scores(WindowedGaussian(threshold=threshold))
+        return _stream_scores(detect.windowed_gaussian(threshold, hold_off))
     result = detect.detect_csv(args.data, detector=detector, time_column=args.time_column or "timestamp",
                                target=args.target or "value", threshold=threshold,
-                               method=args.threshold_method or "gaussian", plot=args.plot, gaps=args.gaps,
-                               duplicates=args.duplicates)  # fmt: skip
+                               method=args.threshold_method or "gaussian", hold_off=hold_off, plot=args.plot,
+                               gaps=args.gaps, duplicates=args.duplicates)  # fmt: skip
     sys.stdout.write(_as_csv(result))
     return 0
 
@@ -272,13 +279,14 @@ def _as_csv(result) -> str:
 
 
 def _stream_scores(scorer) -> int:
-    """Numbers on stdin through ``scorer``; one ``value,score,anomaly`` line out per line in."""
+    """Numbers on stdin through ``scorer``; one ``value,score,anomaly_score,anomaly`` line out per
+    line in, the lines that arrived together scored together."""
     from .detect import detect_lines
 
-    from ...data.textfiles import text_lines
+    from ...data.textfiles import text_line_batches
 
     with closed_stdout_is_fine():
-        detect_lines(text_lines(sys.stdin), sys.stdout, scorer, warnings=sys.stderr)
+        detect_lines(text_line_batches(sys.stdin), sys.stdout, scorer, warnings=sys.stderr)
     return 0
 
 

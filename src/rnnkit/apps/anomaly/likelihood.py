@@ -95,6 +95,10 @@ class AnomalyLikelihood:
         score = log_score(self.likelihood)
         return score, self.likelihood >= 1.0 - self.epsilon
 
+    def bounded(self, scores: Sequence[float]) -> np.ndarray:
+        """The scores themselves: the log score of ``L`` already lies in [0, 1]."""
+        return np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
+
     def warm(self, values: Sequence[float]) -> None:
         """Take raw scores seen before the stream (a trained detector's validation errors) into
         the windows without scoring them."""

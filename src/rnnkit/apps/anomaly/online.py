@@ -68,13 +68,22 @@ class OnlineLearner:
         values = np.asarray(values, dtype=np.float32).ravel()
         if len(values) > self.until_update():
             raise ValueError(f"observe at most {self.until_update()} values before the next update, got {len(values)}")
-        for value in values:
-            self._recent[self._seen % self.config.window] = value
-            self._seen += 1
+        self._remember(values)
         if self._seen % self.config.every or self._seen < 2:
             return False
         self._update()
         return True
+
+    def _remember(self, values: np.ndarray) -> None:
+        """``values`` into the ring of the last ``window``, in order: two slice copies, not a loop."""
+        window, start = self.config.window, self._seen
+        self._seen += len(values)
+        if len(values) > window:  # only the last `window` of them stay
+            values, start = values[-window:], self._seen - window
+        slot = start % window
+        head = min(window - slot, len(values))
+        self._recent[slot : slot + head] = values[:head]
+        self._recent[: len(values) - head] = values[head:]
 
     def _update(self) -> None:
         n = min(self._seen, self.config.window)
@@ -84,8 +93,8 @@ class OnlineLearner:
         with torch.enable_grad():
             for _ in range(self.config.steps):
                 self._optimizer.zero_grad()
-                predicted, _ = self.model(x[:-1].view(1, -1, 1))  # (1, n - 1, 1): of x[1:]
-                loss = torch.mean((predicted[0, :, 0] - x[1:]) ** 2)
+                predicted, _ = self.model(x[:-1].view(1, -1, 1))  # (1, n - 1, h): row t of x[t + 1 .. t + h]
+                loss = _next_values_loss(predicted[0], x)
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
                 self._optimizer.step()
@@ -102,3 +111,15 @@ class OnlineLearner:
         if recent.shape != (self.config.window,):
             raise ValueError(f"state holds {recent.size} recent values, this learner's window is {self.config.window}")
         self._recent, self._seen = recent.copy(), int(state["seen"])
+
+
+def _next_values_loss(predicted: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """MSE of ``predicted (n - 1, h)`` (row t: of ``x[t + 1 .. t + h]``) against ``x (n,)``, over the
+    values the window holds (the last rows' far horizons lie past it)."""
+    if predicted.shape[1] == 1:
+        return torch.mean((predicted[:, 0] - x[1:]) ** 2)
+    horizon = predicted.shape[1]
+    padded = torch.cat([x, x.new_full((horizon - 1,), math.nan)])  # (n + h - 1,)
+    targets = padded.unfold(0, horizon, 1)[1 : len(x)]  # (n - 1, h): row t is x[t + 1 .. t + h]
+    known = ~torch.isnan(targets)
+    return torch.mean((predicted[known] - targets[known]) ** 2)

@@ -7,7 +7,10 @@ restore what it has learned from the stream. A missing reading (NaN, or an infin
 reported as score ``nan``, flag ``False``, counted (``missing``) and kept out of the statistics.
 The scorers here also have ``warm(values)``: history seen before the stream (a trained
 detector's validation errors), taken in without being scored, so the stream is judged from its
-first point instead of after ``min_history`` points.
+first point instead of after ``min_history`` points, and ``bounded(scores)``: their scores mapped
+to [0, 1] by a fixed monotone map (:func:`unit_ratio` for a z-score or a ratio to a threshold),
+the ``anomaly_score`` column of ``rnnkit detect``, so that a dashboard or NAB-style tool can
+threshold every method's scores on one scale.
 
 - :class:`WindowedGaussian`: NAB's baseline, the z-score of a value against the previous
   ``window`` values; also the ``"gaussian"`` threshold of an LSTM's errors (Malhotra et al. 2015).
@@ -47,6 +50,19 @@ def score_all(scorer: StreamingScorer, values: Sequence[float]) -> tuple[np.ndar
     for i, value in enumerate(values):
         scores[i], flags[i] = scorer.score(float(value))
     return scores, flags
+
+
+def unit_ratio(scores: Sequence[float], half: float) -> np.ndarray:
+    """``s / (s + half)`` of non-negative scores: a monotone map onto [0, 1], 0.5 at ``s = half``
+    (put the threshold there), 1 for an infinite score, NaN kept; it never saturates, so every
+    threshold on ``s`` is one on the map, ``s = half * u / (1 - u)``.
+
+    >>> unit_ratio([0.0, 4.0, 12.0, float("inf")], half=4.0).tolist()
+    [0.0, 0.5, 0.75, 1.0]
+    """
+    s = np.asarray(scores, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isposinf(s), 1.0, s / (s + half))
 
 
 # --- a trailing window's mean and standard deviation, O(1) per value -----------------------
@@ -152,6 +168,10 @@ class WindowedGaussian:
                 result = math.inf
         self._window.push(value)
         return result, result >= self.threshold
+
+    def bounded(self, scores: Sequence[float]) -> np.ndarray:
+        """The z-scores in [0, 1]: ``z / (z + threshold)`` (:func:`unit_ratio`), 0.5 at the threshold."""
+        return unit_ratio(scores, self.threshold)
 
     def warm(self, values: Sequence[float]) -> None:
         """Take ``values`` (their last ``window`` finite ones) into the window without scoring them:

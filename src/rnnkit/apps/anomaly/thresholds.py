@@ -7,7 +7,10 @@
 - ``"likelihood"``: :class:`~rnnkit.apps.anomaly.likelihood.AnomalyLikelihood`, Ahmad et al.
   2017's anomaly likelihood (HTM's on NAB), a score in [0, 1].
 
-Each is a streaming scorer (:mod:`rnnkit.apps.anomaly.scorers`) of the smoothed errors.
+Each is a streaming scorer (:mod:`rnnkit.apps.anomaly.scorers`) of the smoothed errors, with a
+bounded score beside its raw one (``bounded``): ``z / (z + z_flag)`` for ``gaussian``,
+``r / (r + 1)`` of ``r = e_s / epsilon`` for ``dynamic`` (0.5 where each flags), the log score
+itself for ``likelihood``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .likelihood import AnomalyLikelihood
-from .scorers import StreamingScorer, WindowedGaussian, check_value
+from .scorers import StreamingScorer, WindowedGaussian, check_value, unit_ratio
 
 
 # --- Hundman et al.'s nonparametric dynamic threshold -----------------------------------------
@@ -151,6 +154,11 @@ class DynamicThreshold:
             self._refit()
         return score, flag
 
+    def bounded(self, scores: Sequence[float]) -> np.ndarray:
+        """The scores ``e_s / epsilon`` in [0, 1]: ``r / (r + 1)`` (:func:`~rnnkit.apps.anomaly.scorers.unit_ratio`),
+        above 0.5 where the error lies above the threshold."""
+        return unit_ratio(scores, 1.0)
+
     def warm(self, errors: Sequence[float]) -> None:
         """Take ``errors`` (their last ``window`` finite ones) into the window without scoring them,
         and choose the threshold over the window at once if it holds ``min_history`` errors (else
@@ -243,6 +251,9 @@ class HoldOff:
 
     def warm(self, values: Sequence[float]) -> None:
         self.threshold.warm(values)
+
+    def bounded(self, scores: Sequence[float]) -> np.ndarray:
+        return self.threshold.bounded(scores)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "since": self._since, "threshold": self.threshold.state_dict()}
@@ -350,7 +361,7 @@ class ThresholdMethod:
     """A way to flag smoothed errors. A detector's settings hold one section per method, named
     after it (``gaussian``, ``dynamic``), of type ``config_class``; ``threshold`` names the one used.
     The scorer ``build`` returns also has ``warm(errors)`` (a trained detector warms it with its
-    validation errors)."""
+    validation errors) and ``bounded(scores)`` (its scores mapped monotonically to [0, 1])."""
 
     name: str
     help: str
