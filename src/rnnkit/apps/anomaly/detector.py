@@ -286,10 +286,31 @@ class RNNScorer:
         self._threshold = detector.threshold()
         self._learner = OnlineLearner(detector.model, detector.config.online) if detector.config.online.every else None
         self._model = self._learner.model if self._learner else detector.model
+        self._pending: tuple[float, bool, bool] = (0.0, False, False)  # begin() to finish(): input, missing, first
         self.missing = 0
 
     @torch.no_grad()
     def score(self, value: float) -> tuple[float, bool]:
+        x = self.begin(value)
+        if x is None:
+            return math.nan, False
+        y, self._state = self._model.step(torch.tensor([[x]], dtype=torch.float32), self._state)  # (1, 1)
+        return self.finish(float(y[0, 0]))
+
+    @property
+    def batchable(self) -> bool:
+        """Whether another caller may step the model for this scorer (:meth:`begin`, :meth:`finish`):
+        every scorer of the detector shares its weights (no online adaptation, which learns on a
+        private copy)."""
+        return self._learner is None
+
+    def begin(self, value: float) -> float | None:
+        """The first half of :meth:`score`, for a caller that steps the model itself (``rnnkit
+        serve`` steps the models of many streams in one batch, the LSTM state held by it): ``value``
+        checked and the error average moved on. Returns the model's next input (standardized; a
+        missing reading's is the model's own prediction), or None where the model takes no step (a
+        missing reading before any prediction: the score is ``nan``, not flagged). Then call
+        :meth:`finish` with the model's output for that input."""
         value = check_value(value)
         d = self.detector
         missing = not math.isfinite(value)
@@ -297,7 +318,7 @@ class RNNScorer:
         if missing:
             self.missing += 1
             if self._prediction is None:
-                return math.nan, False
+                return None
             x = self._prediction
         else:
             x = (value - d.center) / d.scale
@@ -308,8 +329,14 @@ class RNNScorer:
                 a = d.config.smoothing
                 self._level = error if self._errors == 0 else (1 - a) * self._level + a * error
                 self._errors += 1
-        y, self._state = self._model.step(torch.tensor([[x]], dtype=torch.float32), self._state)  # (1, 1)
-        self._prediction = float(y[0, 0])
+        self._pending = (x, missing, first)
+        return x
+
+    def finish(self, prediction: float) -> tuple[float, bool]:
+        """The second half of :meth:`score`: the model's ``prediction`` (standardized) of the next
+        value, after the input :meth:`begin` returned; the score and flag of that value."""
+        x, missing, first = self._pending
+        self._prediction = prediction
         if self._learner is not None:
             self._learner.observe([x])  # a missing reading is learned as the value predicted for it
         if missing:
@@ -317,6 +344,12 @@ class RNNScorer:
         if first:
             return 0.0, False
         return self._threshold.score(self._level)
+
+    def prediction(self) -> float | None:
+        """The model's prediction of the next value, in data units (None before the first value)."""
+        if self._prediction is None:
+            return None
+        return self._prediction * self.detector.scale + self.detector.center
 
     def state_dict(self) -> dict[str, Any]:
         return {"lstm": _clone(self._state), "prediction": self._prediction, "level": self._level, "errors": self._errors,
