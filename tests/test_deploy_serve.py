@@ -4,6 +4,7 @@ restart, 4xx JSON errors, the web page."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 
 import pytest
@@ -73,8 +74,8 @@ def test_batched_steps_equal_each_stream_alone_in_float64():
                 answers = await asyncio.gather(*(server.step(ids[k], data[k][t]) for k in live))
             else:
                 answers = [await server.step(ids[k], data[k][t]) for k in live]
-            for k, (out, _) in zip(live, answers):
-                outputs[k].append(out)
+            for k, answer in zip(live, answers):
+                outputs[k].append(answer["output"])
         ticks.cancel()
         return outputs, server.ticks
 
@@ -143,6 +144,54 @@ def test_token_ids_limits_and_token():
         assert bad.status_code == 422 and "[0, 7)" in bad.json()["error"]
         big = client.post(f"/streams/{sid}/step", json={"input": [0.0] * 100}, headers=auth)
         assert big.status_code == 413
+
+
+def test_a_websocket_steps_a_stream_as_its_http_steps_do():
+    """Messages on /streams/{id}/ws step the same stream, state and batching as POST .../step: a
+    stream stepped partly over the socket and partly over HTTP equals one stepped over HTTP only;
+    a bad message is answered with an error naming the field, and the socket stays open."""
+    from starlette.websockets import WebSocketDisconnect
+
+    xs = torch.randn(5, 2).tolist()
+    with TestClient(create_app({"m": _model()})) as client:
+        sid = client.post("/streams", json={}).json()["id"]
+        expected = [client.post(f"/streams/{sid}/step", json={"input": x}).json() for x in xs]
+        sid = client.post("/streams", json={}).json()["id"]
+        got, errors = [], []
+        with client.websocket_connect(f"/streams/{sid}/ws") as socket:
+            for x in xs[:3]:
+                socket.send_text(json.dumps({"input": x}))
+                got.append(json.loads(socket.receive_text()))
+            for message in ("{not json", json.dumps({"input": [1.0]}), json.dumps({"x": 1})):
+                socket.send_text(message)
+                errors.append(json.loads(socket.receive_text()))
+        got += [client.post(f"/streams/{sid}/step", json={"input": x}).json() for x in xs[3:]]
+        with client.websocket_connect("/streams/unknown/ws") as socket:
+            gone = json.loads(socket.receive_text())
+            with pytest.raises(WebSocketDisconnect) as closed:
+                socket.receive_text()
+    assert [g["steps"] for g in got] == [1, 2, 3, 4, 5]
+    torch.testing.assert_close(torch.tensor([g["output"] for g in got]), torch.tensor([e["output"] for e in expected]))
+    assert [(e["status"], e["field"]) for e in errors] == [(400, "body"), (422, "input"), (422, "input")]
+    assert gone["status"] == 404 and gone["field"] == "id" and closed.value.code == 4404
+
+
+def test_a_websocket_needs_the_token_and_counts_against_the_rate_limit():
+    from starlette.websockets import WebSocketDisconnect
+
+    config = ServeConfig(token="s3cret", rate_limit=0.001, rate_burst=4)
+    with TestClient(create_app({"m": _model()}, config)) as client:
+        sid = client.post("/streams", json={}, headers={"Authorization": "Bearer s3cret"}).json()["id"]  # 1 request
+        with pytest.raises(WebSocketDisconnect):  # no token: refused before the handshake (2)
+            with client.websocket_connect(f"/streams/{sid}/ws") as socket:
+                socket.send_text(json.dumps({"input": [0.5, 0.5]}))  # had it been let in, this answers
+                socket.receive_text()
+        with client.websocket_connect(f"/streams/{sid}/ws?token=s3cret") as socket:  # 3
+            socket.send_text(json.dumps({"input": [0.5, 0.5]}))  # 4
+            ok = json.loads(socket.receive_text())
+            socket.send_text(json.dumps({"input": [0.5, 0.5]}))  # 5: over the burst
+            limited = json.loads(socket.receive_text())
+    assert ok["steps"] == 1 and limited["status"] == 429 and "rate limit" in limited["error"]
 
 
 def test_idle_streams_expire():
