@@ -63,7 +63,9 @@ def test_batched_steps_equal_each_stream_alone_in_float64():
     data = [torch.randn(n, 2, generator=g, dtype=torch.float64).tolist() for n in lengths]
 
     async def serve(together: bool):
-        server = StreamServer({"m": model}, ServeConfig(dtype="float64", batch_window_ms=1))
+        # alone: no batching at all, each step run in its request's turn (what serve_load.py compares with)
+        config = ServeConfig(dtype="float64", batch_window_ms=1) if together else ServeConfig(dtype="float64", max_batch=1)
+        server = StreamServer({"m": model}, config)
         ticks = asyncio.create_task(server.run_ticks())
         await asyncio.sleep(0)
         ids = [server.open("m") for _ in lengths]
@@ -192,6 +194,15 @@ def test_a_websocket_needs_the_token_and_counts_against_the_rate_limit():
             socket.send_text(json.dumps({"input": [0.5, 0.5]}))  # 5: over the burst
             limited = json.loads(socket.receive_text())
     assert ok["steps"] == 1 and limited["status"] == 429 and "rate limit" in limited["error"]
+
+
+def test_steps_count_against_the_rate_limit():
+    config = ServeConfig(rate_limit=0.001, rate_burst=3)
+    with TestClient(create_app({"m": _model()}, config)) as client:
+        sid = client.post("/streams", json={}).json()["id"]
+        answers = [client.post(f"/streams/{sid}/step", json={"input": [0.1, 0.2]}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[-1].headers["retry-after"] == "1" and "rate limit" in answers[-1].json()["error"]
 
 
 def test_idle_streams_expire():

@@ -279,6 +279,7 @@ class StreamServer:
         self.last_seen: dict[str, float] = {}
         self.pending: list[tuple[str, Any, asyncio.Future]] = []
         self.wake: asyncio.Event | None = None
+        self.expected = 1  # streams in the last tick: how many steps a tick waits for (up to the window)
         self.state_dir = Path(config.state_dir) if config.state_dir else None
         self.ticks = 0
         if self.state_dir is not None:
@@ -322,23 +323,31 @@ class StreamServer:
     # --- batching ------------------------------------------------------------------------
     async def step(self, stream_id: str, value: Any) -> dict[str, Any]:
         """The stream's answer to one observation: its pool's answer and ``"steps"``, the
-        stream's count of acknowledged steps."""
+        stream's count of acknowledged steps. With ``max_batch`` 1 (no batching) the step runs
+        at once, in the caller's turn of the event loop, as a server without batching would."""
         observation = self.pool_of(stream_id).parse(value)
         future = asyncio.get_running_loop().create_future()
         self.pending.append((stream_id, observation, future))
-        if self.wake is not None:
+        if self.config.max_batch == 1:
+            self.tick()
+        elif self.wake is not None and (len(self.pending) == 1 or len(self.pending) >= self.expected):
             self.wake.set()
         return await future
 
     async def run_ticks(self) -> None:
-        """The batcher: wait for a step, let ``batch_window_ms`` gather more, run them as ticks."""
+        """The batcher: wait for a step; then, while fewer steps are pending than the last tick
+        had streams (they are likely to come back), up to ``batch_window_ms`` for more; run them."""
         self.wake = asyncio.Event()
         window = self.config.batch_window_ms / 1000
         while True:
             await self.wake.wait()
-            if window:
-                await asyncio.sleep(window)
             self.wake.clear()
+            if window and len(self.pending) < self.expected:
+                try:
+                    await asyncio.wait_for(self.wake.wait(), window)
+                except asyncio.TimeoutError:
+                    pass
+                self.wake.clear()
             while self.pending:
                 self.tick()
                 await asyncio.sleep(0)  # let the answers go out and new steps come in
@@ -374,6 +383,7 @@ class StreamServer:
                 results.append((future, answer))
                 self.last_seen[i] = now
         self.ticks += 1
+        self.expected = max(1, len(seen))
         self._snapshot_now()  # before any answer: an acknowledged step is on disk
         for future, result in results:
             if not future.done():
