@@ -224,40 +224,77 @@ def test_the_page_is_served_and_names_its_endpoints():
     assert "/streams" in page.text and "<canvas" in page.text and "http" not in page.text.split("<script>")[1]
 
 
-def test_the_page_in_a_headless_browser(tmp_path):
-    """Chromium from the system's packages, driven by Playwright: the page loads, a stream's
-    outputs draw points on the chart; a screenshot is saved."""
+def test_the_page_in_a_headless_browser(tmp_path, tiny_run):
+    """Chromium from the system's packages, driven by Playwright, on a bare model and trained text,
+    detect and forecast runs: a stream's outputs draw points; a generation streams text into the
+    page piece by piece; a detection stream draws values, scores and flags; a CSV's forecast is
+    drawn with its interval. A screenshot of each is saved (their paths are printed)."""
     playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: no browser test")
     browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser_path is None:
         pytest.skip("no Chromium on this machine (apt install chromium): no browser test")
+    import math
     import threading
     import time
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(create_app({"m": _model()}), host="127.0.0.1", port=0, log_level="warning"))
+    from rnnkit.deploy.serve import load_services
+
+    services = load_services([str(tiny_run(app)) for app in ("text", "detect", "forecast")])
+    app = create_app({"m": _model(), **services})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    csv = tmp_path / "series.csv"
+    csv.write_text("time,y\n" + "".join(f"{i},{5 + math.cos(i / 3):.4f}\n" for i in range(120)))
+    shots = []
     try:
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=browser_path)
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1100, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#model option", state="attached")  # an <option> is never "visible" itself
+
+            page.select_option("#model", "m")  # a bare model's stream, over its WebSocket
             page.fill("#values", "0.1,0.2\n0.5,0.1\n0.9,-0.3")
-            page.click("#open")
-            page.wait_for_function("document.getElementById('stream').textContent.startsWith('stream ')")
             page.click("#send")
             page.wait_for_function("document.getElementById('chart').dataset.points === '3'")
-            page.screenshot(path=str(tmp_path / "serve-page.png"))
+
+            page.select_option("#model", "text")
+            page.fill("#prime", "the ")
+            page.fill("#length", "60")
+            page.click("#generate")
+            page.wait_for_function("document.getElementById('generated').dataset.done === '1'")
+            generated = page.eval_on_selector("#generated", "e => [e.textContent, Number(e.dataset.pieces)]")
+            shots.append(tmp_path / "serve-generate.png")
+            page.screenshot(path=str(shots[-1]))
+
+            page.select_option("#model", "detect")
+            page.fill("#values", "0.1\n0.5\n0.9\n\n0.7\n3.5\n0.2\n-0.3\n-0.8\n-0.2")  # a missing reading, a spike
+            page.click("#send")
+            page.wait_for_function("document.getElementById('chart').dataset.points === '10'")
+            flags = page.eval_on_selector("#chart", "e => Number(e.dataset.flags)")
+            shots.append(tmp_path / "serve-detect.png")
+            page.screenshot(path=str(shots[-1]))
+
+            page.select_option("#model", "forecast")
+            page.set_input_files("#csv", str(csv))
+            page.wait_for_function("document.getElementById('forecast-chart').dataset.forecast === '4'")
+            shots.append(tmp_path / "serve-forecast.png")
+            page.screenshot(path=str(shots[-1]))
+            log = page.text_content("#log")
             browser.close()
     finally:
         server.should_exit = True
         thread.join(5)
+    print("screenshots:", *shots)
+    assert generated[0].startswith("the ") and len(generated[0]) > len("the ") and generated[1] > 1
+    assert flags >= 1  # the spike (the same values flag it in test_deploy_apps)
+    assert "failed" not in log and "error" not in log.lower(), log
 
 
 def test_a_server_killed_with_sigkill_resumes_its_streams(tmp_path):
