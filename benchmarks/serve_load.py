@@ -1,41 +1,53 @@
 """Load test of ``rnnkit serve`` on loopback: N concurrent detect-like streams stepping as fast as
-they can, batched against one step per request (``--max-batch 1 --batch-window 0``).
+they can, batched against the same workload served one step per request (``--max-batch 1
+--batch-window 0``), over HTTP and over the WebSocket of each stream.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/serve_load.py [--streams 1 10 100] [--seconds 5]
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/serve_load.py [--streams 1 10 100 1000]
+        [--seconds 5] [--repeats 1] [--transports http ws] [--hidden 256 --layers 2]
 
-Each case starts a server (a subprocess: ``rnnkit serve``) on a run directory written here (a
-many-to-many LSTM, 1 feature, hidden 256, 2 layers), opens N streams, and steps each in its own
-client task for ``--seconds``; throughput is acknowledged steps per second, latency per step.
-Bounded in count and time; nothing leaves 127.0.0.1. Also the server's batched step alone,
-in process without HTTP: one tick of N streams against N ticks of one.
+Each case starts a server (a subprocess: ``rnnkit serve``, uvicorn with uvloop and httptools
+where installed) on a run directory written here (a many-to-many LSTM, 1 feature), opens N
+streams, and steps each in its own client task; this process is the client (uvloop where
+installed; HTTP/1.1 keep-alive written by hand, one connection per stream, so that the client
+costs little beside the server; the WebSocket through the ``websockets`` package). After a
+warm-up of ``--warmup`` seconds the steps answered in the next ``--seconds`` are counted:
+throughput is steps per second, latency per step, p50 and p99 (with ``--repeats R``, the
+median of R runs of each mode, taken in turn). Also the server's CPU time per
+step (from /proc), which says where a step's time goes, and the batched step alone in process,
+without a network: one tick of N streams against N ticks of one. Bounded in count and time;
+nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
-import httpx
 import torch
 
 from rnnkit._io import save_tensors, write_json
 from rnnkit.deploy.serve import ServeConfig, StreamServer
 from rnnkit.models import create_model, model_spec
 
-MODEL = {"input": {"features": 1}, "outputs": 1, "encoder": {"cell": "lstm", "hidden_size": 256, "num_layers": 2}}
+
+def model_settings(hidden: int, layers: int) -> dict:
+    return {"input": {"features": 1}, "outputs": 1, "encoder": {"cell": "lstm", "hidden_size": hidden, "num_layers": layers}}
 
 
-def run_dir(root: Path) -> Path:
+def run_dir(root: Path, settings: dict) -> Path:
     torch.manual_seed(0)
-    model = create_model("many_to_many", MODEL)
+    model = create_model("many_to_many", settings)
     path = root / "detect"
     path.mkdir()
     write_json(path / "config.json", {"model": model_spec(model)})
@@ -49,88 +61,183 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def load(port: int, streams: int, seconds: float) -> tuple[float, float, float]:
-    limits = httpx.Limits(max_connections=streams, max_keepalive_connections=streams)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
-        ids = [(await client.post("/streams", json={})).json()["id"] for _ in range(streams)]
-        latencies: list[float] = []
-        stop = time.perf_counter() + seconds
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-        async def stream(sid: str) -> None:
-            value = 0.0
-            while time.perf_counter() < stop:
-                start = time.perf_counter()
-                answer = await client.post(f"/streams/{sid}/step", json={"input": [value]})
-                answer.raise_for_status()
+
+# --- the client: one connection per stream ----------------------------------------------------
+
+
+class HTTPStream:
+    """One keep-alive HTTP/1.1 connection, requests written by hand."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def post(self, path: str, body: bytes) -> dict:
+        self.writer.write(b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                          b"content-length: %d\r\n\r\n%s" % (path.encode(), len(body), body))  # fmt: skip
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        data = await self.reader.readexactly(length)
+        if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 201")):
+            raise RuntimeError(f"{path}: {head.splitlines()[0].decode()} {data.decode()}")
+        return json.loads(data)
+
+    async def open(self) -> None:
+        self.id = (await self.post("/streams", b"{}"))["id"]
+        self.path = f"/streams/{self.id}/step"
+
+    async def step(self, value: float) -> dict:
+        return await self.post(self.path, b'{"input":[%.4f]}' % value)
+
+    async def close(self) -> None:
+        self.writer.close()
+
+
+class SocketStream(HTTPStream):
+    """A stream opened over HTTP, stepped over its WebSocket."""
+
+    async def open(self) -> None:
+        from websockets.asyncio.client import connect
+
+        await super().open()
+        self.writer.close()
+        self.socket = await connect(f"ws://127.0.0.1:{self.port}/streams/{self.id}/ws", compression=None, max_queue=None)
+
+    async def step(self, value: float) -> dict:
+        await self.socket.send('{"input":[%.4f]}' % value)
+        return json.loads(await self.socket.recv())
+
+    async def close(self) -> None:
+        await self.socket.close()
+
+
+async def load(port: int, streams: int, transport: str, warmup: float, seconds: float, server_pid: int) -> dict:
+    kind = SocketStream if transport == "ws" else HTTPStream
+    clients = [kind(port) for _ in range(streams)]
+    for c in clients:
+        await c.connect()
+        await c.open()
+    latencies: list[float] = []
+    begin = time.perf_counter() + warmup
+    stop = begin + seconds
+
+    async def run(client: HTTPStream) -> None:
+        value = 0.0
+        while True:
+            start = time.perf_counter()
+            if start >= stop:
+                return
+            answer = await client.step(value)
+            if "steps" not in answer:
+                raise RuntimeError(f"step failed: {answer}")
+            if start >= begin:
                 latencies.append(time.perf_counter() - start)
-                value = (value + 0.1) % 1.0
+            value = (value + 0.1) % 1.0
 
-        began = time.perf_counter()
-        await asyncio.gather(*(stream(sid) for sid in ids))
-        elapsed = time.perf_counter() - began
+    tasks = [asyncio.ensure_future(run(c)) for c in clients]
+    await asyncio.sleep(max(0.0, begin - time.perf_counter()))
+    cpu_server, cpu_client = cpu_seconds(server_pid), time.process_time()
+    await asyncio.gather(*tasks)
+    cpu_server, cpu_client = cpu_seconds(server_pid) - cpu_server, time.process_time() - cpu_client
+    for c in clients:
+        await c.close()
     latencies.sort()
-    return len(latencies) / elapsed, statistics.median(latencies) * 1e3, latencies[int(0.99 * (len(latencies) - 1))] * 1e3
+    n = len(latencies)
+    return {"rate": n / seconds, "p50": statistics.median(latencies) * 1e3, "p99": latencies[int(0.99 * (n - 1))] * 1e3,
+            "server_us": cpu_server / n * 1e6, "client_us": cpu_client / n * 1e6}  # fmt: skip
 
 
-def serve_case(directory: Path, streams: int, seconds: float, batched: bool) -> tuple[float, float, float]:
+def serve_case(directory: Path, streams: int, transport: str, batched: bool, args) -> dict:
     port = free_port()
-    flags = ["--batch-window", "2", "--max-batch", "4096"] if batched else ["--batch-window", "0", "--max-batch", "1"]
+    flags = ["--batch-window", str(args.window), "--max-batch", "4096"] if batched else ["--batch-window", "0", "--max-batch", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     server = subprocess.Popen([sys.executable, "-m", "rnnkit.cli", "serve", str(directory), "--port", str(port),
                                "--max-streams", "5000", *flags], env=env)  # fmt: skip
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 120
+        while True:
             try:
-                httpx.get(f"http://127.0.0.1:{port}/models", timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=1).read()
                 break
-            except httpx.HTTPError:
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("rnnkit serve did not start") from None
                 time.sleep(0.1)
-        return asyncio.run(load(port, streams, seconds))
+        return asyncio.run(load(port, streams, transport, args.warmup, args.seconds, server.pid))
     finally:
         server.terminate()
-        server.wait(10)
+        server.wait(30)
 
 
-def in_process(streams: int, repeats: int = 20) -> tuple[float, float]:
-    """Steps per second of the stream pool without HTTP: one tick of all, against one per stream."""
+def in_process(settings: dict, streams: int, seconds: float = 1.0) -> tuple[float, float]:
+    """Steps per second of the stream pool without a network: one tick of all, against one per stream."""
     torch.manual_seed(0)
-    server = StreamServer({"m": create_model("many_to_many", MODEL)}, ServeConfig())
+    server = StreamServer({"m": create_model("many_to_many", settings)}, ServeConfig())
     pool = server.pools["m"]
     ids = [server.open("m") for _ in range(streams)]
-    inputs = [[0.5]] * streams
-    start = time.perf_counter()
-    for _ in range(repeats):
-        pool.step(ids, inputs)
-    batched = streams * repeats / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        for i in ids:
-            pool.step([i], [[0.5]])
-    alone = streams * repeats / (time.perf_counter() - start)
-    return batched, alone
+
+    def rate(batches: list[list[str]]) -> float:
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for batch in batches:
+                pool.step(batch, [[0.5]] * len(batch))
+                done += len(batch)
+        return done / (time.perf_counter() - start)
+
+    return rate([ids]), rate([[i] for i in ids])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 100, 1000])
+    parser.add_argument("--transports", nargs="+", choices=["http", "ws"], default=["http", "ws"])
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per case (default: %(default)s)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring (default: %(default)s)")
+    parser.add_argument("--window", type=float, default=2.0, help="batched: --batch-window in ms (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each case, batched and alone in turn; the medians are shown (default: %(default)s)")
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    print(f"{'streams':>7} {'in-process batched/alone steps/s':>34}")
-    for n in args.streams:
-        batched, alone = in_process(n)
-        print(f"{n:7d} {batched:15.0f} / {alone:8.0f} = {batched / alone:5.1f}x")
-    with tempfile.TemporaryDirectory() as root:
-        directory = run_dir(Path(root))
-        print(f"{'streams':>7} {'mode':>9} {'steps/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-        for n in args.streams:
-            rows = {}
-            for batched in (True, False):
-                rows[batched] = serve_case(directory, n, args.seconds, batched)
-                rate, p50, p99 = rows[batched]
-                print(f"{n:7d} {'batched' if batched else 'alone':>9} {rate:9.0f} {p50:8.1f} {p99:8.1f}", flush=True)
-            print(f"{n:7d} {'ratio':>9} {rows[True][0] / rows[False][0]:9.2f}x")
+    if max(args.streams) > 2000:
+        parser.error("--streams: at most 2000 (one connection each)")
+    try:
+        import uvloop
 
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    torch.set_num_threads(1)
+    settings = model_settings(args.hidden, args.layers)
+    print(f"LSTM, 1 feature, hidden {args.hidden}, {args.layers} layer(s); load average {os.getloadavg()[0]:.1f}"
+          f" on {os.cpu_count()} CPUs", flush=True)  # fmt: skip
+    print(f"{'streams':>7} {'in-process batched / alone (steps/s)':>38}")
+    for n in args.streams:
+        batched, alone = in_process(settings, n)
+        print(f"{n:7d} {batched:18.0f} / {alone:8.0f} = {batched / alone:5.1f}x", flush=True)
+    with tempfile.TemporaryDirectory() as root:
+        directory = run_dir(Path(root), settings)
+        print(f"{'streams':>7} {'via':>4} {'mode':>8} {'steps/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+              f" {'server us/step':>14} {'client us/step':>14}")  # fmt: skip
+        for n in args.streams:
+            for transport in args.transports:
+                runs: dict[bool, list[dict]] = {True: [], False: []}
+                for _ in range(args.repeats):  # interleaved: a change of the machine's load hits both modes
+                    for batched in (True, False):
+                        runs[batched].append(serve_case(directory, n, transport, batched, args))
+                rows = {b: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for b, rs in runs.items()}
+                for batched, r in rows.items():
+                    print(f"{n:7d} {transport:>4} {'batched' if batched else 'alone':>8} {r['rate']:9.0f} {r['p50']:8.1f}"
+                          f" {r['p99']:8.1f} {r['server_us']:14.0f} {r['client_us']:14.0f}", flush=True)  # fmt: skip
+                print(f"{n:7d} {transport:>4} {'ratio':>8} {rows[True]['rate'] / rows[False]['rate']:8.2f}x"
+                      f"   (load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@ restart, 4xx JSON errors, the web page."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 
 import pytest
@@ -62,7 +63,9 @@ def test_batched_steps_equal_each_stream_alone_in_float64():
     data = [torch.randn(n, 2, generator=g, dtype=torch.float64).tolist() for n in lengths]
 
     async def serve(together: bool):
-        server = StreamServer({"m": model}, ServeConfig(dtype="float64", batch_window_ms=1))
+        # alone: no batching at all, each step run in its request's turn (what serve_load.py compares with)
+        config = ServeConfig(dtype="float64", batch_window_ms=1) if together else ServeConfig(dtype="float64", max_batch=1)
+        server = StreamServer({"m": model}, config)
         ticks = asyncio.create_task(server.run_ticks())
         await asyncio.sleep(0)
         ids = [server.open("m") for _ in lengths]
@@ -73,8 +76,8 @@ def test_batched_steps_equal_each_stream_alone_in_float64():
                 answers = await asyncio.gather(*(server.step(ids[k], data[k][t]) for k in live))
             else:
                 answers = [await server.step(ids[k], data[k][t]) for k in live]
-            for k, (out, _) in zip(live, answers):
-                outputs[k].append(out)
+            for k, answer in zip(live, answers):
+                outputs[k].append(answer["output"])
         ticks.cancel()
         return outputs, server.ticks
 
@@ -145,6 +148,63 @@ def test_token_ids_limits_and_token():
         assert big.status_code == 413
 
 
+def test_a_websocket_steps_a_stream_as_its_http_steps_do():
+    """Messages on /streams/{id}/ws step the same stream, state and batching as POST .../step: a
+    stream stepped partly over the socket and partly over HTTP equals one stepped over HTTP only;
+    a bad message is answered with an error naming the field, and the socket stays open."""
+    from starlette.websockets import WebSocketDisconnect
+
+    xs = torch.randn(5, 2).tolist()
+    with TestClient(create_app({"m": _model()})) as client:
+        sid = client.post("/streams", json={}).json()["id"]
+        expected = [client.post(f"/streams/{sid}/step", json={"input": x}).json() for x in xs]
+        sid = client.post("/streams", json={}).json()["id"]
+        got, errors = [], []
+        with client.websocket_connect(f"/streams/{sid}/ws") as socket:
+            for x in xs[:3]:
+                socket.send_text(json.dumps({"input": x}))
+                got.append(json.loads(socket.receive_text()))
+            for message in ("{not json", json.dumps({"input": [1.0]}), json.dumps({"x": 1})):
+                socket.send_text(message)
+                errors.append(json.loads(socket.receive_text()))
+        got += [client.post(f"/streams/{sid}/step", json={"input": x}).json() for x in xs[3:]]
+        with client.websocket_connect("/streams/unknown/ws") as socket:
+            gone = json.loads(socket.receive_text())
+            with pytest.raises(WebSocketDisconnect) as closed:
+                socket.receive_text()
+    assert [g["steps"] for g in got] == [1, 2, 3, 4, 5]
+    torch.testing.assert_close(torch.tensor([g["output"] for g in got]), torch.tensor([e["output"] for e in expected]))
+    assert [(e["status"], e["field"]) for e in errors] == [(400, "body"), (422, "input"), (422, "input")]
+    assert gone["status"] == 404 and gone["field"] == "id" and closed.value.code == 4404
+
+
+def test_a_websocket_needs_the_token_and_counts_against_the_rate_limit():
+    from starlette.websockets import WebSocketDisconnect
+
+    config = ServeConfig(token="s3cret", rate_limit=0.001, rate_burst=4)
+    with TestClient(create_app({"m": _model()}, config)) as client:
+        sid = client.post("/streams", json={}, headers={"Authorization": "Bearer s3cret"}).json()["id"]  # 1 request
+        with pytest.raises(WebSocketDisconnect):  # no token: refused before the handshake (2)
+            with client.websocket_connect(f"/streams/{sid}/ws") as socket:
+                socket.send_text(json.dumps({"input": [0.5, 0.5]}))  # had it been let in, this answers
+                socket.receive_text()
+        with client.websocket_connect(f"/streams/{sid}/ws?token=s3cret") as socket:  # 3
+            socket.send_text(json.dumps({"input": [0.5, 0.5]}))  # 4
+            ok = json.loads(socket.receive_text())
+            socket.send_text(json.dumps({"input": [0.5, 0.5]}))  # 5: over the burst
+            limited = json.loads(socket.receive_text())
+    assert ok["steps"] == 1 and limited["status"] == 429 and "rate limit" in limited["error"]
+
+
+def test_steps_count_against_the_rate_limit():
+    config = ServeConfig(rate_limit=0.001, rate_burst=3)
+    with TestClient(create_app({"m": _model()}, config)) as client:
+        sid = client.post("/streams", json={}).json()["id"]
+        answers = [client.post(f"/streams/{sid}/step", json={"input": [0.1, 0.2]}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[-1].headers["retry-after"] == "1" and "rate limit" in answers[-1].json()["error"]
+
+
 def test_idle_streams_expire():
     server = StreamServer({"m": _model()}, ServeConfig(idle_timeout=0.0))
     sid = server.open("m")
@@ -164,40 +224,77 @@ def test_the_page_is_served_and_names_its_endpoints():
     assert "/streams" in page.text and "<canvas" in page.text and "http" not in page.text.split("<script>")[1]
 
 
-def test_the_page_in_a_headless_browser(tmp_path):
-    """Chromium from the system's packages, driven by Playwright: the page loads, a stream's
-    outputs draw points on the chart; a screenshot is saved."""
+def test_the_page_in_a_headless_browser(tmp_path, tiny_run):
+    """Chromium from the system's packages, driven by Playwright, on a bare model and trained text,
+    detect and forecast runs: a stream's outputs draw points; a generation streams text into the
+    page piece by piece; a detection stream draws values, scores and flags; a CSV's forecast is
+    drawn with its interval. A screenshot of each is saved (their paths are printed)."""
     playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: no browser test")
     browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser_path is None:
         pytest.skip("no Chromium on this machine (apt install chromium): no browser test")
+    import math
     import threading
     import time
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(create_app({"m": _model()}), host="127.0.0.1", port=0, log_level="warning"))
+    from rnnkit.deploy.serve import load_services
+
+    services = load_services([str(tiny_run(app)) for app in ("text", "detect", "forecast")])
+    app = create_app({"m": _model(), **services})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    csv = tmp_path / "series.csv"
+    csv.write_text("time,y\n" + "".join(f"{i},{5 + math.cos(i / 3):.4f}\n" for i in range(120)))
+    shots = []
     try:
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=browser_path)
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1100, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#model option", state="attached")  # an <option> is never "visible" itself
+
+            page.select_option("#model", "m")  # a bare model's stream, over its WebSocket
             page.fill("#values", "0.1,0.2\n0.5,0.1\n0.9,-0.3")
-            page.click("#open")
-            page.wait_for_function("document.getElementById('stream').textContent.startsWith('stream ')")
             page.click("#send")
             page.wait_for_function("document.getElementById('chart').dataset.points === '3'")
-            page.screenshot(path=str(tmp_path / "serve-page.png"))
+
+            page.select_option("#model", "text")
+            page.fill("#prime", "the ")
+            page.fill("#length", "60")
+            page.click("#generate")
+            page.wait_for_function("document.getElementById('generated').dataset.done === '1'")
+            generated = page.eval_on_selector("#generated", "e => [e.textContent, Number(e.dataset.pieces)]")
+            shots.append(tmp_path / "serve-generate.png")
+            page.screenshot(path=str(shots[-1]))
+
+            page.select_option("#model", "detect")
+            page.fill("#values", "0.1\n0.5\n0.9\n\n0.7\n3.5\n0.2\n-0.3\n-0.8\n-0.2")  # a missing reading, a spike
+            page.click("#send")
+            page.wait_for_function("document.getElementById('chart').dataset.points === '10'")
+            flags = page.eval_on_selector("#chart", "e => Number(e.dataset.flags)")
+            shots.append(tmp_path / "serve-detect.png")
+            page.screenshot(path=str(shots[-1]))
+
+            page.select_option("#model", "forecast")
+            page.set_input_files("#csv", str(csv))
+            page.wait_for_function("document.getElementById('forecast-chart').dataset.forecast === '4'")
+            shots.append(tmp_path / "serve-forecast.png")
+            page.screenshot(path=str(shots[-1]))
+            log = page.text_content("#log")
             browser.close()
     finally:
         server.should_exit = True
         thread.join(5)
+    print("screenshots:", *shots)
+    assert generated[0].startswith("the ") and len(generated[0]) > len("the ") and generated[1] > 1
+    assert flags >= 1  # the spike (the same values flag it in test_deploy_apps)
+    assert "failed" not in log and "error" not in log.lower(), log
 
 
 def test_a_server_killed_with_sigkill_resumes_its_streams(tmp_path):

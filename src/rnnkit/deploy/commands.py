@@ -62,6 +62,13 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="open streams at most; more answer 429 (default: %(default)s)")
     parser.add_argument("--idle-timeout", type=float, default=default.idle_timeout, metavar="SECONDS",
                         help="close a stream idle this long (default: %(default)s)")
+    parser.add_argument("--rate-limit", type=float, default=default.rate_limit, metavar="PER_SECOND",
+                        help="requests (and WebSocket messages) a second per client address; more answer 429"
+                             " (default: %(default)s, no limit)")
+    parser.add_argument("--rate-burst", type=int, default=default.rate_burst,
+                        help="requests a client may make at once before --rate-limit applies (default: %(default)s)")
+    parser.add_argument("--max-body", type=int, default=default.max_body, metavar="BYTES",
+                        help="bytes a request (a CSV, a message) may hold (default: %(default)s)")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -70,14 +77,15 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServeConfig(
         host=args.host, token=args.token or os.environ.get("RNNKIT_TOKEN") or None,
         state_dir=args.state_dir, snapshot_every=args.snapshot_every, batch_window_ms=args.batch_window, max_batch=args.max_batch,
-        max_streams=args.max_streams, idle_timeout=args.idle_timeout,
+        max_streams=args.max_streams, idle_timeout=args.idle_timeout, rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst, max_body=args.max_body,
     )  # fmt: skip
     run_server(args.run_dirs, config, port=args.port)
     return 0
 
 
 SERVE = Command(
-    help="serve run directories as stateful streams over HTTP, many streams batched per step, with a web page",
+    help="serve run directories: each app's endpoints, and stateful streams batched across streams, with a web page",
     example="rnnkit serve runs/detect --port 8000 --state-dir states/",
     add_arguments=_serve_arguments,
     run=_serve,

@@ -1,352 +1,150 @@
-"""``rnnkit serve``: recurrent models as stateful streams over HTTP, many streams batched per step.
+"""``rnnkit serve``: trained runs on the network -- each app's own endpoints, and recurrent models
+as stateful streams, many streams batched per step.
 
-A stream is a sequence the server carries the state of between requests: ``POST /streams`` opens
-one, ``POST /streams/{id}/step`` sends the next observation and answers the model's output at
-that step, ``DELETE /streams/{id}`` closes it. Steps of different streams that arrive within
-``batch_window_ms`` of each other run as **one** batched step of the model: every open stream's
-state lives in one pool tensor per state component, ``(L, capacity, size)``; a tick gathers the
-pending streams' rows (``index_select``), runs the model's step once, and scatters the new rows
-back (``index_copy_``). No Python runs per stream inside the model, and a stream that has
-finished, or sends nothing this tick, is simply not in the batch.
+Every run directory is served under its name by the app that trained it (:mod:`._services`):
+text generation streamed token by token, a classifier's predictions, a forecast from a CSV, the
+detector's scores and flags, translations, tags. A stream is a sequence the server carries the
+state of between requests: ``POST /streams`` opens one, ``POST /streams/{id}/step`` (or a
+message on the WebSocket ``/streams/{id}/ws``) sends the next observation and answers the
+model's output at that step (a detector's: its score and flag), ``DELETE /streams/{id}`` closes
+it. Steps of different streams that arrive within ``batch_window_ms`` of each other run as
+**one** batched step of the model (:mod:`._streams`).
 
-With ``state_dir`` the pools are snapshotted (atomically, safetensors) -- after every tick, before
-any step is answered, when ``snapshot_every`` is 0, so an acknowledged step survives a SIGKILL;
-every ``snapshot_every`` seconds and at shutdown otherwise -- and a new server on the same
-directory resumes every open stream.
+With ``state_dir`` the streams are snapshotted (atomically, safetensors) -- after every tick,
+before any step is answered, when ``snapshot_every`` is 0, so an acknowledged step survives a
+SIGKILL; every ``snapshot_every`` seconds and at shutdown otherwise -- and a new server on the
+same directory resumes every open stream.
 
 Endpoints (JSON in and out; errors ``{"error": ..., "field": ...}`` with a 4xx status):
 
-- ``GET /``: the web page; ``GET /models``: what is served;
+- ``GET /``: the web page; ``GET /models``: each served model, its app, endpoints and settings;
+- ``POST /models/{name}/{action}``: the app's endpoints (``generate``, ``predict``, ``forecast``,
+  ``detect``, ``translate``, ``tag``), see ``GET /models``;
 - ``POST /streams`` ``{"model": NAME}`` -> 201 ``{"id", "model"}``; 429 at ``max_streams``;
-- ``POST /streams/{id}/step`` ``{"input": [floats] | token_id}`` -> ``{"output": [...], "steps": n}``;
+- ``POST /streams/{id}/step`` ``{"input": ...}`` -> ``{"output": [...], "steps": n}`` (a detector's
+  ``{"score", "flag", "prediction", "steps"}``); the WebSocket ``/streams/{id}/ws`` the same, a
+  message each way per step;
 - ``GET /streams/{id}``, ``DELETE /streams/{id}``.
+
+With ``rate_limit`` every client address gets that many requests (and WebSocket messages) a
+second, ``rate_burst`` at once; past it, 429.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import secrets
+import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
 from .._extras import require
-from .._io import load_tensors, save_tensors
-from ._graphs import StepGraph, initial_state, recurrent_layer
+from ..apps.base import finite
+from ._protocol import RequestError, ServeConfig
+from ._services import Endpoint, Service, load_service, service_for
+from ._streams import ScorerPool, StreamPool, StreamServer
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 
-
-@dataclass(frozen=True)
-class ServeConfig:
-    host: str = "127.0.0.1"  # this machine only, unless told otherwise
-    token: str | None = None  # require "Authorization: Bearer TOKEN"
-    state_dir: str | None = None
-    snapshot_every: float = 0.0  # seconds; 0: after every tick, before answering
-    batch_window_ms: float = 2.0  # how long a tick waits for more streams' steps
-    max_batch: int = 4096  # streams per tick at most (1: every step alone)
-    max_streams: int = 10000
-    idle_timeout: float = 3600.0  # seconds; a stream idle this long is closed
-    max_body: int = 65536  # bytes per request
-    dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        for name in ("snapshot_every", "batch_window_ms", "idle_timeout"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        for name in ("max_batch", "max_streams", "max_body"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+__all__ = ["ServeConfig", "RequestError", "StreamPool", "ScorerPool", "StreamServer", "RateLimiter", "create_app",
+           "load_services", "run_server"]  # fmt: skip
 
 
-class RequestError(Exception):
-    """A bad request: answered with ``status`` and ``{"error": message, "field": field}``."""
+class RateLimiter:
+    """A token bucket per client: ``rate`` requests a second on average, ``burst`` at once.
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
-
-
-class StreamPool:
-    """The open streams of one model: their states in pool tensors, stepped in batches.
-
-    ``step(ids, inputs)`` is one tick: one model call for all of ``ids`` (distinct streams).
+    >>> limiter = RateLimiter(rate=1.0, burst=2)
+    >>> [limiter.wait("10.0.0.1", now=0.0) for _ in range(3)]
+    [0.0, 0.0, 1.0]
+    >>> limiter.wait("10.0.0.1", now=1.0), limiter.wait("10.0.0.2", now=1.0)
+    (0.0, 0.0)
     """
 
-    def __init__(self, name: str, model: nn.Module, dtype: torch.dtype = torch.float32, capacity: int = 64) -> None:
-        self.name = name
-        model = model.to(dtype).eval()
-        self.graph = StepGraph(model)  # raises for a bidirectional model, naming why
-        self.layer = recurrent_layer(model)
-        self.vocab = None if self.graph.is_layer else model.input.config.vocab_size
-        self.features = None if self.vocab else self.layer.input_size
-        self.dtype = dtype
-        self.start = tuple(s[:, 0] for s in initial_state(model, 1, dtype))  # each (L, size)
-        self.pools = tuple(torch.zeros(s.shape[0], capacity, s.shape[1], dtype=dtype) for s in self.start)
-        self.slots: dict[str, int] = {}
-        self.steps: dict[str, int] = {}
-        self.free = list(range(capacity - 1, -1, -1))
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when counted)
 
-    def _step(self, x: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """The model's own batched step (torch.nn's fused cell kernels where the options allow),
-        equal to the exported step graph's."""
-        model, layer = self.graph.model, self.layer
-        hx = state[0] if len(state) == 1 else state
-        if self.graph.is_layer:
-            y, new = layer.step(x, hx)
-        else:
-            y, new = layer.step(model.input(x), hx)
-            y = model.head(y)
-        return y, (new,) if isinstance(new, torch.Tensor) else tuple(new)
+    def wait(self, client: str, now: float | None = None) -> float:
+        """0.0 and one request counted if ``client`` may make one now, else the seconds until it may."""
+        now = time.monotonic() if now is None else now
+        tokens, then = self.buckets.get(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if tokens >= 1.0:
+            self.buckets[client] = (tokens - 1.0, now)
+            if len(self.buckets) > 10000:
+                self.prune(now)
+            return 0.0
+        self.buckets[client] = (tokens, now)
+        return (1.0 - tokens) / self.rate
 
-    def describe(self) -> dict[str, Any]:
-        if not hasattr(self, "_outputs"):
-            with torch.no_grad():
-                self._outputs = int(self.graph(*self._example())[0].shape[-1])
-        return {"name": self.name, "input": {"vocab_size": self.vocab} if self.vocab else {"features": self.features},
-                "outputs": self._outputs, "state": dict(zip(self.layer.state_names, (s.shape for s in self.start))),
-                "open_streams": len(self.slots)}  # fmt: skip
-
-    def _example(self):
-        x = torch.zeros(1, dtype=torch.int64) if self.vocab else torch.zeros(1, self.features, dtype=self.dtype)
-        return (x, *(s.unsqueeze(1) for s in self.start))
-
-    def open(self, stream_id: str, state: tuple[torch.Tensor, ...] | None = None, steps: int = 0) -> None:
-        if not self.free:
-            self._grow()
-        slot = self.free.pop()
-        for pool, value in zip(self.pools, state or self.start):
-            pool[:, slot] = value
-        self.slots[stream_id], self.steps[stream_id] = slot, steps
-
-    def close(self, stream_id: str) -> None:
-        self.free.append(self.slots.pop(stream_id))
-        del self.steps[stream_id]
-
-    def _grow(self) -> None:
-        capacity = self.pools[0].shape[1]
-        self.pools = tuple(torch.cat([p, torch.zeros_like(p)], dim=1) for p in self.pools)
-        self.free.extend(range(2 * capacity - 1, capacity - 1, -1))
-
-    def parse(self, value: Any) -> Any:
-        """One observation from JSON, checked: ``features`` finite numbers, or a token id."""
-        if self.vocab:
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < self.vocab:
-                raise RequestError(422, f"input must be a token id in [0, {self.vocab}), got {value!r}", "input")
-            return value
-        if not isinstance(value, list) or len(value) != self.features:
-            got = f"a list of {len(value)}" if isinstance(value, list) else type(value).__name__
-            raise RequestError(422, f"input must be a list of {self.features} numbers, got {got}", "input")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
-            raise RequestError(422, "input must hold finite numbers (no NaN, infinity, strings or null)", "input")
-        return value
-
-    @torch.no_grad()
-    def step(self, ids: list[str], inputs: list[Any]) -> list[list[float]]:
-        """One tick: the streams ``ids`` (distinct) advance by one step each, in one model call."""
-        index = torch.tensor([self.slots[i] for i in ids], dtype=torch.int64)
-        if self.vocab:
-            x = torch.tensor(inputs, dtype=torch.int64)  # (B,)
-        else:
-            x = torch.tensor(inputs, dtype=self.dtype)  # (B, F)
-        state = tuple(p.index_select(1, index) for p in self.pools)  # gather: each (L, B, size)
-        y, new = self._step(x, state)
-        for pool, rows in zip(self.pools, new):
-            pool.index_copy_(1, index, rows)  # scatter
-        for i in ids:
-            self.steps[i] += 1
-        return y.tolist()
-
-    # --- snapshots: one safetensors file per model, "<id>/<component>" and "<id>/steps" -------
-    def snapshot(self, directory: Path) -> None:
-        tensors = {}
-        for stream_id, slot in self.slots.items():
-            for name, pool in zip(self.layer.state_names, self.pools):
-                tensors[f"{stream_id}/{name}"] = pool[:, slot].clone()
-            tensors[f"{stream_id}/steps"] = torch.tensor(self.steps[stream_id])
-        if not tensors:
-            tensors["_empty"] = torch.zeros(0)
-        save_tensors(directory / f"{self.name}.safetensors", tensors)
-
-    def restore(self, directory: Path) -> list[str]:
-        path = directory / f"{self.name}.safetensors"
-        if not path.exists():
-            return []
-        tensors = load_tensors(path)
-        ids = sorted({key.split("/")[0] for key in tensors if key != "_empty"})
-        for stream_id in ids:
-            state = tuple(tensors[f"{stream_id}/{name}"].to(self.dtype) for name in self.layer.state_names)
-            if any(s.shape != t.shape for s, t in zip(state, self.start)):
-                raise ValueError(f"{path}: stream {stream_id} has a state of another shape than model {self.name!r}'s")
-            self.open(stream_id, state, int(tensors[f"{stream_id}/steps"]))
-        return ids
+    def prune(self, now: float) -> None:
+        """Forget the clients whose bucket is full again (they are as if never seen)."""
+        self.buckets = {c: (t, w) for c, (t, w) in self.buckets.items() if t + (now - w) * self.rate < self.burst}
 
 
-class StreamServer:
-    """The service's state and its batching: streams by id, a queue of pending steps, the ticks."""
-
-    def __init__(self, models: dict[str, nn.Module], config: ServeConfig = ServeConfig()) -> None:
-        if not models:
-            raise ValueError("models must name at least one model to serve, got none")
-        self.config = config
-        dtype = getattr(torch, config.dtype)
-        self.pools = {name: StreamPool(name, model, dtype) for name, model in models.items()}
-        self.owner: dict[str, str] = {}  # stream id -> model name
-        self.last_seen: dict[str, float] = {}
-        self.pending: list[tuple[str, Any, asyncio.Future]] = []
-        self.wake: asyncio.Event | None = None
-        self.state_dir = Path(config.state_dir) if config.state_dir else None
-        self.ticks = 0
-        if self.state_dir is not None:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            for name, pool in self.pools.items():
-                for stream_id in pool.restore(self.state_dir):
-                    self.owner[stream_id], self.last_seen[stream_id] = name, time.monotonic()
-
-    # --- streams -------------------------------------------------------------------------
-    def open(self, model: Any) -> str:
-        if not isinstance(model, str) or model not in self.pools:
-            names = ", ".join(repr(n) for n in self.pools)
-            raise RequestError(404, f"model must be one of {names}, got {model!r}", "model")
-        self.expire()
-        if len(self.owner) >= self.config.max_streams:
-            raise RequestError(429, f"the server holds its limit of {self.config.max_streams} open streams", None)
-        stream_id = secrets.token_hex(8)
-        self.pools[model].open(stream_id)
-        self.owner[stream_id], self.last_seen[stream_id] = model, time.monotonic()
-        self._snapshot_now()
-        return stream_id
-
-    def pool_of(self, stream_id: str) -> StreamPool:
-        if stream_id not in self.owner:
-            raise RequestError(404, f"no open stream {stream_id!r} (closed, expired, or never opened)", "id")
-        return self.pools[self.owner[stream_id]]
-
-    def close(self, stream_id: str) -> None:
-        self.pool_of(stream_id).close(stream_id)
-        del self.owner[stream_id], self.last_seen[stream_id]
-        self._snapshot_now()
-
-    def expire(self) -> list[str]:
-        limit = time.monotonic() - self.config.idle_timeout
-        idle = [i for i, seen in self.last_seen.items() if seen < limit]
-        for stream_id in idle:
-            self.pools[self.owner[stream_id]].close(stream_id)
-            del self.owner[stream_id], self.last_seen[stream_id]
-        return idle
-
-    # --- batching ------------------------------------------------------------------------
-    async def step(self, stream_id: str, value: Any) -> tuple[list[float], int]:
-        pool = self.pool_of(stream_id)
-        observation = pool.parse(value)
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((stream_id, observation, future))
-        if self.wake is not None:
-            self.wake.set()
-        return await future
-
-    async def run_ticks(self) -> None:
-        """The batcher: wait for a step, let ``batch_window_ms`` gather more, run them as ticks."""
-        self.wake = asyncio.Event()
-        window = self.config.batch_window_ms / 1000
-        while True:
-            await self.wake.wait()
-            if window:
-                await asyncio.sleep(window)
-            self.wake.clear()
-            while self.pending:
-                self.tick()
-                await asyncio.sleep(0)  # let the answers go out and new steps come in
-
-    def tick(self) -> None:
-        """Run the pending steps: per model, one batched call of distinct streams (a stream's
-        second pending step waits for the next tick, so its steps stay in order)."""
-        taken: dict[str, list[tuple[str, Any, asyncio.Future]]] = {}
-        seen, rest = set(), []
-        for item in self.pending:
-            stream_id = item[0]
-            model = self.owner.get(stream_id)
-            if model is None:  # closed while its step waited
-                item[2].done() or item[2].set_exception(RequestError(404, f"stream {stream_id!r} was closed", "id"))
-                continue
-            batch = taken.setdefault(model, [])
-            if stream_id in seen or len(batch) >= self.config.max_batch:
-                rest.append(item)
-                continue
-            seen.add(stream_id)
-            batch.append(item)
-        self.pending = rest
-        results = []
-        now = time.monotonic()
-        for model, batch in taken.items():
-            if not batch:
-                continue
-            ids = [i for i, _, _ in batch]
-            pool = self.pools[model]
-            outputs = pool.step(ids, [v for _, v, _ in batch])
-            results.extend((future, (out, pool.steps[i])) for (i, _, future), out in zip(batch, outputs))
-            for i in ids:
-                self.last_seen[i] = now
-        self.ticks += 1
-        self._snapshot_now()  # before any answer: an acknowledged step is on disk
-        for future, result in results:
-            if not future.done():
-                future.set_result(result)
-
-    # --- snapshots -----------------------------------------------------------------------
-    def _snapshot_now(self) -> None:
-        if self.state_dir is not None and self.config.snapshot_every == 0:
-            self.snapshot()
-
-    def snapshot(self) -> None:
-        if self.state_dir is not None:
-            for pool in self.pools.values():
-                pool.snapshot(self.state_dir)
-
-    async def run_housekeeping(self) -> None:
-        every = self.config.snapshot_every or min(60.0, max(1.0, self.config.idle_timeout / 10))
-        while True:
-            await asyncio.sleep(every)
-            self.expire()
-            self.snapshot()
+def _dumps(content: Any) -> str:
+    """Strict JSON; a non-finite float (a model's output gone to infinity) as null."""
+    try:
+        return json.dumps(content, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(finite(content), separators=(",", ":"))
 
 
-# -----------------------------------------------------------------------------
-# the HTTP application
+class _ClientGone(Exception):
+    """The client of a streamed answer went away: the work stops at its next event."""
 
 
-def create_app(models: dict[str, nn.Module], config: ServeConfig = ServeConfig()):
-    """The Starlette application serving ``models`` (name -> rnnkit layer or model)."""
+def create_app(models: dict[str, Any], config: ServeConfig = ServeConfig()):
+    """The Starlette application serving ``models``: name -> a :class:`~._services.Service`, an
+    app's predictor (a :class:`~rnnkit.apps.text.TextGenerator`, ...) or an rnnkit layer or model."""
     require("starlette", "serve", "rnnkit serve")
     import contextlib
 
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.middleware import Middleware
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse
-    from starlette.routing import Route
+    from starlette.responses import HTMLResponse, Response, StreamingResponse
+    from starlette.routing import Route, WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
 
-    server = StreamServer(models, config)
+    if not models:
+        raise ValueError("models must name at least one model to serve, got none")
+    services: dict[str, Service] = {
+        name: m if isinstance(m, Service) else service_for(name, m, config) for name, m in models.items()
+    }
+    pools = {name: pool for name, s in services.items() if (pool := s.pool()) is not None}
+    server = StreamServer(pools, config)
+    limiter = RateLimiter(config.rate_limit, config.rate_burst) if config.rate_limit else None
+    expected = f"Bearer {config.token}".encode() if config.token is not None else b""
 
-    def error(status: int, message: str, field: str | None = None) -> JSONResponse:
-        return JSONResponse({"error": message, "field": field}, status_code=status)
+    def answer(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(_dumps(content), status, headers, media_type="application/json")
+
+    def error(e: RequestError, headers: dict[str, str] | None = None) -> Response:
+        return answer({"error": e.message, "field": e.field}, e.status, headers)
+
+    def check_client(client: str, authorization: str, *, page: bool = False) -> None:
+        if limiter is not None:
+            wait = limiter.wait(client)
+            if wait:
+                raise RequestError(429, f"client {client} is over its rate limit of {config.rate_limit:g} requests a"
+                                        f" second; retry in {wait:.2f} s", None)  # fmt: skip
+        if config.token is not None and not page and not secrets.compare_digest(authorization.encode(), expected):
+            raise RequestError(401, "a valid 'Authorization: Bearer TOKEN' header is required", "authorization")
 
     async def body(request: Request) -> dict[str, Any]:
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > config.max_body:
-            raise RequestError(413, f"request body must be at most {config.max_body} bytes, got {size}", None)
+            raise RequestError(413, f"request body must be at most {config.max_body} bytes, got {size}", "body")
         raw = await request.body()
         if len(raw) > config.max_body:
-            raise RequestError(413, f"request body must be at most {config.max_body} bytes, got {len(raw)}", None)
+            raise RequestError(413, f"request body must be at most {config.max_body} bytes, got {len(raw)}", "body")
+        return parse_object(raw)
+
+    def parse_object(raw: bytes | str) -> dict[str, Any]:
         if not raw:
             return {}
         try:
@@ -357,55 +155,169 @@ def create_app(models: dict[str, nn.Module], config: ServeConfig = ServeConfig()
             raise RequestError(400, f"request body must be a JSON object, got {type(data).__name__}", "body")
         return data
 
-    def handler(fn):
+    def handler(fn, *, page: bool = False):
         async def wrapped(request: Request):
-            if config.token is not None and request.url.path != "/":
-                given = request.headers.get("authorization", "")
-                if not secrets.compare_digest(given.encode(), f"Bearer {config.token}".encode()):
-                    return error(401, "a valid 'Authorization: Bearer TOKEN' header is required", "authorization")
             try:
+                check_client(request.client.host if request.client else "-", request.headers.get("authorization", ""),
+                             page=page)  # fmt: skip
                 return await fn(request)
             except RequestError as e:
-                return error(e.status, e.message, e.field)
+                retry = {"Retry-After": "1"} if e.status == 429 else None
+                return error(e, retry)
 
         return wrapped
 
-    @handler
     async def page(request: Request):
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
-    @handler
     async def list_models(request: Request):
-        return JSONResponse({"models": [pool.describe() for pool in server.pools.values()]})
+        return answer({"models": [describe(name, s) for name, s in services.items()]})
 
-    @handler
+    def describe(name: str, service: Service) -> dict[str, Any]:
+        endpoints = {a: {"method": "POST", "path": f"/models/{name}/{a}", "help": e.help, "streams": e.streams}
+                     for a, e in service.endpoints().items()}  # fmt: skip
+        if name in pools:
+            endpoints["streams"] = {"method": "POST", "path": "/streams", "help": "open a stream: POST"
+                                    " /streams/{id}/step or the WebSocket /streams/{id}/ws, one observation a step",
+                                    "streams": False}  # fmt: skip
+        return {"name": name, "app": service.app, "endpoints": endpoints, **service.describe()}
+
+    async def call(request: Request):
+        name, action = request.path_params["name"], request.path_params["action"]
+        if name not in services:
+            raise RequestError(404, f"model must be one of {', '.join(map(repr, services))}, got {name!r}", "model")
+        endpoints = services[name].endpoints()
+        if action not in endpoints:
+            offered = ", ".join(map(repr, endpoints)) or "none (only streams)"
+            raise RequestError(404, f"action must be one of {name!r}'s endpoints, {offered}; got {action!r}", "action")
+        endpoint = endpoints[action]
+        data = await body(request)
+        args = endpoint.parse(data)
+        streamed = data.get("stream", True) if endpoint.streams else False
+        if not isinstance(streamed, bool):
+            raise RequestError(422, f"stream must be true or false, got {streamed!r}", "stream")
+        if streamed:
+            return StreamingResponse(events(endpoint, args), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+        try:
+            return answer(await run_in_threadpool(endpoint.call, **args))
+        except (ValueError, TypeError) as e:  # the predictor's own check of the request's content
+            raise RequestError(422, str(e), endpoint.field) from None
+
+    async def events(endpoint: Endpoint, args: dict[str, Any]):
+        """Server-Sent Events of a streaming endpoint: its events as ``call`` emits them, then
+        ``done`` (the answer) or ``error``; ``call`` runs in a thread and stops if the client goes."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        gone = threading.Event()
+
+        def emit(event: str, data: dict) -> None:
+            if gone.is_set():
+                raise _ClientGone
+            loop.call_soon_threadsafe(queue.put_nowait, (event, data))
+
+        def work() -> None:
+            try:
+                item = ("done", endpoint.call(emit=emit, **args))
+            except _ClientGone:
+                return
+            except (ValueError, TypeError) as e:
+                item = ("error", {"error": str(e), "field": endpoint.field})
+            except Exception as e:  # noqa: BLE001 - the stream has begun: the client hears of it as an event
+                item = ("error", {"error": f"{type(e).__name__}: {e}", "field": None})
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        loop.run_in_executor(None, work)
+        try:
+            while True:
+                event, data = await queue.get()
+                yield f"event: {event}\ndata: {_dumps(data)}\n\n"
+                if event in ("done", "error"):
+                    return
+        finally:
+            gone.set()
+
     async def open_stream(request: Request):
         data = await body(request)
-        model = data.get("model", next(iter(server.pools)) if len(server.pools) == 1 else None)
+        model = data.get("model", next(iter(pools)) if len(pools) == 1 else None)
         stream_id = server.open(model)
-        return JSONResponse({"id": stream_id, "model": model}, status_code=201)
+        return answer({"id": stream_id, "model": model}, 201)
 
-    @handler
-    async def step(request: Request):
-        stream_id = request.path_params["id"]
-        server.pool_of(stream_id)
-        data = await body(request)
-        if "input" not in data:
-            raise RequestError(422, "request must have an 'input': one observation", "input")
-        output, steps = await server.step(stream_id, data["input"])
-        return JSONResponse({"output": output, "steps": steps})
+    async def step(scope, receive, send) -> None:
+        """``POST /streams/{id}/step`` as a bare ASGI app, the hot path: what a step costs beside
+        the model is this, the server's HTTP parsing and the JSON (no routing, no request object)."""
+        try:
+            headers = dict(scope["headers"])
+            client = scope["client"][0] if scope.get("client") else "-"
+            check_client(client, headers.get(b"authorization", b"").decode("latin-1"))
+            stream_id = scope["path"][len("/streams/") : -len("/step")]
+            server.pool_of(stream_id)
+            raw, more = b"", True
+            while more:
+                message = await receive()
+                raw += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(raw) > config.max_body:
+                    raise RequestError(413, f"request body must be at most {config.max_body} bytes", "body")
+            data = parse_object(raw)
+            if "input" not in data:
+                raise RequestError(422, "request must have an 'input': one observation", "input")
+            status, content = 200, _dumps(await server.step(stream_id, data["input"])).encode()
+        except RequestError as e:
+            status, content = e.status, _dumps({"error": e.message, "field": e.field}).encode()
+        response = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+        if status == 429:
+            response.append((b"retry-after", b"1"))
+        await send({"type": "http.response.start", "status": status, "headers": response})
+        await send({"type": "http.response.body", "body": content})
 
-    @handler
     async def stream_info(request: Request):
         stream_id = request.path_params["id"]
         pool = server.pool_of(stream_id)
-        return JSONResponse({"id": stream_id, "model": pool.name, "steps": pool.steps[stream_id]})
+        return answer({"id": stream_id, "model": pool.name, "steps": pool.steps[stream_id]})
 
-    @handler
     async def close_stream(request: Request):
         stream_id = request.path_params["id"]
         server.close(stream_id)
-        return JSONResponse({"closed": stream_id})
+        return answer({"closed": stream_id})
+
+    async def stream_socket(socket: WebSocket):
+        """One message in, one out, per step: ``{"input": ...}`` -> the step's answer, or
+        ``{"error", "field", "status"}`` (the socket stays open, but not for a stream that is gone).
+        A browser, which cannot set headers here, may give the token as ``?token=``."""
+        client = socket.client.host if socket.client else "-"
+        authorization = socket.headers.get("authorization") or f"Bearer {socket.query_params.get('token', '')}"
+        try:
+            check_client(client, authorization)
+        except RequestError:
+            await socket.close(code=1008)  # before the handshake: the client sees a 403
+            return
+        await socket.accept()
+        stream_id = socket.path_params["id"]
+        if stream_id not in server.owner:
+            message = f"no open stream {stream_id!r} (closed, expired, or never opened)"
+            await socket.send_text(_dumps({"error": message, "field": "id", "status": 404}))
+            await socket.close(code=4404)
+            return
+        while True:
+            try:
+                message = await socket.receive_text()
+            except WebSocketDisconnect:
+                return
+            try:
+                if len(message) > config.max_body:
+                    raise RequestError(413, f"a message must be at most {config.max_body} bytes, got {len(message)}",
+                                       "body")  # fmt: skip
+                check_client(client, authorization)
+                data = parse_object(message)
+                if "input" not in data:
+                    raise RequestError(422, "a message must have an 'input': one observation", "input")
+                await socket.send_text(_dumps(await server.step(stream_id, data["input"])))
+            except RequestError as e:
+                await socket.send_text(_dumps({"error": e.message, "field": e.field, "status": e.status}))
+                if e.status == 404:
+                    await socket.close(code=4404)
+                    return
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -419,33 +331,48 @@ def create_app(models: dict[str, nn.Module], config: ServeConfig = ServeConfig()
 
     app = Starlette(
         routes=[
-            Route("/", page, methods=["GET"]),
-            Route("/models", list_models, methods=["GET"]),
-            Route("/streams", open_stream, methods=["POST"]),
-            Route("/streams/{id}", stream_info, methods=["GET"]),
-            Route("/streams/{id}", close_stream, methods=["DELETE"]),
-            Route("/streams/{id}/step", step, methods=["POST"]),
+            Route("/", handler(page, page=True), methods=["GET"]),
+            Route("/models", handler(list_models), methods=["GET"]),
+            Route("/models/{name}/{action}", handler(call), methods=["POST"]),
+            Route("/streams", handler(open_stream), methods=["POST"]),
+            Route("/streams/{id}", handler(stream_info), methods=["GET"]),
+            Route("/streams/{id}", handler(close_stream), methods=["DELETE"]),
+            WebSocketRoute("/streams/{id}/ws", stream_socket),
         ],
+        middleware=[Middleware(_StepsFirst, step=step)],  # POST /streams/{id}/step, the hot path
         lifespan=lifespan,
     )
-    app.state.server = server
+    app.state.server, app.state.services = server, services
     return app
 
 
-def load_models(run_dirs: list[str]) -> dict[str, nn.Module]:
-    """Each run directory's model (JSON and safetensors only), named by the directory's name."""
-    from ..training.run import load
+class _StepsFirst:
+    """ASGI middleware: ``POST /streams/{id}/step`` straight to ``step``, past the router."""
 
-    models: dict[str, nn.Module] = {}
+    def __init__(self, app, step) -> None:
+        self.app, self.step = app, step
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] == "http" and scope["method"] == "POST" and path.startswith("/streams/")
+                and path.endswith("/step") and path.count("/") == 3):  # fmt: skip
+            return await self.step(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def load_services(run_dirs: list[str], config: ServeConfig = ServeConfig()) -> dict[str, Service]:
+    """Each run directory's service (JSON and safetensors only), named by the directory's name."""
+    services: dict[str, Service] = {}
     for run_dir in run_dirs:
         name = Path(run_dir).resolve().name
-        if name in models:
+        if name in services:
             raise ValueError(f"run directories must have distinct names, got {name!r} twice")
-        models[name] = load(run_dir)
-    return models
+        services[name] = load_service(run_dir, config)
+    return services
 
 
 def run_server(run_dirs: list[str], config: ServeConfig = ServeConfig(), *, port: int = 8000) -> None:
+    """``rnnkit serve``: uvicorn on ``config.host:port`` (uvloop and httptools where installed)."""
     uvicorn = require("uvicorn", "serve", "rnnkit serve")
-    app = create_app(load_models(run_dirs), config)
-    uvicorn.run(app, host=config.host, port=port, log_level="warning")
+    app = create_app(load_services(run_dirs, config), config)
+    uvicorn.run(app, host=config.host, port=port, log_level="warning", ws_max_size=config.max_body)

@@ -340,6 +340,7 @@ class RNNScorer:
         self._learner = OnlineLearner(detector.model, detector.config.online) if detector.config.online.every else None
         self._model = self._learner.model if self._learner else detector.model
         self._input = torch.zeros(1, 1)  # (B=1, F=1): one step's input, refilled for every value
+        self._pending: tuple[float, float | None, bool] = (0.0, None, False)  # begin() to finish()
         self.missing = 0
 
     @torch.no_grad()
@@ -353,6 +354,48 @@ class RNNScorer:
             error = sum(abs(x - row[k]) for k, row in enumerate(reversed(self._made))) / len(self._made)
         self._step(x)
         return self._judge(error)
+
+    @property
+    def batchable(self) -> bool:
+        """Whether another caller may step the model for this scorer (:meth:`begin`, :meth:`finish`):
+        every scorer of the detector shares its weights (no online adaptation, which learns on a
+        private copy)."""
+        return self._learner is None
+
+    def begin(self, value: float) -> float | None:
+        """The first half of :meth:`score`, for a caller that steps the model itself (``rnnkit
+        serve`` steps the models of many streams in one batch, the LSTM state held by it): ``value``
+        checked; returns the model's next input (standardized; a missing reading's is the model's
+        own prediction), or None where the model takes no step (a missing reading before any
+        prediction: the score is ``nan``, not flagged). Then call :meth:`finish` with the model's
+        output for that input."""
+        value = check_value(value)
+        if not math.isfinite(value):
+            self.missing += 1
+            if not self._made:
+                return None
+            self._pending = (self._made[-1][0], None, True)
+            return self._pending[0]
+        x = (value - self._center) / self._scale
+        error = None  # the first value: nothing predicted it
+        if self._made:  # as in score(): the row made k + 1 steps before predicted it at [k]
+            error = sum(abs(x - row[k]) for k, row in enumerate(reversed(self._made))) / len(self._made)
+        self._pending = (x, error, False)
+        return x
+
+    def finish(self, output: float | Sequence[float]) -> tuple[float, bool]:
+        """The second half of :meth:`score`: the model's output for :meth:`begin`'s input (its
+        ``horizon`` predictions, standardized; a float where the horizon is 1); the score and flag."""
+        x, error, missing = self._pending
+        row = (float(output),) if isinstance(output, (int, float)) else tuple(float(v) for v in output)
+        self._made.append(row)
+        if self._learner is not None:
+            self._learner.observe((x,))
+        return (math.nan, False) if missing else self._judge(error)
+
+    def prediction(self) -> float | None:
+        """The model's prediction of the next value, in data units (None before the first value)."""
+        return self._made[-1][0] * self._scale + self._center if self._made else None
 
     @torch.no_grad()
     def score_many(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

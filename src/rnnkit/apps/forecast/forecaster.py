@@ -43,6 +43,12 @@ class ForecastRun(NamedTuple):
         run trained on), as a DataFrame indexed by future time: the point forecast, ``lower``, ``upper``."""
         return self._forecast(data)[0]
 
+    def predict_with_history(self, data: str | Path | None = None):
+        """``(forecast, history)``: :meth:`predict`'s DataFrame and the series it continues, as read
+        (a DataFrame of the run's columns, the target first), for a plot of both."""
+        result, frame, _ = self._forecast(data)
+        return result, frame
+
     def _forecast(self, data):
         config, saved = self.config, self.saved
         if data is not None:  # a run on an embedded series reads the same column names from the CSV
