@@ -3,10 +3,11 @@ they can, batched against the same workload served one step per request (``--max
 --batch-window 0``), over HTTP and over the WebSocket of each stream.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/serve_load.py [--streams 1 10 100 1000]
-        [--seconds 5] [--repeats 1] [--transports http ws] [--hidden 256 --layers 2]
+        [--seconds 5] [--repeats 1] [--transports http ws] [--hidden 256 --layers 2] [--detector]
 
 Each case starts a server (a subprocess: ``rnnkit serve``, uvicorn with uvloop and httptools
-where installed) on a run directory written here (a many-to-many LSTM, 1 feature), opens N
+where installed) on a run directory written here (a many-to-many LSTM, 1 feature; with
+``--detector`` a detect run, trained here, whose streams answer scores and flags), opens N
 streams, and steps each in its own client task; this process is the client (uvloop where
 installed; HTTP/1.1 keep-alive written by hand, one connection per stream, so that the client
 costs little beside the server; the WebSocket through the ``websockets`` package). After a
@@ -55,6 +56,25 @@ def run_dir(root: Path, settings: dict) -> Path:
     return path
 
 
+def detect_run_dir(root: Path, hidden: int, layers: int) -> Path:
+    """A ``rnnkit train detect`` run (three steps on a generated sine, online adaptation off, so
+    that its streams batch): the detector's own streams, scores and flags, not the bare model's."""
+    import math
+    import warnings
+
+    from rnnkit.apps import get_app
+    from rnnkit.apps.runner import train_app
+
+    data = root / "series.csv"
+    data.write_text("timestamp,value\n" + "".join(f"{i},{math.sin(i / 8):.4f}\n" for i in range(600)))
+    overrides = [f"task.data={data}", "task.online.every=0", "task.chunk=32", f"model.encoder.hidden_size={hidden}",
+                 f"model.encoder.num_layers={layers}", "train.max_steps=3", "train.threads=1"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_app(get_app("detect"), overrides=overrides, run_dir=root / "detect", quiet=True)
+    return root / "detect"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,8 +93,9 @@ def cpu_seconds(pid: int) -> float:
 class HTTPStream:
     """One keep-alive HTTP/1.1 connection, requests written by hand."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, scalar: bool = False) -> None:
         self.port = port
+        self.format = "%.4f" if scalar else "[%.4f]"  # a detector's input is a number, a model's a list
 
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -94,7 +115,7 @@ class HTTPStream:
         self.path = f"/streams/{self.id}/step"
 
     async def step(self, value: float) -> dict:
-        return await self.post(self.path, b'{"input":[%.4f]}' % value)
+        return await self.post(self.path, b'{"input":%s}' % (self.format % value).encode())
 
     async def close(self) -> None:
         self.writer.close()
@@ -111,16 +132,17 @@ class SocketStream(HTTPStream):
         self.socket = await connect(f"ws://127.0.0.1:{self.port}/streams/{self.id}/ws", compression=None, max_queue=None)
 
     async def step(self, value: float) -> dict:
-        await self.socket.send('{"input":[%.4f]}' % value)
+        await self.socket.send('{"input":%s}' % (self.format % value))
         return json.loads(await self.socket.recv())
 
     async def close(self) -> None:
         await self.socket.close()
 
 
-async def load(port: int, streams: int, transport: str, warmup: float, seconds: float, server_pid: int) -> dict:
+async def load(port: int, streams: int, transport: str, warmup: float, seconds: float, server_pid: int,
+               scalar: bool = False) -> dict:  # fmt: skip
     kind = SocketStream if transport == "ws" else HTTPStream
-    clients = [kind(port) for _ in range(streams)]
+    clients = [kind(port, scalar) for _ in range(streams)]
     for c in clients:
         await c.connect()
         await c.open()
@@ -170,7 +192,7 @@ def serve_case(directory: Path, streams: int, transport: str, batched: bool, arg
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("rnnkit serve did not start") from None
                 time.sleep(0.1)
-        return asyncio.run(load(port, streams, transport, args.warmup, args.seconds, server.pid))
+        return asyncio.run(load(port, streams, transport, args.warmup, args.seconds, server.pid, args.detector))
     finally:
         server.terminate()
         server.wait(30)
@@ -200,11 +222,14 @@ def main() -> None:
     parser.add_argument("--transports", nargs="+", choices=["http", "ws"], default=["http", "ws"])
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per case (default: %(default)s)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring (default: %(default)s)")
-    parser.add_argument("--window", type=float, default=2.0, help="batched: --batch-window in ms (default: %(default)s)")
+    parser.add_argument("--window", type=float, default=ServeConfig().batch_window_ms,
+                        help="batched: --batch-window in ms (default: rnnkit serve's, %(default)s)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each case, batched and alone in turn; the medians are shown (default: %(default)s)")
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--detector", action="store_true",
+                        help="serve a trained detect run: the detector's streams (scores and flags), not the bare model's")
     args = parser.parse_args()
     if max(args.streams) > 2000:
         parser.error("--streams: at most 2000 (one connection each)")
@@ -223,7 +248,8 @@ def main() -> None:
         batched, alone = in_process(settings, n)
         print(f"{n:7d} {batched:18.0f} / {alone:8.0f} = {batched / alone:5.1f}x", flush=True)
     with tempfile.TemporaryDirectory() as root:
-        directory = run_dir(Path(root), settings)
+        directory = detect_run_dir(Path(root), args.hidden, args.layers) if args.detector else run_dir(Path(root), settings)
+        print("served:", "a detect run (scores and flags)" if args.detector else "the bare model (its outputs)")
         print(f"{'streams':>7} {'via':>4} {'mode':>8} {'steps/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
               f" {'server us/step':>14} {'client us/step':>14}")  # fmt: skip
         for n in args.streams:

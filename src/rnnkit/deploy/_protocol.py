@@ -15,7 +15,7 @@ class ServeConfig:
     token: str | None = None  # require "Authorization: Bearer TOKEN"
     state_dir: str | None = None
     snapshot_every: float = 0.0  # seconds; 0: after every tick, before answering
-    batch_window_ms: float = 2.0  # how long a tick waits for more streams' steps
+    batch_window_ms: float = 0.0  # up to how long a tick waits for the last tick's streams (0: it does not)
     max_batch: int = 4096  # streams per tick at most (1: every step alone)
     max_streams: int = 10000
     idle_timeout: float = 3600.0  # seconds; a stream idle this long is closed

@@ -54,8 +54,8 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshot-every", type=float, default=default.snapshot_every, metavar="SECONDS",
                         help="seconds between snapshots (default: %(default)s)")
     parser.add_argument("--batch-window", type=float, default=default.batch_window_ms, metavar="MS",
-                        help="milliseconds a step waits for other streams' steps to batch with (default: %(default)s);"
-                             " 0 runs each request alone")
+                        help="milliseconds a tick waits at most for the streams of the last tick to send their next"
+                             " steps (default: %(default)s: a tick runs the steps that arrived while the last one ran)")
     parser.add_argument("--max-batch", type=int, default=default.max_batch,
                         help="streams per batched step at most; 1 serves every step alone (default: %(default)s)")
     parser.add_argument("--max-streams", type=int, default=default.max_streams,

@@ -7,8 +7,9 @@ detector's scores and flags, translations, tags. A stream is a sequence the serv
 state of between requests: ``POST /streams`` opens one, ``POST /streams/{id}/step`` (or a
 message on the WebSocket ``/streams/{id}/ws``) sends the next observation and answers the
 model's output at that step (a detector's: its score and flag), ``DELETE /streams/{id}`` closes
-it. Steps of different streams that arrive within ``batch_window_ms`` of each other run as
-**one** batched step of the model (:mod:`._streams`).
+it. The steps of different streams that arrive while a tick runs (and, with ``batch_window_ms``,
+up to that long after, while the last tick's streams come back) run as **one** batched step of
+the model (:mod:`._streams`).
 
 With ``state_dir`` the streams are snapshotted (atomically, safetensors) -- after every tick,
 before any step is answered, when ``snapshot_every`` is 0, so an acknowledged step survives a
@@ -43,13 +44,14 @@ from typing import Any
 from .._extras import require
 from ..apps.base import finite
 from ._protocol import RequestError, ServeConfig
-from ._services import Endpoint, Service, load_service, service_for
+from ._services import SERVICES, Endpoint, Service, load_service, register_service, service_for
 from ._streams import ScorerPool, StreamPool, StreamServer
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 
-__all__ = ["ServeConfig", "RequestError", "StreamPool", "ScorerPool", "StreamServer", "RateLimiter", "create_app",
-           "load_services", "run_server"]  # fmt: skip
+__all__ = ["ServeConfig", "RequestError", "StreamPool", "ScorerPool", "StreamServer", "RateLimiter", "Service",
+           "Endpoint", "SERVICES", "register_service", "service_for", "load_service", "create_app", "load_services",
+           "run_server"]  # fmt: skip
 
 
 class RateLimiter:
