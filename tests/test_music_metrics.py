@@ -87,12 +87,12 @@ def test_repeat_model():
     assert model.log_likelihood(["a", "a", "a", "b"]) == pytest.approx(expected)
 
 
-def _bass_under_a_rising_soprano(factors, temperature=1.0):
+def _bass_under_a_rising_soprano(factors):
     """The bass's logits filter where G over C becomes A over ?: a bass D would make a parallel fifth."""
     from rnnkit.apps.music.composer import Composer
 
     composer = Composer(None, {"voices": ["soprano", "bass"], "steps_per_bar": 16, "ranges": [[0, 127], [0, 127]]})
-    adjust = composer._adjust(np.array([67, 60]), ranges=False, parallels=factors, temperature=temperature)
+    adjust = composer._adjust(np.array([67, 60]), ranges=False, parallels=factors)
     return lambda logits: adjust(1, logits, torch.tensor([[69, 0]]))  # the soprano has moved up to A
 
 
@@ -110,17 +110,17 @@ def test_composer_allow_leaves_the_models_choice():
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7, 1.6])
-def test_a_parallels_factor_scales_the_sampled_odds_by_exactly_that_factor(temperature):
+def test_a_parallels_factor_scales_the_models_odds_by_exactly_that_factor(temperature):
     model = torch.randn(1, 130, generator=torch.Generator().manual_seed(1))
     sampled = lambda logits: torch.softmax(logits / temperature, dim=-1)[0]  # noqa: E731 - as StreamModel.sample_row
-    free = sampled(_bass_under_a_rising_soprano((1.0, 1.0), temperature)(model))
-    kept = sampled(_bass_under_a_rising_soprano((0.05, 1.0), temperature)(model))
+    free = sampled(_bass_under_a_rising_soprano((1.0, 1.0))(model))
+    kept = sampled(_bass_under_a_rising_soprano((0.05, 1.0))(model))
     parallels = [62, 74, 86, 98, 110, 122]  # a D above the bass's C: each makes one parallel fifth with the soprano
     others = [t for t in range(130) if t not in parallels]  # D3 (50) among them: contrary motion
-    for parallel in parallels:
-        torch.testing.assert_close(kept[parallel] / kept[58], 0.05 * free[parallel] / free[58])
+    for parallel in parallels:  # the model's odds times 0.05; the sampled odds times 0.05 ** (1 / T)
+        torch.testing.assert_close(kept[parallel] / kept[58], 0.05 ** (1 / temperature) * free[parallel] / free[58])
     torch.testing.assert_close(kept[others] / kept[58], free[others] / free[58])  # the rest keep their odds
-    octave_only = sampled(_bass_under_a_rising_soprano((1.0, 0.05), temperature)(model))
+    octave_only = sampled(_bass_under_a_rising_soprano((1.0, 0.05))(model))
     torch.testing.assert_close(octave_only, free)  # a fifth apart: the octaves' factor does not apply
 
 
@@ -129,7 +129,7 @@ def test_a_candidate_with_two_parallels_pays_the_factor_twice():
 
     # soprano C5 and alto C4 both rise a tone; a bass F moving up to G is a fifth below both: two fifths
     composer = Composer(None, {"voices": ["soprano", "alto", "bass"], "steps_per_bar": 16, "ranges": [[0, 127]] * 3})
-    adjust = composer._adjust(np.array([72, 60, 53]), ranges=False, parallels=(0.1, 0.5), temperature=1.0)
+    adjust = composer._adjust(np.array([72, 60, 53]), ranges=False, parallels=(0.1, 0.5))
     logits = adjust(2, torch.zeros(1, 130), torch.tensor([[74, 62, 0]]))
     assert logits[0, 55].item() == pytest.approx(2 * math.log(0.1))
     assert logits[0, 51].item() == 0  # down to Eb: contrary motion
@@ -138,12 +138,12 @@ def test_a_candidate_with_two_parallels_pays_the_factor_twice():
     assert logits[0, 62].item() == pytest.approx(math.log(0.5)) and logits[0, 61].item() == 0
 
 
-def test_greedy_composition_applies_the_factor_to_the_models_probability():
+def test_greedy_composition_compares_the_penalised_probabilities():
     model = torch.full((1, 130), -10.0)
     model[0, 58] = math.log(0.5)  # the best move without a parallel is half as likely as D
     model[0, 62] = 0.0
     for factor, best in ((0.4, 58), (0.6, 62)):
-        assert _bass_under_a_rising_soprano((factor, factor), temperature=0)(model).argmax().item() == best
+        assert _bass_under_a_rising_soprano((factor, factor))(model).argmax().item() == best
 
 
 def test_parallel_factors():

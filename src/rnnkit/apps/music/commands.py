@@ -22,9 +22,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", default=None, help="the key to write in: C, 'g minor', 'F# major' (default: as sampled)")
     parser.add_argument("--seed", type=int, default=None, help="seed for a reproducible piece")
     parser.add_argument("--parallels", default=None, metavar="ban|allow|F|F5,F8",
-                        help="parallel fifths and octaves while sampling: 'ban', 'allow', or a factor in [0, 1] that"
-                             " multiplies the odds of a move into one (two factors: fifths, octaves); the default"
-                             " writes them at the Bach corpus's rate (docs/music.md)")
+                        help="parallel fifths and octaves while sampling: 'ban', 'allow', or a factor in [0, 1] on the"
+                             " model's probability of a move into one (two factors: fifths, octaves); the default"
+                             " writes them at about the Bach corpus's rate at temperature 0.7 (docs/music.md)")
     parser.add_argument("--no-png", action="store_true", help="no piano-roll picture")
 
 
