@@ -156,5 +156,7 @@ def test_parallel_factors():
     for bad in ("often", "1.5", "-0.1", "nan", "0.1,0.2,0.3", (0.1, "x")):
         with pytest.raises(ValueError, match="--parallels"):
             parallel_factors(bad, "--parallels")
+    with pytest.raises(ValueError, match="got '2'"):
+        parallel_factors("2")
     with pytest.raises(TypeError, match="'ban' or 'allow'"):
         parallel_factors(True)

@@ -47,7 +47,7 @@ def parallel_factors(value: str | float | tuple[float, float], name: str = "para
     >>> parallel_factors("ban"), parallel_factors("0.1"), parallel_factors("0.05,0.02")
     ((0.0, 0.0), (0.1, 0.1), (0.05, 0.02))
     """
-    named = {"ban": (0.0, 0.0), "allow": (1.0, 1.0)}
+    given, named = value, {"ban": (0.0, 0.0), "allow": (1.0, 1.0)}
     expected = "'ban', 'allow', a factor in [0, 1], or two factors 'FIFTHS,OCTAVES'"
     if isinstance(value, bool):
         raise TypeError(f"{name} must be {expected}, got {value!r} (say 'ban' or 'allow', not True/False)")
@@ -62,10 +62,10 @@ def parallel_factors(value: str | float | tuple[float, float], name: str = "para
     if isinstance(value, numbers.Real):
         value = (float(value), float(value))
     if not isinstance(value, tuple) or len(value) not in (1, 2) or not all(isinstance(v, numbers.Real) for v in value):
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+        raise ValueError(f"{name} must be {expected}, got {given!r}")
     factors = (float(value[0]), float(value[-1]))
     if not all(0.0 <= f <= 1.0 for f in factors):
-        raise ValueError(f"{name} factors must lie in [0, 1] (0 bans, 1 allows), got {value!r}")
+        raise ValueError(f"{name} factors must lie in [0, 1] (0 bans, 1 allows), got {given!r}")
     return factors
 
 
