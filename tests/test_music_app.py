@@ -124,7 +124,10 @@ def test_train_compose_harmonize(corpus, tmp_path, capsys):
     assert a.tokens.shape == (32, 4) and np.array_equal(a.tokens, composer.compose(2, seed=1).tokens)
     from rnnkit.metrics.music import parallel_motion, range_fraction
 
-    assert parallel_motion(a.sounding()) == {"fifths": 0, "octaves": 0}  # removed while sampling
+    banned = composer.compose(2, seed=1, parallels="ban")
+    assert parallel_motion(banned.sounding()) == {"fifths": 0, "octaves": 0}  # removed while sampling
+    free = composer.compose(2, seed=1, parallels="allow")
+    np.testing.assert_array_equal(free.tokens, composer.compose(2, seed=1, parallels=1.0).tokens)
     assert range_fraction(a.sounding(), a.tokens < 128, composer.ranges) == 1.0
     assert composer.compose(1, seed=0, key="D major").tokens.shape == (16, 4)
 
@@ -151,6 +154,9 @@ def test_train_compose_harmonize(corpus, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert cli.main(["compose", str(run_dir), "--out", str(tmp_path / "x.wav")]) != 0
     assert "--out must end in" in capsys.readouterr().err
+    assert cli.main(["compose", str(run_dir), "--out", str(out), "--bars", "1", "--parallels", "ban", "--no-png"]) == 0
+    assert cli.main(["compose", str(run_dir), "--out", str(out), "--parallels", "sometimes"]) != 0
+    assert "--parallels must be 'ban', 'allow'" in capsys.readouterr().err
 
 
 def test_a_directory_without_scores_is_refused(tmp_path, capsys):

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from rnnkit.metrics.music import (estimate_key, in_key_fraction, parallel_motion, parse_key, piece_statistics,
                                   range_fraction)
@@ -86,15 +87,76 @@ def test_repeat_model():
     assert model.log_likelihood(["a", "a", "a", "b"]) == pytest.approx(expected)
 
 
-def test_composer_removes_parallels_below_an_upper_voice():
-    import torch
-
+def _bass_under_a_rising_soprano(factors):
+    """The bass's logits filter where G over C becomes A over ?: a bass D would make a parallel fifth."""
     from rnnkit.apps.music.composer import Composer
 
     composer = Composer(None, {"voices": ["soprano", "bass"], "steps_per_bar": 16, "ranges": [[0, 127], [0, 127]]})
-    adjust = composer._adjust(np.array([67, 60]), ranges=False, parallels=True)  # a fifth, G over C
-    row = torch.tensor([[69, 0]])  # the soprano has moved up to A
-    logits = adjust(1, torch.zeros(1, 130), row)
+    adjust = composer._adjust(np.array([67, 60]), ranges=False, parallels=factors)
+    return lambda logits: adjust(1, logits, torch.tensor([[69, 0]]))  # the soprano has moved up to A
+
+
+def test_composer_bans_parallels_below_an_upper_voice():
+    logits = _bass_under_a_rising_soprano((0.0, 0.0))(torch.zeros(1, 130))
     assert logits[0, 62] == float("-inf")  # D: a parallel fifth
     assert logits[0, 58] == 0 and logits[0, 128] == 0  # contrary motion, and holding, stay possible
     assert logits[0, 74] == float("-inf")  # D an octave higher: a fifth apart modulo the octave, as the metric counts it
+    assert logits[0, 60] == 0  # the bass repeats its C: oblique motion
+
+
+def test_composer_allow_leaves_the_models_choice():
+    model = torch.randn(1, 130, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(_bass_under_a_rising_soprano((1.0, 1.0))(model), model, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 1.6])
+def test_a_parallels_factor_scales_the_models_odds_by_exactly_that_factor(temperature):
+    model = torch.randn(1, 130, generator=torch.Generator().manual_seed(1))
+    sampled = lambda logits: torch.softmax(logits / temperature, dim=-1)[0]  # noqa: E731 - as StreamModel.sample_row
+    free = sampled(_bass_under_a_rising_soprano((1.0, 1.0))(model))
+    kept = sampled(_bass_under_a_rising_soprano((0.05, 1.0))(model))
+    parallels = [62, 74, 86, 98, 110, 122]  # a D above the bass's C: each makes one parallel fifth with the soprano
+    others = [t for t in range(130) if t not in parallels]  # D3 (50) among them: contrary motion
+    for parallel in parallels:  # the model's odds times 0.05; the sampled odds times 0.05 ** (1 / T)
+        torch.testing.assert_close(kept[parallel] / kept[58], 0.05 ** (1 / temperature) * free[parallel] / free[58])
+    torch.testing.assert_close(kept[others] / kept[58], free[others] / free[58])  # the rest keep their odds
+    octave_only = sampled(_bass_under_a_rising_soprano((1.0, 0.05))(model))
+    torch.testing.assert_close(octave_only, free)  # a fifth apart: the octaves' factor does not apply
+
+
+def test_a_candidate_with_two_parallels_pays_the_factor_twice():
+    from rnnkit.apps.music.composer import Composer
+
+    # soprano C5 and alto C4 both rise a tone; a bass F moving up to G is a fifth below both: two fifths
+    composer = Composer(None, {"voices": ["soprano", "alto", "bass"], "steps_per_bar": 16, "ranges": [[0, 127]] * 3})
+    adjust = composer._adjust(np.array([72, 60, 53]), ranges=False, parallels=(0.1, 0.5))
+    logits = adjust(2, torch.zeros(1, 130), torch.tensor([[74, 62, 0]]))
+    assert logits[0, 55].item() == pytest.approx(2 * math.log(0.1))
+    assert logits[0, 51].item() == 0  # down to Eb: contrary motion
+    # the alto under the soprano: an octave apart, both up a tone to D: one parallel octave
+    logits = adjust(1, torch.zeros(1, 130), torch.tensor([[74, 0, 0]]))
+    assert logits[0, 62].item() == pytest.approx(math.log(0.5)) and logits[0, 61].item() == 0
+
+
+def test_greedy_composition_compares_the_penalised_probabilities():
+    model = torch.full((1, 130), -10.0)
+    model[0, 58] = math.log(0.5)  # the best move without a parallel is half as likely as D
+    model[0, 62] = 0.0
+    for factor, best in ((0.4, 58), (0.6, 62)):
+        assert _bass_under_a_rising_soprano((factor, factor))(model).argmax().item() == best
+
+
+def test_parallel_factors():
+    from rnnkit.apps.music.composer import PARALLELS, parallel_factors
+
+    assert parallel_factors("ban") == (0.0, 0.0) and parallel_factors("Allow") == (1.0, 1.0)
+    assert parallel_factors(0.25) == (0.25, 0.25) == parallel_factors("0.25")
+    assert parallel_factors("0.01,0.02") == (0.01, 0.02) == parallel_factors((0.01, 0.02))
+    assert parallel_factors(PARALLELS) == PARALLELS and all(0 < f < 1 for f in PARALLELS)
+    for bad in ("often", "1.5", "-0.1", "nan", "0.1,0.2,0.3", (0.1, "x")):
+        with pytest.raises(ValueError, match="--parallels"):
+            parallel_factors(bad, "--parallels")
+    with pytest.raises(ValueError, match="got '2'"):
+        parallel_factors("2")
+    with pytest.raises(TypeError, match="'ban' or 'allow'"):
+        parallel_factors(True)

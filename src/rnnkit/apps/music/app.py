@@ -167,7 +167,7 @@ class MusicApp(App):
         return Prepared(model, StreamsObjective(), train_batches, val_batches, "windows", artifacts, context)
 
     def evaluate(self, run: Run) -> dict[str, Any]:
-        from ...metrics.music import piece_statistics
+        from ...metrics.music import parallel_motion, piece_statistics
         from ...models.ngram import NGramModel, RepeatModel
 
         context, c = run.context, run.config
@@ -189,8 +189,13 @@ class MusicApp(App):
         best = min(range(1, c.ngram_max + 1), key=lambda n: results[f"{n}-gram"]["nll_per_step"])
         results["best_ngram"] = f"{best}-gram"
         results["below_best_ngram"] = 1 - results["model"]["nll_per_step"] / results[f"{best}-gram"]["nll_per_step"]
-        corpus = [piece_statistics(g.sounding(), g.tokens < 128, context["info"]["ranges"]) for g in context["train"]]
-        results["corpus"] = {k: float(np.nanmean([s[k] for s in corpus])) for k in corpus[0] if k != "steps"}
+        train = context["train"]
+        corpus = [piece_statistics(g.sounding(), g.tokens < 128, context["info"]["ranges"]) for g in train]
+        results["corpus"] = {k: float(np.nanmean([s[k] for s in corpus])) for k in ("in_key", "in_range")}
+        transitions = sum(len(g) - 1 for g in train)  # rates pooled over all transitions, as docs/music.md compares them
+        for kind in ("fifths", "octaves"):
+            count = sum(parallel_motion(g.sounding())[kind] for g in train)
+            results["corpus"][f"{kind}_per_100"] = 100 * count / max(transitions, 1)
         return results
 
     def report(self, run: Run, results: dict[str, Any]) -> str:

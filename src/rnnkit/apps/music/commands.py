@@ -21,7 +21,10 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--harmonize", action="store_true", help="keep the prime's soprano (or melody) and write the other voices")
     parser.add_argument("--key", default=None, help="the key to write in: C, 'g minor', 'F# major' (default: as sampled)")
     parser.add_argument("--seed", type=int, default=None, help="seed for a reproducible piece")
-    parser.add_argument("--allow-parallels", action="store_true", help="do not remove parallel fifths and octaves while sampling")
+    parser.add_argument("--parallels", default=None, metavar="ban|allow|F|F5,F8",
+                        help="parallel fifths and octaves while sampling: 'ban', 'allow', or a factor in [0, 1] on the"
+                             " model's probability of a move into one (two factors: fifths, octaves); the default"
+                             " writes them at about the Bach corpus's rate at temperature 0.7 (docs/music.md)")
     parser.add_argument("--no-png", action="store_true", help="no piano-roll picture")
 
 
@@ -29,10 +32,11 @@ def _compose(args: argparse.Namespace) -> int:
     from ..._io import save_figure
     from ...data.music import read_prime, write_grid
     from ...metrics.music import estimate_key, key_name, piece_statistics
-    from .composer import Composer, piano_roll
+    from .composer import PARALLELS, Composer, parallel_factors, piano_roll
 
     if args.bars < 0 or (args.bars == 0 and not args.harmonize):
         raise ValueError(f"--bars must be a positive integer, got {args.bars}")
+    parallels = parallel_factors(args.parallels, "--parallels") if args.parallels is not None else PARALLELS
     check_output_path(args.out, "--out")
     out = Path(args.out)
     if out.suffix.lower() not in (".mid", ".midi", ".musicxml", ".xml", ".mxl"):
@@ -42,7 +46,7 @@ def _compose(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     grid = composer.compose(args.bars, temperature=args.temperature, top_p=args.top_p, prime=prime,
                             harmonize=args.harmonize, key=args.key, seed=args.seed,
-                            parallels=not args.allow_parallels)  # fmt: skip
+                            parallels=parallels)  # fmt: skip
     seconds = time.perf_counter() - started
     write_grid(grid, out)
     stats = piece_statistics(grid.sounding(), grid.tokens < 128, composer.ranges)

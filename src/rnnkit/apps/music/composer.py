@@ -1,11 +1,26 @@
 """A trained music run as a composer: ``Composer.load(run_dir).compose(bars=16, ...)`` -> a :class:`Grid`.
 
 Generation runs through the model's ``step`` (the state carries; history is never re-read), one
-step at a time, voice by voice. Two constraints are on by default: pitches outside each voice's
-training range are never sampled, and a voice is never moved into parallel fifths or octaves
-with a voice already chosen for the same step (the candidate is removed from the distribution
-before sampling; a hold always stays possible). ``fixed`` voices (``harmonize``) are taken from
-the prime instead of sampled, as DeepBach harmonises a given soprano.
+step at a time, voice by voice. Two constraints shape the sampled distribution: pitches outside
+each voice's training range are never sampled, and a move into parallel fifths or octaves with
+a voice already chosen for the same step is made less likely by a factor (``parallels``):
+
+- ``parallels=f`` (or ``(f_fifths, f_octaves)``): the model's probability of a candidate pitch
+  that would make ``n`` parallel fifths and ``m`` parallel octaves with the voices above it is
+  multiplied by ``f_fifths ** n * f_octaves ** m`` (``log f`` added to its logit per parallel),
+  so its odds against every other candidate drop by exactly that factor; temperature and top-p
+  then act on the penalised distribution as on any other (at temperature ``T`` the sampled odds
+  drop by ``f ** (1 / T)``).
+- ``'ban'`` is the factor 0 (the candidate is removed), ``'allow'`` the factor 1 (the model's
+  choice). A hold, or a rest, always stays possible.
+
+The default, :data:`PARALLELS`, is set so that chorales composed at temperature 0.7 write
+parallel fifths and octaves at the training corpus's rates per 100 steps (docs/music.md has the
+measurement; a factor on the model's probability, rather than on the tempered one, keeps the
+rate nearer the corpus's at other temperatures).
+
+``fixed`` voices (``harmonize``) are taken from the prime instead of sampled, as DeepBach
+harmonises a given soprano.
 """
 
 from __future__ import annotations
@@ -23,6 +38,35 @@ from ...data.music import HOLD, REST, START, Grid, sounding_pitches
 from ...metrics.music import estimate_key, parse_key
 
 MUSIC_FILE = "music.json"  # what a composer needs of a run: voices, bar length, ranges
+PARALLELS = (0.019, 0.028)  # (fifths, octaves) factors: the corpus's rates at temperature 0.7 (docs/music.md)
+
+
+def parallel_factors(value: str | float | tuple[float, float], name: str = "parallels") -> tuple[float, float]:
+    """``'ban'``, ``'allow'``, a factor, ``'F5,F8'`` or ``(F5, F8)`` -> the (fifths, octaves) factors in [0, 1].
+
+    >>> parallel_factors("ban"), parallel_factors("0.1"), parallel_factors("0.05,0.02")
+    ((0.0, 0.0), (0.1, 0.1), (0.05, 0.02))
+    """
+    given, named = value, {"ban": (0.0, 0.0), "allow": (1.0, 1.0)}
+    expected = "'ban', 'allow', a factor in [0, 1], or two factors 'FIFTHS,OCTAVES'"
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be {expected}, got {value!r} (say 'ban' or 'allow', not True/False)")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in named:
+            return named[text]
+        try:
+            value = tuple(float(part) for part in text.split(","))
+        except ValueError:
+            raise ValueError(f"{name} must be {expected}, got {value!r}") from None
+    if isinstance(value, numbers.Real):
+        value = (float(value), float(value))
+    if not isinstance(value, tuple) or len(value) not in (1, 2) or not all(isinstance(v, numbers.Real) for v in value):
+        raise ValueError(f"{name} must be {expected}, got {given!r}")
+    factors = (float(value[0]), float(value[-1]))
+    if not all(0.0 <= f <= 1.0 for f in factors):
+        raise ValueError(f"{name} factors must lie in [0, 1] (0 bans, 1 allows), got {given!r}")
+    return factors
 
 
 class Composer:
@@ -45,9 +89,14 @@ class Composer:
         model.eval()
         return cls(model, read_json(path))
 
-    def _adjust(self, prev: np.ndarray, ranges: bool, parallels: bool):
-        """The logits filter for one step given the voices' sounding pitches before it ``prev`` ``(S,)``."""
+    def _adjust(self, prev: np.ndarray, ranges: bool, parallels: tuple[float, float]):
+        """The logits filter for one step given the voices' sounding pitches before it ``prev`` ``(S,)``.
+
+        ``parallels``: the (fifths, octaves) factors on the model's probabilities; ``sample_row``
+        applies temperature and top-p to what this returns.
+        """
         pitches = torch.arange(128)
+        logs = [math.log(f) if f > 0 else float("-inf") for f in parallels]  # fifths, octaves
 
         def adjust(s: int, logits: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
             logits = logits.clone()
@@ -55,7 +104,8 @@ class Composer:
             if ranges:
                 low, high = self.ranges[s]
                 bad[:128] |= (pitches < low) | (pitches > high)
-            if parallels and prev[s] >= 0:
+            made = torch.zeros(2, 128)  # parallel (fifths, octaves) each candidate pitch would make
+            if prev[s] >= 0:
                 for r in range(s):
                     token = int(row[0, r])
                     current = token if token < 128 else (int(prev[r]) if token == HOLD else -1)
@@ -67,7 +117,12 @@ class Composer:
                     if interval not in (0, 7):
                         continue
                     moved = (pitches != int(prev[s])) & (torch.sign(pitches - int(prev[s])) == int(np.sign(current - prev[r])))
-                    bad[:128] |= moved & ((current - pitches) % 12 == interval)
+                    made[0 if interval == 7 else 1] += (moved & ((current - pitches) % 12 == interval)).float()
+            for kind in range(2):
+                if logs[kind] == float("-inf"):
+                    bad[:128] |= made[kind] > 0
+                elif logs[kind] != 0:
+                    logits[..., :128] += logs[kind] * made[kind]
             if bad.all():
                 return logits
             return logits.masked_fill(bad, float("-inf"))
@@ -86,21 +141,24 @@ class Composer:
         key: str | None = None,
         seed: int | None = None,
         ranges: bool = True,
-        parallels: bool = True,
+        parallels: str | float | tuple[float, float] = PARALLELS,
         tries: int = 12,
     ) -> Grid:
         """A new piece of ``bars`` bars (after the prime, which it includes), or the prime harmonised.
 
         ``key`` ('C', 'g minor', 'F# major'): the piece is written in the key's mode (up to
-        ``tries`` samples) and transposed to its tonic.
+        ``tries`` samples) and transposed to its tonic. ``parallels``: 'ban', 'allow', a factor
+        or (fifths, octaves) factors, as :func:`parallel_factors` reads them (the module's
+        docstring says what a factor does).
         """
         if isinstance(bars, bool) or not isinstance(bars, numbers.Integral) or bars < (0 if harmonize else 1):
             raise ValueError(f"bars must be a positive integer, got {bars!r}")
         target = parse_key(key) if key is not None else None
+        factors = parallel_factors(parallels)
         prime = self._check_prime(prime, harmonize)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         for attempt in range(tries if target else 1):
-            grid = self._sample(bars, temperature, top_p, prime, harmonize, generator, ranges, parallels)
+            grid = self._sample(bars, temperature, top_p, prime, harmonize, generator, ranges, factors)
             if target is None:
                 return grid
             tonic, mode = estimate_key(grid.sounding())
